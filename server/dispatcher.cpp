@@ -1,0 +1,718 @@
+#include "server/dispatcher.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "protocol/rsp/hex.h"
+#include "protocol/rsp/reply.h"
+#include "protocol/rsp/signals.h"
+#include "server/mode_policy.h"
+#include "targets/process/x86_registers.h"
+
+extern char** environ;
+
+namespace dbgstub {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+constexpr const char* kTriple = "x86_64-pc-linux-gnu";
+
+std::string kv_hex(const std::string& s) { return rsp::to_hex(s); }
+
+}  // namespace
+
+Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
+    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)),
+      disable_randomization_(config_.disable_randomization) {
+  for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
+  monitor_.add("exit", "end dbgstub after this session", [this](const std::string&) {
+    if (hooks_.exit_server) hooks_.exit_server();
+    return MonitorResult{"", true};
+  });
+  monitor_.add(".session", "show the session mode and target", [this](const std::string&) {
+    return MonitorResult{std::string("mode: ") + mode_name(target_.mode()) + "; target: " + target_.describe() + "\n", true};
+  });
+  monitor_.add("set debug", "0|1: debug logging off/on", [this](const std::string& a) {
+    if (hooks_.set_log_level) hooks_.set_log_level(a == "0" ? "info" : "debug");
+    return MonitorResult{"", true};
+  });
+  monitor_.add("set log-level", "trace|debug|info|warn|error: logging level", [this](const std::string& a) {
+    if (hooks_.set_log_level) hooks_.set_log_level(a);
+    return MonitorResult{"", true};
+  });
+}
+
+bool Dispatcher::nothing_left() const { return target_.processes().empty(); }
+
+// ---------------------------------------------------------------------------
+
+void Dispatcher::handle_packet(std::string_view payload) {
+  auto req = rsp::parse_request(payload);
+  if (!req) {
+    spdlog::warn("bad request '{}': {}", std::string(payload.substr(0, 64)), req.error().message);
+    hooks_.send(refuse(22, req.error().message));
+    return;
+  }
+  bool deferred = false;
+  std::string reply = dispatch(*req, deferred);
+  if (deferred) return;
+  hooks_.send(std::move(reply));
+  if (std::holds_alternative<rsp::StartNoAckMode>(*req) && hooks_.start_no_ack) hooks_.start_no_ack();
+}
+
+void Dispatcher::handle_interrupt() {
+  if (!target_.running()) return;
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::Interrupt); !st) {
+    spdlog::warn("interrupt refused: {}", st.error().message);
+    return;
+  }
+  target_.interrupt();
+}
+
+void Dispatcher::handle_stop(const StopEvent& ev) {
+  if (ev.kind == StopEvent::Kind::Signal) {
+    g_thread_ = ev.thread;
+  }
+  if (!waiting_for_stop_) return;  // kept as last_stop() for '?'
+  waiting_for_stop_ = false;
+  hooks_.send(stop_reply(ev));
+}
+
+std::string Dispatcher::refuse(int code, const std::string& message) {
+  spdlog::info("refused: {}", message);
+  if (!error_strings_) {
+    // gdb 13 does not show E.message: show the text as console output.
+    hooks_.send(rsp::reply_console_output("dbgstub: " + message + "\n"));
+  }
+  return rsp::reply_error_message(code, message, error_strings_);
+}
+
+// ---------------------------------------------------------------------------
+// Threads
+
+int Dispatcher::current_pid() const {
+  if (g_thread_.pid > 0 && target_.thread_alive(g_thread_)) return g_thread_.pid;
+  auto procs = target_.processes();
+  return procs.empty() ? 0 : procs.front().pid;
+}
+
+ThreadRef Dispatcher::current_thread() const {
+  if (g_thread_.tid > 0 && target_.thread_alive(g_thread_)) return g_thread_;
+  auto ts = target_.threads();
+  return ts.empty() ? ThreadRef{} : ts.front();
+}
+
+std::optional<ThreadRef> Dispatcher::resolve(const rsp::ThreadId& t) const {
+  auto ts = target_.threads();
+  for (auto& r : ts) {
+    bool pid_ok = t.pid <= 0 || t.pid == r.pid;
+    bool tid_ok = t.tid <= 0 || t.tid == r.tid;
+    if (pid_ok && tid_ok) return r;
+  }
+  return std::nullopt;
+}
+
+rsp::ThreadId Dispatcher::wire_id(ThreadRef t) const { return rsp::ThreadId{t.pid, t.tid}; }
+
+std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
+  if (h.thread.tid == -1 && (h.thread.pid <= 0 || h.thread.pid == -1)) {
+    if (h.op == 'c') c_thread_all_ = true;
+    return rsp::reply_ok();
+  }
+  auto r = resolve(h.thread);
+  if (!r) return rsp::reply_error(1);
+  if (h.op == 'g') {
+    g_thread_ = *r;
+  } else {
+    c_thread_ = *r;
+    c_thread_all_ = h.thread.tid <= 0;
+  }
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::threads_xml() const {
+  std::string x = "<?xml version=\"1.0\"?>\n<threads>\n";
+  for (auto& t : target_.threads()) {
+    x += "<thread id=\"" + rsp::format_thread_id(wire_id(t), multiprocess_) + "\"/>\n";
+  }
+  x += "</threads>\n";
+  return x;
+}
+
+// ---------------------------------------------------------------------------
+// Stop replies
+
+std::string Dispatcher::stop_reply(const StopEvent& ev) {
+  std::optional<int64_t> pid;
+  if (multiprocess_) pid = ev.thread.pid;
+  switch (ev.kind) {
+    case StopEvent::Kind::Exited:
+      return rsp::build_exit_reply(ev.exit_code, pid);
+    case StopEvent::Kind::Terminated:
+      return rsp::build_signal_exit_reply(rsp::gdb_signal_from_host(ev.signal), pid);
+    case StopEvent::Kind::NoProcess:
+      return "N";
+    case StopEvent::Kind::Signal:
+      break;
+  }
+  rsp::StopReply r;
+  r.signal = rsp::gdb_signal_from_host(ev.signal);
+  r.thread = wire_id(ev.thread);
+  for (int regno : target_.expedited_registers()) {
+    auto v = target_.read_register(ev.thread, regno);
+    if (v) r.registers.emplace_back(regno, *v);
+  }
+  using R = StopEvent::Reason;
+  switch (ev.reason) {
+    case R::SwBreak:
+      if (swbreak_) r.extras.emplace_back("swbreak", "");
+      break;
+    case R::HwBreak:
+      if (hwbreak_) r.extras.emplace_back("hwbreak", "");
+      break;
+    case R::Watch: r.extras.emplace_back("watch", rsp::hex_u64(ev.data_addr)); break;
+    case R::ReadWatch: r.extras.emplace_back("rwatch", rsp::hex_u64(ev.data_addr)); break;
+    case R::AccessWatch: r.extras.emplace_back("awatch", rsp::hex_u64(ev.data_addr)); break;
+    default: break;
+  }
+  if (list_threads_in_stop_) {
+    // lldb: the thread list and pcs, saving a qfThreadInfo round trip,
+    // and a reason it understands.
+    std::string ids, pcs;
+    for (auto& t : target_.threads()) {
+      if (!ids.empty()) { ids += ","; pcs += ","; }
+      ids += rsp::hex_u64(static_cast<uint64_t>(t.tid));
+      auto pc = target_.read_register(t, x86::pc_regno());
+      pcs += pc ? rsp::hex_u64(rsp::from_le_bytes(*pc)) : "0";
+    }
+    r.extras.emplace_back("threads", ids);
+    r.extras.emplace_back("thread-pcs", pcs);
+    switch (ev.reason) {
+      case R::SwBreak:
+      case R::HwBreak: r.extras.emplace_back("reason", "breakpoint"); break;
+      case R::Step: r.extras.emplace_back("reason", "trace"); break;
+      case R::Watch:
+      case R::ReadWatch:
+      case R::AccessWatch:
+        r.extras.emplace_back("reason", "watchpoint");
+        r.extras.emplace_back("description", rsp::to_hex(std::to_string(ev.data_addr)));
+        break;
+      case R::Exec: r.extras.emplace_back("reason", "exec"); break;
+      default:
+        if (ev.signal != 0 && ev.signal != SIGTRAP) r.extras.emplace_back("reason", "signal");
+        break;
+    }
+  }
+  return rsp::build_stop_reply(r, multiprocess_);
+}
+
+std::string Dispatcher::on_halt_reason() {
+  auto last = target_.last_stop();
+  if (target_.processes().empty()) {
+    if (last && (last->kind == StopEvent::Kind::Exited || last->kind == StopEvent::Kind::Terminated))
+      return stop_reply(*last);
+    return "W00";
+  }
+  if (last && last->kind == StopEvent::Kind::Signal && target_.thread_alive(last->thread)) {
+    return stop_reply(*last);
+  }
+  StopEvent ev;
+  ev.thread = current_thread();
+  ev.signal = SIGTRAP;
+  return stop_reply(ev);
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch
+
+std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
+  return std::visit(
+      Overloaded{
+          [&](const rsp::QSupported& q) { return on_supported(q); },
+          [&](const rsp::StartNoAckMode&) { return rsp::reply_ok(); },
+          [&](const rsp::QueryHaltReason&) { return on_halt_reason(); },
+          [&](const rsp::ReadAllRegisters& r) { return on_read_registers(r.thread); },
+          [&](const rsp::WriteAllRegisters& w) { return on_write_registers(w); },
+          [&](const rsp::ReadRegister& r) { return on_read_register(r); },
+          [&](const rsp::WriteRegister& w) { return on_write_register(w); },
+          [&](const rsp::ReadMemory& m) { return on_read_memory(m); },
+          [&](const rsp::WriteMemory& m) { return on_write_memory(m); },
+          [&](const rsp::Breakpoint& b) { return on_breakpoint(b); },
+          [&](const rsp::Resume& r) { return on_legacy_resume(r, deferred); },
+          [&](const rsp::VContQuery&) { return std::string("vCont;c;C;s;S;t"); },
+          [&](const rsp::VCont& v) { return on_vcont(v, deferred); },
+          [&](const rsp::SetThread& h) { return on_set_thread(h); },
+          [&](const rsp::ThreadAlive& t) {
+            return resolve(t.thread) ? rsp::reply_ok() : rsp::reply_error(1);
+          },
+          [&](const rsp::QueryCurrentThread&) {
+            auto t = current_thread();
+            return t.tid ? "QC" + rsp::format_thread_id(wire_id(t), multiprocess_) : std::string("QC0");
+          },
+          [&](const rsp::ThreadInfoFirst&) {
+            std::vector<rsp::ThreadId> ids;
+            for (auto& t : target_.threads()) ids.push_back(wire_id(t));
+            return rsp::build_thread_list(ids, multiprocess_);
+          },
+          [&](const rsp::ThreadInfoNext&) { return std::string("l"); },
+          [&](const rsp::QueryAttached& a) {
+            int pid = a.pid ? static_cast<int>(*a.pid) : current_pid();
+            for (auto& p : target_.processes())
+              if (p.pid == pid) return std::string(p.attached ? "1" : "0");
+            return rsp::reply_error(1);
+          },
+          [&](const rsp::XferRead& x) { return on_xfer(x); },
+          [&](const rsp::MonitorCommand& m) { return on_monitor(m); },
+          [&](const rsp::Detach& d) { return on_detach(d); },
+          [&](const rsp::Kill&) { return on_kill(std::nullopt, deferred, true); },
+          [&](const rsp::VKill& k) { return on_kill(k.pid, deferred, false); },
+          [&](const rsp::VRun& r) { return on_run(r, deferred); },
+          [&](const rsp::VAttach& a) { return on_attach(a, deferred); },
+          [&](const rsp::PassSignals& p) {
+            pass_signals_.clear();
+            for (int s : p.signals)
+              if (int h = rsp::host_signal_from_gdb(s)) pass_signals_.insert(h);
+            target_.set_pass_signals(pass_signals_);
+            return rsp::reply_ok();
+          },
+          [&](const rsp::ProgramSignals&) { return rsp::reply_ok(); },
+          [&](const rsp::SetFlag& f) { return on_flag(f); },
+          [&](const rsp::SetEnvironment& e) {
+            if (e.reset) {
+              environment_.clear();
+              for (char** p = environ; p && *p; ++p) environment_.push_back(*p);
+            } else {
+              std::string prefix = e.name + "=";
+              std::erase_if(environment_, [&](const std::string& s) { return s.rfind(prefix, 0) == 0; });
+              if (!e.unset) environment_.push_back(prefix + e.value);
+            }
+            return rsp::reply_ok();
+          },
+          [&](const rsp::SetWorkingDir& w) {
+            working_dir_ = w.dir;
+            return rsp::reply_ok();
+          },
+          [&](const rsp::QueryOffsets&) { return rsp::reply_empty(); },
+          [&](const rsp::QuerySymbol&) { return rsp::reply_ok(); },
+          [&](const rsp::QueryTStatus&) { return rsp::reply_empty(); },
+          [&](const rsp::QueryHostInfo&) { return on_host_info(); },
+          [&](const rsp::QueryProcessInfo&) { return on_process_info(); },
+          [&](const rsp::QueryRegisterInfo& r) { return on_register_info(r.regno); },
+          [&](const rsp::QueryMemoryRegionInfo& m) { return on_memory_region(m.addr); },
+          [&](const rsp::QueryThreadStopInfo& t) { return on_thread_stop_info(t.thread); },
+          [&](const rsp::QueryWorkingDir&) {
+            char buf[4096];
+            std::string cwd = "/proc/" + std::to_string(current_pid()) + "/cwd";
+            ssize_t n = ::readlink(cwd.c_str(), buf, sizeof buf);
+            if (n <= 0) return rsp::reply_error(1);
+            return rsp::to_hex(std::string(buf, static_cast<std::size_t>(n)));
+          },
+          [&](const rsp::JsonRequest&) { return rsp::reply_empty(); },
+          [&](const rsp::Unsupported& u) {
+            spdlog::debug("unsupported packet '{}'", u.name);
+            return rsp::reply_empty();
+          },
+      },
+      req);
+}
+
+// ---------------------------------------------------------------------------
+// Capabilities and flags
+
+std::string Dispatcher::on_supported(const rsp::QSupported& q) {
+  for (auto& f : q.features) {
+    if (f == "multiprocess+") multiprocess_ = true;
+    if (f == "swbreak+") swbreak_ = true;
+    if (f == "hwbreak+") hwbreak_ = true;
+    if (f == "error-message+") error_strings_ = true;
+  }
+  std::vector<std::string> out = {
+      "PacketSize=" + rsp::hex_u64(config_.packet_size),
+      "QPassSignals+",
+      "QProgramSignals+",
+      "QStartNoAckMode+",
+      "qXfer:features:read+",
+      "qXfer:auxv:read+",
+      "qXfer:libraries-svr4:read+",
+      "qXfer:exec-file:read+",
+      "qXfer:threads:read+",
+      "QDisableRandomization+",
+      "QEnvironmentHexEncoded+",
+      "QEnvironmentUnset+",
+      "QEnvironmentReset+",
+      "QSetWorkingDir+",
+      "vContSupported+",
+      "QThreadSuffixSupported+",
+      "QListThreadsInStopReply+",
+  };
+  if (multiprocess_) out.push_back("multiprocess+");
+  if (swbreak_) out.push_back("swbreak+");
+  if (hwbreak_) out.push_back("hwbreak+");
+  if (error_strings_) out.push_back("error-message+");
+  return rsp::build_supported(out);
+}
+
+std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
+  if (f.name == "QDisableRandomization") {
+    disable_randomization_ = f.value;
+    return rsp::reply_ok();
+  }
+  if (f.name == "QNonStop") return f.value ? refuse(1, "non-stop mode is not supported") : rsp::reply_ok();
+  if (f.name == "QListThreadsInStopReply") {
+    list_threads_in_stop_ = true;
+    return rsp::reply_ok();
+  }
+  if (f.name == "QThreadSuffixSupported") return rsp::reply_ok();
+  if (f.name == "QEnableErrorStrings") {
+    error_strings_ = true;
+    return rsp::reply_ok();
+  }
+  if (f.name == "QStartupWithShell") return rsp::reply_ok();  // programs are always exec'd directly
+  return rsp::reply_empty();
+}
+
+// ---------------------------------------------------------------------------
+// Registers and memory
+
+std::string Dispatcher::on_read_registers(std::optional<rsp::ThreadId> t) {
+  ThreadRef th = current_thread();
+  if (t) {
+    auto r = resolve(*t);
+    if (!r) return rsp::reply_error(1);
+    th = *r;
+  }
+  auto regs = target_.read_registers(th);
+  if (!regs) return refuse(regs.error().code, regs.error().message);
+  return rsp::to_hex(*regs);
+}
+
+std::string Dispatcher::on_write_registers(const rsp::WriteAllRegisters& w) {
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteRegisters); !st) return refuse(1, st.error().message);
+  ThreadRef th = current_thread();
+  if (w.thread) {
+    auto r = resolve(*w.thread);
+    if (!r) return rsp::reply_error(1);
+    th = *r;
+  }
+  auto st = target_.write_registers(th, w.data);
+  if (!st) return refuse(st.error().code, st.error().message);
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::on_read_register(const rsp::ReadRegister& r) {
+  ThreadRef th = current_thread();
+  if (r.thread) {
+    auto t = resolve(*r.thread);
+    if (!t) return rsp::reply_error(1);
+    th = *t;
+  }
+  if (r.regno > 10000) return rsp::reply_error(22);
+  auto v = target_.read_register(th, static_cast<int>(r.regno));
+  if (!v) return rsp::reply_error(v.error().code);
+  return rsp::to_hex(*v);
+}
+
+std::string Dispatcher::on_write_register(const rsp::WriteRegister& w) {
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteRegisters); !st) return refuse(1, st.error().message);
+  ThreadRef th = current_thread();
+  if (w.thread) {
+    auto t = resolve(*w.thread);
+    if (!t) return rsp::reply_error(1);
+    th = *t;
+  }
+  if (w.regno > 10000) return rsp::reply_error(22);
+  auto st = target_.write_register(th, static_cast<int>(w.regno), w.value);
+  if (!st) return rsp::reply_error(st.error().code);
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::on_read_memory(const rsp::ReadMemory& m) {
+  // Replies must fit in our advertised packet size: hex doubles the bytes.
+  uint64_t cap = m.binary ? config_.packet_size - 8 : (config_.packet_size - 8) / 2;
+  uint64_t len = std::min<uint64_t>(m.length, cap);
+  if (len == 0) return m.binary ? std::string("") : std::string("");
+  auto data = target_.read_memory(current_pid(), m.addr, static_cast<std::size_t>(len));
+  if (!data) return rsp::reply_error(data.error().code);
+  return m.binary ? *data : rsp::to_hex(*data);
+}
+
+std::string Dispatcher::on_write_memory(const rsp::WriteMemory& m) {
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteMemory); !st) return refuse(1, st.error().message);
+  if (m.data.empty()) return rsp::reply_ok();  // "X addr,0:" probes binary support
+  auto st = target_.write_memory(current_pid(), m.addr, m.data);
+  if (!st) return rsp::reply_error(st.error().code);
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
+  Operation op = b.type <= 1 ? Operation::Breakpoint : Operation::Watchpoint;
+  if (auto st = ModePolicy::allows(target_.mode(), op); !st) return refuse(1, st.error().message);
+  auto type = static_cast<BreakpointType>(b.type);
+  int pid = current_pid();
+  if (pid == 0) return rsp::reply_error(3);
+  auto st = b.insert ? target_.insert_breakpoint(pid, type, b.addr, b.kind)
+                     : target_.remove_breakpoint(pid, type, b.addr, b.kind);
+  if (!st) {
+    spdlog::debug("{} breakpoint type {} at {:#x}: {}", b.insert ? "insert" : "remove", b.type, b.addr,
+                  st.error().message);
+    return rsp::reply_error(st.error().code);
+  }
+  return rsp::reply_ok();
+}
+
+// ---------------------------------------------------------------------------
+// Execution
+
+std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool& deferred) {
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::Resume); !st) return refuse(1, st.error().message);
+  if (target_.processes().empty()) return "W00";
+  auto st = target_.resume(actions);
+  if (!st) return refuse(st.error().code, st.error().message);
+  waiting_for_stop_ = true;
+  deferred = true;
+  return "";
+}
+
+std::string Dispatcher::on_legacy_resume(const rsp::Resume& r, bool& deferred) {
+  std::vector<ResumeAction> actions;
+  ResumeAction a;
+  a.kind = r.step ? ResumeAction::Kind::Step : ResumeAction::Kind::Continue;
+  a.signal = rsp::host_signal_from_gdb(r.signal);
+  a.addr = r.addr;
+  ThreadRef th = c_thread_all_ ? current_thread() : c_thread_;
+  if (r.step || a.signal || a.addr) {
+    a.thread = th;
+    actions.push_back(a);
+    ResumeAction rest;  // the others continue, as in gdbserver
+    actions.push_back(rest);
+  } else {
+    actions.push_back(a);
+  }
+  return on_resume(actions, deferred);
+}
+
+std::string Dispatcher::on_vcont(const rsp::VCont& v, bool& deferred) {
+  std::vector<ResumeAction> actions;
+  for (auto& va : v.actions) {
+    ResumeAction a;
+    switch (va.action) {
+      case 's': case 'S': case 'r': a.kind = ResumeAction::Kind::Step; break;
+      case 't': a.kind = ResumeAction::Kind::Stop; break;
+      default: a.kind = ResumeAction::Kind::Continue; break;
+    }
+    a.signal = rsp::host_signal_from_gdb(va.signal);
+    if (va.thread && !(va.thread->tid == -1 && va.thread->pid <= 0)) {
+      ThreadRef t{static_cast<int>(va.thread->pid), static_cast<int>(va.thread->tid)};
+      a.thread = t;
+    }
+    actions.push_back(a);
+  }
+  return on_resume(actions, deferred);
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+
+std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
+  std::string doc;
+  if (x.object == "features") {
+    if (x.annex != "target.xml") return rsp::reply_error(0);
+    doc = target_.target_xml();
+  } else if (x.object == "threads") {
+    doc = threads_xml();
+  } else if (x.object == "auxv" || x.object == "libraries-svr4" || x.object == "exec-file") {
+    int pid = current_pid();
+    if (x.object == "exec-file" && !x.annex.empty()) {
+      auto p = rsp::parse_hex_u64(x.annex);
+      if (!p) return rsp::reply_error(22);
+      pid = static_cast<int>(*p);
+    }
+    auto r = x.object == "auxv" ? target_.auxv(pid)
+             : x.object == "exec-file" ? target_.exec_file(pid)
+                                       : target_.libraries_svr4(pid);
+    if (!r) return rsp::reply_error(r.error().code);
+    doc = *r;
+  } else {
+    return rsp::reply_empty();
+  }
+  uint64_t cap = config_.packet_size - 8;
+  return rsp::build_xfer_chunk(doc, x.offset, std::min<uint64_t>(x.length, cap));
+}
+
+std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
+  spdlog::info("monitor {}", m.command);
+  MonitorResult r = monitor_.run(m.command);
+  if (!r.output.empty()) hooks_.send(rsp::reply_console_output(r.output));
+  return r.ok ? rsp::reply_ok() : rsp::reply_error(1);
+}
+
+// ---------------------------------------------------------------------------
+// Ending and starting
+
+std::string Dispatcher::on_detach(const rsp::Detach& d) {
+  int pid = d.pid ? static_cast<int>(*d.pid) : current_pid();
+  if (target_.processes().empty()) return rsp::reply_error(3);
+  auto st = target_.detach_process(pid);
+  if (!st) return refuse(st.error().code, st.error().message);
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, bool legacy) {
+  KillDecision d = ModePolicy::kill(target_.mode(), legacy ? KillSource::PacketK : KillSource::PacketVKill);
+  if (d.action == KillDecision::Action::Refuse) {
+    if (legacy) {
+      // GDB does not read a reply to 'k'; tell the user and log it.
+      hooks_.send(rsp::reply_console_output("dbgstub: " + d.message + "\n"));
+      spdlog::warn("kill refused: {}", d.message);
+      deferred = true;
+      return "";
+    }
+    return refuse(1, d.message);
+  }
+  int pid = pid_arg ? static_cast<int>(*pid_arg) : current_pid();
+  auto st = target_.kill_process(pid);
+  if (legacy) {
+    // No reply to 'k' (GDB does not wait for one).
+    deferred = true;
+    return "";
+  }
+  if (!st) return refuse(st.error().code, st.error().message);
+  return rsp::reply_ok();
+}
+
+std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
+  if (!config_.allow_run) return refuse(1, "starting programs remotely is not allowed (start dbgstub with --allow-run)");
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::Run); !st) return refuse(1, st.error().message);
+  ProcessLauncher* l = target_.launcher();
+  if (!l) return refuse(1, "this target cannot start programs");
+  LaunchSpec spec;
+  spec.argv = r.argv;
+  if (spec.argv.empty() || spec.argv[0].empty()) {
+    if (config_.default_program.empty()) return refuse(2, "no program given to run");
+    std::vector<std::string> args(spec.argv.begin() + (spec.argv.empty() ? 0 : 1), spec.argv.end());
+    spec.argv = config_.default_program;
+    if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  }
+  spec.env = environment_;
+  spec.cwd = working_dir_;
+  spec.disable_aslr = disable_randomization_;
+  // gdb expects the run to replace any process of the previous run.
+  for (auto& p : target_.processes())
+    if (!p.attached) target_.kill_process(p.pid);
+  auto st = l->launch(spec);
+  if (!st) return refuse(st.error().code, st.error().message);
+  waiting_for_stop_ = true;
+  deferred = true;
+  return "";
+}
+
+std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
+  if (!config_.allow_attach)
+    return refuse(1, "attaching to processes remotely is not allowed (start dbgstub with --allow-attach)");
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::Attach); !st) return refuse(1, st.error().message);
+  ProcessLauncher* l = target_.launcher();
+  if (!l) return refuse(1, "this target cannot attach to processes");
+  auto st = l->attach(static_cast<int>(a.pid));
+  if (!st) return refuse(st.error().code, st.error().message);
+  waiting_for_stop_ = true;
+  deferred = true;
+  return "";
+}
+
+// ---------------------------------------------------------------------------
+// lldb
+
+std::string Dispatcher::on_host_info() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return rsp::build_key_values({
+      {"triple", kv_hex(kTriple)},
+      {"ptrsize", "8"},
+      {"endian", "little"},
+      {"ostype", "linux"},
+      {"vendor", "pc"},
+      {"watchpoint_exceptions_received", "after"},
+      {"hostname", kv_hex(host)},
+  });
+}
+
+std::string Dispatcher::on_process_info() {
+  int pid = current_pid();
+  if (pid == 0) return rsp::reply_error(3);
+  return rsp::build_key_values({
+      {"pid", rsp::hex_u64(static_cast<uint64_t>(pid))},
+      {"parent-pid", rsp::hex_u64(static_cast<uint64_t>(::getpid()))},
+      {"real-uid", rsp::hex_u64(::getuid())},
+      {"real-gid", rsp::hex_u64(::getgid())},
+      {"effective-uid", rsp::hex_u64(::geteuid())},
+      {"effective-gid", rsp::hex_u64(::getegid())},
+      {"triple", kv_hex(kTriple)},
+      {"ostype", "linux"},
+      {"endian", "little"},
+      {"ptrsize", "8"},
+  });
+}
+
+std::string Dispatcher::on_register_info(uint64_t regno) {
+  const auto& regs = x86::registers();
+  if (regno >= regs.size()) return "E45";
+  const auto& r = regs[regno];
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"name", r.name},
+      {"bitsize", std::to_string(r.bitsize)},
+      {"offset", std::to_string(r.offset)},
+      {"encoding", r.encoding},
+      {"format", r.format},
+      {"set", r.set},
+  };
+  if (r.dwarf >= 0) {
+    kv.emplace_back("ehframe", std::to_string(r.dwarf));
+    kv.emplace_back("dwarf", std::to_string(r.dwarf));
+  }
+  if (!r.generic.empty()) kv.emplace_back("generic", r.generic);
+  return rsp::build_key_values(kv);
+}
+
+std::string Dispatcher::on_memory_region(uint64_t addr) {
+  auto r = target_.memory_region(current_pid(), addr);
+  if (!r) return rsp::reply_error(r.error().code);
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"start", rsp::hex_u64(r->start)},
+      {"size", rsp::hex_u64(r->size)},
+  };
+  if (r->mapped) {
+    std::string perms;
+    if (r->read) perms += 'r';
+    if (r->write) perms += 'w';
+    if (r->exec) perms += 'x';
+    kv.emplace_back("permissions", perms);
+    if (!r->name.empty()) kv.emplace_back("name", rsp::to_hex(r->name));
+  }
+  return rsp::build_key_values(kv);
+}
+
+std::string Dispatcher::on_thread_stop_info(const rsp::ThreadId& t) {
+  auto r = resolve(t);
+  if (!r) return rsp::reply_error(1);
+  auto last = target_.last_stop();
+  StopEvent ev;
+  if (last && last->kind == StopEvent::Kind::Signal && last->thread == *r) {
+    ev = *last;
+  } else {
+    ev.thread = *r;
+    ev.signal = 0;
+  }
+  return stop_reply(ev);
+}
+
+}  // namespace dbgstub

@@ -1,0 +1,102 @@
+// Turns parsed RSP requests into target operations and replies, for one
+// debugger connection. Knows nothing of sockets: replies go out through
+// the `send` hook, and the session feeds packets and interrupts in.
+#pragma once
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/rsp/request.h"
+#include "server/monitor.h"
+#include "targets/target.h"
+
+namespace dbgstub {
+
+struct DispatcherConfig {
+  bool multi = false;
+  bool allow_run = false;
+  bool allow_attach = false;
+  bool disable_randomization = true;
+  std::vector<std::string> default_program;  // argv used by vRun with an empty name
+  std::size_t packet_size = 0x4000;
+};
+
+struct SessionHooks {
+  std::function<void(std::string)> send;       // one reply payload
+  std::function<void()> start_no_ack;          // after the OK to QStartNoAckMode went out
+  std::function<void()> exit_server;           // "monitor exit"
+  std::function<void(const std::string&)> set_log_level;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks);
+
+  void handle_packet(std::string_view payload);
+  void handle_interrupt();
+  // From the target: a stop after resume/interrupt/run/attach.
+  void handle_stop(const StopEvent& ev);
+  bool waiting_for_stop() const { return waiting_for_stop_; }
+  // Without --multi the server ends when nothing is left to debug.
+  bool nothing_left() const;
+
+ private:
+  using Req = rsp::Request;
+  std::string dispatch(const Req& req, bool& deferred);
+
+  std::string on_supported(const rsp::QSupported& q);
+  std::string on_halt_reason();
+  std::string on_read_registers(std::optional<rsp::ThreadId> t);
+  std::string on_write_registers(const rsp::WriteAllRegisters& w);
+  std::string on_read_register(const rsp::ReadRegister& r);
+  std::string on_write_register(const rsp::WriteRegister& w);
+  std::string on_read_memory(const rsp::ReadMemory& m);
+  std::string on_write_memory(const rsp::WriteMemory& m);
+  std::string on_breakpoint(const rsp::Breakpoint& b);
+  std::string on_resume(const std::vector<ResumeAction>& actions, bool& deferred);
+  std::string on_legacy_resume(const rsp::Resume& r, bool& deferred);
+  std::string on_vcont(const rsp::VCont& v, bool& deferred);
+  std::string on_set_thread(const rsp::SetThread& h);
+  std::string on_xfer(const rsp::XferRead& x);
+  std::string on_monitor(const rsp::MonitorCommand& m);
+  std::string on_detach(const rsp::Detach& d);
+  std::string on_kill(std::optional<int64_t> pid, bool& deferred, bool legacy);
+  std::string on_run(const rsp::VRun& r, bool& deferred);
+  std::string on_attach(const rsp::VAttach& a, bool& deferred);
+  std::string on_flag(const rsp::SetFlag& f);
+  std::string on_host_info();
+  std::string on_process_info();
+  std::string on_register_info(uint64_t regno);
+  std::string on_memory_region(uint64_t addr);
+  std::string on_thread_stop_info(const rsp::ThreadId& t);
+
+  std::string stop_reply(const StopEvent& ev);
+  std::string threads_xml() const;
+  std::string refuse(int code, const std::string& message);
+  std::optional<ThreadRef> resolve(const rsp::ThreadId& t) const;
+  ThreadRef current_thread() const;
+  int current_pid() const;
+  rsp::ThreadId wire_id(ThreadRef t) const;
+
+  Target& target_;
+  DispatcherConfig config_;
+  SessionHooks hooks_;
+  Monitor monitor_;
+  bool multiprocess_ = false;    // client and server agreed on pPID.TID ids
+  bool swbreak_ = false, hwbreak_ = false;
+  bool error_strings_ = false;   // client accepts "E.message"
+  bool list_threads_in_stop_ = false;  // lldb
+  bool waiting_for_stop_ = false;
+  ThreadRef g_thread_{}, c_thread_{};
+  bool c_thread_all_ = true;
+  std::vector<rsp::ThreadId> thread_list_cursor_;
+  std::set<int> pass_signals_;   // host numbers
+  std::vector<std::string> environment_;
+  std::string working_dir_;
+  bool disable_randomization_;
+};
+
+}  // namespace dbgstub

@@ -1,0 +1,103 @@
+// dbgstub: a debugging stub server. See README.md.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "server/options.h"
+#include "server/server.h"
+#include "targets/process/child_events.h"
+#include "targets/process/process_target.h"
+
+using namespace dbgstub;
+
+namespace {
+
+// Runs the loop until the target reports its first stop (launch or attach).
+bool wait_first_stop(asio::io_context& io, Target& target) {
+  bool stopped = false;
+  StopEvent first;
+  target.set_stop_handler([&](const StopEvent& ev) {
+    stopped = true;
+    first = ev;
+  });
+  while (!stopped && io.run_one()) {
+  }
+  target.set_stop_handler(nullptr);
+  return stopped && first.kind == StopEvent::Kind::Signal;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists: ptrace stops arrive through a signalfd.
+  block_sigchld();
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto opts = parse_options(args);
+  if (!opts) {
+    std::cerr << "dbgstub: " << opts.error().message << "\n\n" << usage();
+    return 2;
+  }
+  if (opts->help) {
+    std::cout << usage();
+    return 0;
+  }
+  if (opts->version) {
+    std::cout << "dbgstub 0.1\n";
+    return 0;
+  }
+  auto logger = spdlog::stderr_color_mt("dbgstub");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::set_level(spdlog::level::from_str(opts->log_level));
+  if (opts->log_packets && spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
+
+  asio::io_context io;
+  ChildEvents child_events(io);
+  ProcessTarget target(io, child_events);
+
+  if (!opts->program.empty() && !opts->multi) {
+    LaunchSpec spec;
+    spec.argv = opts->program;
+    for (char** e = environ; e && *e; ++e) spec.env.push_back(*e);
+    spec.disable_aslr = opts->disable_randomization;
+    auto st = target.launch(spec);
+    if (!st || !wait_first_stop(io, target)) {
+      std::cerr << "dbgstub: cannot start " << opts->program[0] << ": "
+                << (st ? "the program exited before it started" : st.error().message) << "\n";
+      return 1;
+    }
+    auto procs = target.processes();
+    std::cerr << "Process " << opts->program[0] << " created; pid = " << (procs.empty() ? 0 : procs[0].pid)
+              << std::endl;
+  } else if (opts->attach_pid) {
+    auto st = target.attach(*opts->attach_pid);
+    if (!st || !wait_first_stop(io, target)) {
+      std::cerr << "dbgstub: cannot attach to process " << *opts->attach_pid << ": "
+                << (st ? "it went away" : st.error().message) << "\n";
+      return 1;
+    }
+    std::cerr << "Attached; pid = " << *opts->attach_pid << std::endl;
+  }
+
+  Server server(io, *opts, target);
+  if (auto st = server.listen(); !st) {
+    std::cerr << "dbgstub: " << st.error().message << "\n";
+    target.release_all();
+    return 1;
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    server.shutdown();
+  });
+  io.run();
+  std::cerr << "dbgstub: exiting" << std::endl;
+  return 0;
+}

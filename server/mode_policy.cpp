@@ -1,0 +1,42 @@
+#include "server/mode_policy.h"
+
+namespace dbgstub {
+
+KillDecision ModePolicy::kill(Mode mode, KillSource) {
+  switch (mode) {
+    case Mode::User:
+      // WinDbg's user-mode .kill and GDB's kill agree: end the process now.
+      return {KillDecision::Action::KillNow, ""};
+    case Mode::Kernel:
+      // A kill must never end the machine (QEMU's stub would). Scheduling
+      // process termination is the kernel-mode issue's work.
+      return {KillDecision::Action::Refuse,
+              "kill in kernel mode schedules process termination: not yet supported; the machine is not killed"};
+    case Mode::LocalKernel:
+      return {KillDecision::Action::Refuse, ".kill is not available in a local kernel session (inspection only)"};
+  }
+  return {KillDecision::Action::Refuse, "unknown session mode"};
+}
+
+Status ModePolicy::allows(Mode mode, Operation op) {
+  if (mode != Mode::LocalKernel) return ok_status();
+  switch (op) {
+    case Operation::Resume:
+    case Operation::Interrupt:
+      return make_error(1, "execution control is not available in a local kernel session (inspection only)");
+    case Operation::WriteMemory:
+    case Operation::WriteRegisters:
+      return make_error(1, "writes are not available in a local kernel session (inspection only)");
+    case Operation::Breakpoint:
+    case Operation::Watchpoint:
+      return make_error(1, "breakpoints are not available in a local kernel session (inspection only)");
+    case Operation::Run:
+    case Operation::Attach:
+      return make_error(1, "no processes can be started or attached in a local kernel session");
+    case Operation::Detach:
+      return ok_status();
+  }
+  return ok_status();
+}
+
+}  // namespace dbgstub

@@ -1,0 +1,96 @@
+#include "server/options.h"
+
+#include <charconv>
+
+namespace dbgstub {
+namespace {
+
+// "[HOST]:PORT", "HOST:PORT", "PORT" is not accepted (gdbserver's COMM is
+// host:port or a device; dbgstub only speaks TCP).
+Status parse_comm(const std::string& comm, Options& o) {
+  auto colon = comm.rfind(':');
+  if (colon == std::string::npos) return make_error(22, "expected [HOST]:PORT, got '" + comm + "'");
+  std::string host = comm.substr(0, colon);
+  std::string port = comm.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || value > 65535)
+    return make_error(22, "bad port '" + port + "'");
+  if (host == "localhost") host = "127.0.0.1";
+  if (!host.empty()) o.host = host;
+  o.port = static_cast<uint16_t>(value);
+  return ok_status();
+}
+
+}  // namespace
+
+std::string usage() {
+  return "Usage:\n"
+         "  dbgstub [OPTIONS] [HOST]:PORT PROG [ARGS...]   run PROG under the debugger\n"
+         "  dbgstub [OPTIONS] --attach [HOST]:PORT PID      attach to a running process\n"
+         "  dbgstub [OPTIONS] --multi [HOST]:PORT           extended-remote: wait for run/attach\n"
+         "\n"
+         "Options:\n"
+         "  --multi             keep serving when no process is left (extended-remote)\n"
+         "  --once              exit after the first debugger disconnects\n"
+         "  --allow-run         let a remote debugger start programs (vRun)\n"
+         "  --allow-attach      let a remote debugger attach to processes (vAttach)\n"
+         "  --no-disable-randomization   keep ASLR on for programs started here\n"
+         "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
+         "  --log-packets       log every packet in both directions\n"
+         "  --help, --version\n"
+         "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n";
+}
+
+Result<Options> parse_options(const std::vector<std::string>& args) {
+  Options o;
+  std::size_t i = 0;
+  bool attach = false;
+  // Options come first; everything after COMM belongs to the program.
+  for (; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.rfind("--", 0) != 0) break;
+    if (a == "--multi") o.multi = true;
+    else if (a == "--once") o.once = true;
+    else if (a == "--attach") attach = true;
+    else if (a == "--allow-run") o.allow_run = true;
+    else if (a == "--allow-attach") o.allow_attach = true;
+    else if (a == "--no-disable-randomization") o.disable_randomization = false;
+    else if (a == "--disable-randomization") o.disable_randomization = true;
+    else if (a == "--log-packets" || a == "--remote-debug") o.log_packets = true;
+    else if (a == "--help") o.help = true;
+    else if (a == "--version") o.version = true;
+    else if (a == "--log-level" || a.rfind("--log-level=", 0) == 0) {
+      if (a == "--log-level") {
+        if (++i >= args.size()) return make_error(22, "--log-level needs a value");
+        o.log_level = args[i];
+      } else {
+        o.log_level = a.substr(12);
+      }
+    } else if (a == "--") {
+      ++i;
+      break;
+    } else {
+      return make_error(22, "unknown option " + a);
+    }
+  }
+  if (o.help || o.version) return o;
+  if (i >= args.size()) return make_error(22, "missing [HOST]:PORT");
+  if (auto st = parse_comm(args[i++], o); !st) return st.error();
+  if (attach) {
+    if (i >= args.size()) return make_error(22, "--attach needs a PID");
+    int pid = 0;
+    const std::string& s = args[i];
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
+    if (ec != std::errc() || p != s.data() + s.size() || pid <= 0) return make_error(22, "bad PID '" + s + "'");
+    o.attach_pid = pid;
+    if (++i != args.size()) return make_error(22, "unexpected arguments after PID");
+    return o;
+  }
+  for (; i < args.size(); ++i) o.program.push_back(args[i]);
+  if (o.program.empty() && !o.multi) return make_error(22, "missing PROG (or use --multi / --attach)");
+  return o;
+}
+
+}  // namespace dbgstub

@@ -1,0 +1,34 @@
+// Command line, compatible with gdbserver where the two overlap:
+//   dbgstub [OPTIONS] [HOST]:PORT PROG [ARGS...]
+//   dbgstub [OPTIONS] --attach [HOST]:PORT PID
+//   dbgstub [OPTIONS] --multi [HOST]:PORT
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace dbgstub {
+
+struct Options {
+  std::string host = "127.0.0.1";  // never all interfaces unless asked
+  uint16_t port = 0;
+  std::vector<std::string> program;   // PROG ARGS...
+  std::optional<int> attach_pid;
+  bool multi = false;
+  bool once = false;
+  bool allow_run = false;      // accept vRun from the network
+  bool allow_attach = false;   // accept vAttach from the network
+  bool disable_randomization = true;
+  std::string log_level = "info";
+  bool log_packets = false;
+  bool help = false;
+  bool version = false;
+};
+
+Result<Options> parse_options(const std::vector<std::string>& args);
+std::string usage();
+
+}  // namespace dbgstub

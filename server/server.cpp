@@ -1,0 +1,129 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <asio/write.hpp>
+#include <iostream>
+
+#include "protocol/rsp/framing.h"
+
+namespace dbgstub {
+
+Server::Server(asio::io_context& io, const Options& options, Target& target)
+    : io_(io), options_(options), target_(target), acceptor_(io), release_timer_(io) {
+  target_.set_stop_handler([this](const StopEvent& ev) {
+    if (session_) session_->on_stop(ev);
+    else maybe_finish();
+  });
+}
+
+Status Server::listen() {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(options_.host, ec);
+  if (ec) return make_error(22, "bad listen address '" + options_.host + "': " + ec.message());
+  asio::ip::tcp::endpoint ep(addr, options_.port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ec.value(), "cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " + ec.message());
+  port_ = acceptor_.local_endpoint().port();
+  // GDB's testsuite (and our tests) wait for exactly this line.
+  std::cerr << "Listening on port " << port_ << std::endl;
+  accept();
+  return ok_status();
+}
+
+void Server::accept() {
+  acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) spdlog::warn("accept: {}", ec.message());
+      return;
+    }
+    asio::error_code e2;
+    auto remote = socket.remote_endpoint(e2);
+    if (session_) {
+      refuse_busy(std::move(socket));
+      accept();
+      return;
+    }
+    std::cerr << "Remote debugging from host " << remote.address().to_string() << ", port " << remote.port()
+              << std::endl;
+    DispatcherConfig cfg;
+    cfg.multi = options_.multi;
+    cfg.allow_run = options_.allow_run;
+    cfg.allow_attach = options_.allow_attach;
+    cfg.disable_randomization = options_.disable_randomization;
+    cfg.default_program = options_.program;
+    session_ = std::make_shared<Session>(std::move(socket), target_, cfg, options_.log_packets,
+                                         SessionEvents{
+                                             [this] { on_session_closed(); },
+                                             [this] { exiting_ = true; },
+                                             [this] { maybe_finish(); },
+                                         });
+    session_->start();
+    accept();
+  });
+}
+
+void Server::refuse_busy(asio::ip::tcp::socket socket) {
+  const std::string msg = "dbgstub: another debugger is already connected to this target";
+  spdlog::warn("refused a second debugger from {}: busy", socket.remote_endpoint().address().to_string());
+  auto sock = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
+  auto bytes = std::make_shared<std::string>(rsp::frame_packet("E." + msg));
+  asio::async_write(*sock, asio::buffer(*bytes), [sock, bytes](const asio::error_code&, std::size_t) {
+    asio::error_code ec;
+    sock->shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    sock->close(ec);
+  });
+}
+
+void Server::maybe_finish() {
+  bool nothing_left = target_.processes().empty() && !target_.running();
+  if (exiting_ || (!options_.multi && nothing_left)) {
+    if (session_) {
+      session_->close_when_flushed();
+    } else {
+      shutdown();
+    }
+  }
+}
+
+void Server::on_session_closed() {
+  session_.reset();
+  spdlog::info("debugger session ended");
+  // As gdbserver: what we launched dies with the session, what we attached
+  // to is let go and keeps running.
+  target_.release_all();
+  if (exiting_ || options_.once || !options_.multi) {
+    shutdown();
+    return;
+  }
+}
+
+void Server::shutdown() {
+  exiting_ = true;
+  asio::error_code ec;
+  acceptor_.close(ec);
+  if (session_) {
+    auto s = session_;
+    s->close_when_flushed();
+  }
+  target_.release_all();
+  stop_when_released();
+}
+
+void Server::stop_when_released() {
+  // Releasing an attached, running process is asynchronous (stop all
+  // threads, then detach); give it a moment before ending the loop.
+  if (target_.processes().empty() || ++release_polls_ > 200) {
+    io_.stop();
+    return;
+  }
+  release_timer_.expires_after(std::chrono::milliseconds(10));
+  release_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) stop_when_released();
+  });
+}
+
+}  // namespace dbgstub

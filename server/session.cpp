@@ -1,0 +1,150 @@
+#include "server/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <asio/write.hpp>
+
+namespace dbgstub {
+namespace {
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 512)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) out += c;
+    else out += fmt::format("\\x{:02x}", u);
+  }
+  if (s.size() > 512) out += "...";
+  return out;
+}
+
+}  // namespace
+
+Session::Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig config, bool log_packets,
+                 SessionEvents events)
+    : socket_(std::move(socket)),
+      framer_(config.packet_size),
+      dispatcher_(target, config,
+                  SessionHooks{
+                      [this](std::string p) { send(std::move(p)); },
+                      [this] { ack_mode_ = false; },
+                      [this] { if (events_.exit_server) events_.exit_server(); },
+                      [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
+                  }),
+      log_packets_(log_packets),
+      events_(std::move(events)) {}
+
+void Session::start() {
+  asio::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  read();
+}
+
+void Session::read() {
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(buf_), [this, self](const asio::error_code& ec, std::size_t n) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) spdlog::info("debugger disconnected ({})", ec.message());
+      shutdown();
+      return;
+    }
+    on_bytes(n);
+    if (!closed_) read();
+  });
+}
+
+void Session::on_bytes(std::size_t n) {
+  std::vector<rsp::FrameEvent> events;
+  framer_.feed(std::string_view(buf_.data(), n), events);
+  for (auto& e : events) {
+    if (closing_ || closed_) return;
+    using K = rsp::FrameEvent::Kind;
+    switch (e.kind) {
+      case K::Packet:
+        if (log_packets_) spdlog::info("<- ${}", printable(e.payload));
+        if (ack_mode_) write_raw("+");
+        dispatcher_.handle_packet(e.payload);
+        if (events_.maybe_finish) events_.maybe_finish();
+        break;
+      case K::Ack:
+        break;
+      case K::Nack:
+        if (ack_mode_ && !last_packet_.empty()) {
+          spdlog::debug("debugger asked for a retransmission");
+          write_raw(last_packet_);
+        }
+        break;
+      case K::Interrupt:
+        if (log_packets_) spdlog::info("<- ^C");
+        dispatcher_.handle_interrupt();
+        break;
+      case K::BadChecksum:
+        spdlog::warn("packet with a bad checksum{}", ack_mode_ ? ", retransmission requested" : " dropped");
+        if (ack_mode_) write_raw("-");
+        break;
+      case K::Oversize:
+        spdlog::warn("packet longer than {} bytes dropped", framer_.max_packet());
+        if (ack_mode_) write_raw("-");
+        break;
+      case K::Malformed:
+        spdlog::warn("malformed input: {}", printable(e.payload));
+        break;
+    }
+  }
+}
+
+void Session::on_stop(const StopEvent& ev) {
+  if (closed_) return;
+  dispatcher_.handle_stop(ev);
+  if (events_.maybe_finish) events_.maybe_finish();
+}
+
+void Session::send(std::string payload) {
+  if (closed_) return;
+  if (log_packets_) spdlog::info("-> ${}", printable(payload));
+  std::string framed = rsp::frame_packet(payload);
+  last_packet_ = framed;
+  write_raw(std::move(framed));
+}
+
+void Session::write_raw(std::string bytes) {
+  out_.push_back(std::move(bytes));
+  if (!writing_) write_next();
+}
+
+void Session::write_next() {
+  if (out_.empty()) {
+    writing_ = false;
+    if (closing_) shutdown();
+    return;
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(out_.front()), [this, self](const asio::error_code& ec, std::size_t) {
+    if (ec) {
+      spdlog::info("write to debugger failed ({})", ec.message());
+      out_.clear();
+      writing_ = false;
+      shutdown();
+      return;
+    }
+    out_.pop_front();
+    write_next();
+  });
+}
+
+void Session::close_when_flushed() {
+  closing_ = true;
+  if (!writing_) shutdown();
+}
+
+void Session::shutdown() {
+  if (closed_) return;
+  closed_ = true;
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (events_.closed) events_.closed();
+}
+
+}  // namespace dbgstub

@@ -1,0 +1,53 @@
+// One debugger connection: bytes in, framing and acknowledgements, the
+// dispatcher in the middle, framed replies out.
+#pragma once
+#include <asio/ip/tcp.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "protocol/rsp/framing.h"
+#include "server/dispatcher.h"
+
+namespace dbgstub {
+
+struct SessionEvents {
+  std::function<void()> closed;        // the connection is gone
+  std::function<void()> exit_server;   // monitor exit
+  std::function<void()> maybe_finish;  // check whether the server should end
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig config, bool log_packets, SessionEvents events);
+  void start();
+  // Closes after everything queued has been written.
+  void close_when_flushed();
+  void on_stop(const StopEvent& ev);
+  bool idle() const { return !dispatcher_.waiting_for_stop(); }
+  const Dispatcher& dispatcher() const { return dispatcher_; }
+
+ private:
+  void read();
+  void on_bytes(std::size_t n);
+  void send(std::string payload);
+  void write_raw(std::string bytes);
+  void write_next();
+  void shutdown();
+
+  asio::ip::tcp::socket socket_;
+  rsp::Framer framer_;
+  Dispatcher dispatcher_;
+  bool log_packets_;
+  SessionEvents events_;
+  bool ack_mode_ = true;
+  std::string last_packet_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  std::array<char, 16384> buf_{};
+};
+
+}  // namespace dbgstub

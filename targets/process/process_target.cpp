@@ -1,0 +1,859 @@
+#include "targets/process/process_target.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <asio/post.hpp>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+
+#include "targets/process/process_documents.h"
+
+namespace dbgstub {
+namespace {
+
+constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+
+Error errno_error(const std::string& what) {
+  int e = errno;
+  return make_error(e ? e : 1, what + ": " + std::strerror(e));
+}
+
+uint64_t peek_pc(pid_t tid) {
+  errno = 0;
+  long v = ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, rip), nullptr);
+  return errno ? 0 : static_cast<uint64_t>(v);
+}
+
+void poke_pc(pid_t tid, uint64_t pc) {
+  ptrace(PTRACE_POKEUSER, tid, offsetof(struct user_regs_struct, rip), pc);
+}
+
+}  // namespace
+
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::User: return "user";
+    case Mode::Kernel: return "kernel";
+    case Mode::LocalKernel: return "local-kernel";
+  }
+  return "?";
+}
+
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events) {}
+
+ProcessTarget::~ProcessTarget() {
+  for (auto& [tid, t] : threads_) events_.unwatch(tid);
+  for (auto& [pid, p] : procs_) close_mem(p);
+}
+
+std::string ProcessTarget::describe() const {
+  std::string s = "Linux process";
+  for (auto& [pid, p] : procs_) {
+    auto exe = procdocs::exec_file(pid);
+    s += " " + std::to_string(pid) + (exe ? " (" + *exe + ")" : "");
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Starting
+
+Status ProcessTarget::launch(const LaunchSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) return make_error(22, "no program to run");
+  if (::access(spec.argv[0].c_str(), X_OK) != 0) return errno_error("cannot run " + spec.argv[0]);
+  // The child waits on `gate` until we have seized it, so that the exec is
+  // traced without any blocking wait here.
+  int gate[2];
+  if (::pipe2(gate, O_CLOEXEC) != 0) return errno_error("pipe");
+  std::vector<char*> argv, envp;
+  for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(gate[0]);
+    ::close(gate[1]);
+    return errno_error("fork");
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here on.
+    ::close(gate[1]);
+    char c;
+    while (::read(gate[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    // Own process group: a Ctrl-C typed at dbgstub's terminal is for
+    // dbgstub, not for the program (as gdbserver does).
+    ::setpgid(0, 0);
+    if (spec.disable_aslr) ::personality(ADDR_NO_RANDOMIZE);
+    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) ::_exit(127);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(gate[0]);
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, kTraceOptions | PTRACE_O_EXITKILL) != 0) {
+    Error e = errno_error("ptrace seize");
+    ::kill(pid, SIGKILL);
+    ::close(gate[1]);
+    events_.poll();
+    return e;
+  }
+  Process p;
+  p.pid = pid;
+  p.launching = true;
+  procs_[pid] = std::move(p);
+  add_thread(pid, pid, false);
+  ::close(gate[1]);  // let the child exec
+  phase_ = Phase::Running;
+  reporting_.reset();
+  spdlog::info("launched {} as pid {}", spec.argv[0], pid);
+  return ok_status();
+}
+
+Status ProcessTarget::attach(int pid) {
+  if (pid <= 0) return make_error(22, "bad process id");
+  if (procs_.count(pid)) return make_error(17, "already attached to process " + std::to_string(pid));
+  std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  if (!std::filesystem::exists(task_dir, ec)) return make_error(3, "no such process " + std::to_string(pid));
+  Process p;
+  p.pid = pid;
+  p.attached = true;
+  p.attaching = true;
+  procs_[pid] = std::move(p);
+  // Threads can be created while we attach: repeat until a pass finds no
+  // new thread.
+  bool found_new = true;
+  while (found_new) {
+    found_new = false;
+    for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+      pid_t tid = std::atoi(entry.path().filename().c_str());
+      if (tid <= 0 || threads_.count(tid)) continue;
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, kTraceOptions) != 0) {
+        if (tid == pid) {
+          Error e = errno_error("cannot attach to process " + std::to_string(pid));
+          procs_.erase(pid);
+          return e;
+        }
+        continue;  // thread exited meanwhile
+      }
+      add_thread(pid, tid, false);
+      Thread& t = threads_[tid];
+      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+      t.stop_wanted = true;
+      found_new = true;
+    }
+  }
+  open_mem(procs_[pid]);
+  phase_ = Phase::Stopping;
+  reporting_.reset();
+  spdlog::info("attached to pid {}", pid);
+  return ok_status();
+}
+
+void ProcessTarget::add_thread(pid_t pid, pid_t tid, bool fresh) {
+  Thread t;
+  t.tid = tid;
+  t.pid = pid;
+  t.fresh = fresh;
+  threads_[tid] = std::move(t);
+  events_.watch(tid, [this](pid_t id, int status) { on_status(id, status); });
+}
+
+void ProcessTarget::remove_thread(pid_t tid) {
+  events_.unwatch(tid);
+  threads_.erase(tid);
+}
+
+void ProcessTarget::open_mem(Process& p) {
+  close_mem(p);
+  std::string path = "/proc/" + std::to_string(p.pid) + "/mem";
+  p.mem_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (p.mem_fd < 0) spdlog::warn("open {}: {}", path, std::strerror(errno));
+}
+
+void ProcessTarget::close_mem(Process& p) {
+  if (p.mem_fd >= 0) ::close(p.mem_fd);
+  p.mem_fd = -1;
+}
+
+// ---------------------------------------------------------------------------
+// Wait statuses
+
+void ProcessTarget::on_status(pid_t tid, int status) {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) return;
+  Thread& t = it->second;
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    on_thread_exit(t, status);
+    return;
+  }
+  if (!WIFSTOPPED(status)) return;
+  t.stopped = true;
+  t.regs.reset();
+  int sig = WSTOPSIG(status);
+  int event = status >> 16;
+  Process& p = procs_[t.pid];
+
+  if (p.launching) {
+    // Between fork and exec only our own gate exists; the exec event is
+    // the stop "before the program's first instruction".
+    if (event == PTRACE_EVENT_EXEC) {
+      p.launching = false;
+      open_mem(p);
+      StopEvent ev;
+      ev.thread = {t.pid, t.tid};
+      ev.signal = SIGTRAP;
+      report(t, ev);
+    } else {
+      resume_thread(t, false, 0);
+    }
+    return;
+  }
+  if (event != 0) {
+    on_ptrace_event(t, event, sig);
+    return;
+  }
+  // Signal-delivery-stop.
+  if (sig == SIGTRAP) {
+    StopEvent ev = classify_sigtrap(t);
+    report(t, ev);
+    return;
+  }
+  if (pass_signals_.count(sig) && !t.stepping && phase_ == Phase::Running) {
+    resume_thread(t, false, sig);  // deliver without telling the debugger
+    return;
+  }
+  StopEvent ev;
+  ev.thread = {t.pid, t.tid};
+  ev.signal = sig;
+  report(t, ev);
+}
+
+void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
+  Process& p = procs_[t.pid];
+  switch (event) {
+    case PTRACE_EVENT_CLONE: {
+      unsigned long new_tid = 0;
+      ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &new_tid);
+      if (new_tid && !threads_.count(static_cast<pid_t>(new_tid))) add_thread(t.pid, static_cast<pid_t>(new_tid), true);
+      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      maybe_finish_stop();
+      return;
+    }
+    case PTRACE_EVENT_EXEC: {
+      // The new image has none of the old breakpoints, and every other
+      // thread is gone; the leader now carries the process id.
+      for (auto it = threads_.begin(); it != threads_.end();) {
+        if (it->second.pid == t.pid && it->first != t.tid) {
+          events_.unwatch(it->first);
+          it = threads_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      p.breakpoints.clear();
+      p.debug_regs = x86::DebugRegisterState{};
+      open_mem(p);
+      StopEvent ev;
+      ev.thread = {t.pid, t.tid};
+      ev.signal = SIGTRAP;
+      ev.reason = StopEvent::Reason::Exec;
+      ev.exec_path = procdocs::exec_file(t.pid).ok() ? *procdocs::exec_file(t.pid) : "";
+      report(t, ev);
+      return;
+    }
+    case PTRACE_EVENT_STOP: {
+      if (t.fresh) {
+        // First stop of a new thread: give it the process's debug registers.
+        t.fresh = false;
+        p.debug_regs.apply(t.tid);
+        if (phase_ == Phase::Running) resume_thread(t, false, 0);
+        maybe_finish_stop();
+        return;
+      }
+      if (t.stop_wanted) {
+        t.stop_wanted = false;
+        if (p.attaching) {
+          bool all = true;
+          for (auto& [id, th] : threads_)
+            if (th.pid == p.pid && !th.stopped) all = false;
+          if (all) {
+            p.attaching = false;
+            // gdbserver reports the attach stop as SIGTRAP; GDB ignores it.
+            StopEvent ev;
+            ev.thread = {p.pid, p.pid};
+            ev.signal = SIGTRAP;
+            if (!reporting_) reporting_ = ev;
+          }
+        } else if (interrupt_requested_ && !reporting_) {
+          StopEvent ev;
+          ev.thread = {t.pid, t.tid};
+          ev.signal = SIGINT;
+          ev.reason = StopEvent::Reason::Interrupt;
+          reporting_ = ev;
+        }
+        maybe_finish_stop();
+        return;
+      }
+      // A late PTRACE_INTERRUPT (the thread reported something else first)
+      // or a group-stop: neither is news for the debugger.
+      (void)sig;
+      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      maybe_finish_stop();
+      return;
+    }
+    default:
+      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      maybe_finish_stop();
+  }
+}
+
+StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
+  Process& p = procs_[t.pid];
+  StopEvent ev;
+  ev.thread = {t.pid, t.tid};
+  ev.signal = SIGTRAP;
+  siginfo_t si{};
+  ptrace(PTRACE_GETSIGINFO, t.tid, nullptr, &si);
+  if (!p.debug_regs.empty() || si.si_code == TRAP_HWBKPT) {
+    int slot = x86::DebugRegisterState::hit_slot(t.tid);
+    if (slot >= 0) {
+      const x86::DebugSlot& s = p.debug_regs.slot(slot);
+      switch (s.type) {
+        case 1: ev.reason = StopEvent::Reason::HwBreak; break;
+        case 2: ev.reason = StopEvent::Reason::Watch; break;
+        case 3: ev.reason = StopEvent::Reason::ReadWatch; break;
+        default: ev.reason = StopEvent::Reason::AccessWatch; break;
+      }
+      ev.data_addr = s.addr;
+      return ev;
+    }
+  }
+  if (si.si_code == SI_KERNEL) {
+    uint64_t pc = peek_pc(t.tid);
+    if (pc && p.breakpoints.count(pc - 1)) {
+      // int3 leaves pc after the breakpoint; GDB wants it at the breakpoint.
+      poke_pc(t.tid, pc - 1);
+      ev.reason = StopEvent::Reason::SwBreak;
+      return ev;
+    }
+  }
+  if (t.stepping) ev.reason = StopEvent::Reason::Step;
+  return ev;
+}
+
+void ProcessTarget::on_thread_exit(Thread& t, int status) {
+  pid_t pid = t.pid;
+  bool leader = t.tid == pid;
+  remove_thread(t.tid);
+  if (leader) {
+    on_process_exit(pid, status);
+  } else {
+    maybe_finish_stop();
+  }
+}
+
+void ProcessTarget::on_process_exit(pid_t pid, int status) {
+  auto it = procs_.find(pid);
+  if (it == procs_.end()) return;
+  Process& p = it->second;
+  bool silent = p.kill_requested;
+  for (auto t = threads_.begin(); t != threads_.end();) {
+    if (t->second.pid == pid) {
+      events_.unwatch(t->first);
+      t = threads_.erase(t);
+    } else {
+      ++t;
+    }
+  }
+  close_mem(p);
+  procs_.erase(it);
+  if (silent) {
+    spdlog::info("process {} killed", pid);
+    maybe_finish_stop();
+    return;
+  }
+  StopEvent ev;
+  ev.thread = {pid, pid};
+  if (WIFEXITED(status)) {
+    ev.kind = StopEvent::Kind::Exited;
+    ev.exit_code = WEXITSTATUS(status);
+  } else {
+    ev.kind = StopEvent::Kind::Terminated;
+    ev.signal = WTERMSIG(status);
+  }
+  spdlog::info("process {} {} {}", pid, ev.kind == StopEvent::Kind::Exited ? "exited with" : "killed by signal",
+               ev.kind == StopEvent::Kind::Exited ? ev.exit_code : ev.signal);
+  if (phase_ == Phase::Stopped) {
+    orphan_events_.push_back(ev);
+    return;
+  }
+  if (phase_ == Phase::Running) {
+    phase_ = Phase::Stopping;
+    reporting_ = ev;
+    stop_all_others();
+  } else if (!reporting_ || reporting_->kind == StopEvent::Kind::Signal) {
+    // An exit outranks a signal stop chosen earlier in the same stop-all;
+    // that signal is kept for later unless its thread died too.
+    if (reporting_) {
+      auto th = threads_.find(reporting_->thread.tid);
+      if (th != threads_.end()) th->second.pending = reporting_;
+    }
+    reporting_ = ev;
+  } else {
+    orphan_events_.push_back(ev);
+  }
+  maybe_finish_stop();
+}
+
+// ---------------------------------------------------------------------------
+// All-stop
+
+void ProcessTarget::report(Thread& t, StopEvent ev) {
+  if (phase_ == Phase::Running) {
+    phase_ = Phase::Stopping;
+    reporting_ = ev;
+    stop_all_others();
+  } else if (phase_ == Phase::Stopping && !reporting_ && !release_pending_) {
+    reporting_ = ev;
+  } else {
+    // Another thread's event won; keep this one for a later resume.
+    t.pending = ev;
+  }
+  t.stop_wanted = false;
+  maybe_finish_stop();
+}
+
+void ProcessTarget::stop_all_others() {
+  for (auto& [tid, t] : threads_) {
+    if (t.stopped || t.fresh || t.stop_wanted) continue;
+    if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) t.stop_wanted = true;
+  }
+}
+
+void ProcessTarget::maybe_finish_stop() {
+  if (phase_ != Phase::Stopping) return;
+  for (auto& [tid, t] : threads_)
+    if (!t.stopped) return;
+  for (auto& [pid, p] : procs_)
+    if (p.launching) return;
+  phase_ = Phase::Stopped;
+  interrupt_requested_ = false;
+  if (release_pending_) {
+    release_pending_ = false;
+    std::vector<pid_t> pids;
+    for (auto& [pid, p] : procs_) pids.push_back(pid);
+    for (pid_t pid : pids) detach_now(procs_[pid]);
+    return;
+  }
+  if (!reporting_) {
+    if (threads_.empty()) {
+      StopEvent ev;
+      ev.kind = StopEvent::Kind::NoProcess;
+      reporting_ = ev;
+    } else {
+      // Interrupted, but the stop we asked for was overtaken: say SIGINT.
+      auto& t = threads_.begin()->second;
+      StopEvent ev;
+      ev.thread = {t.pid, t.tid};
+      ev.signal = interrupt_requested_ ? SIGINT : 0;
+      ev.reason = StopEvent::Reason::Interrupt;
+      reporting_ = ev;
+    }
+  }
+  StopEvent ev = *reporting_;
+  reporting_.reset();
+  emit(ev);
+}
+
+void ProcessTarget::emit(const StopEvent& ev) {
+  last_stop_ = ev;
+  if (on_stop_) on_stop_(ev);
+}
+
+void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
+  t.regs.reset();
+  t.stepping = step;
+  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0) {
+    t.stopped = false;
+  } else {
+    spdlog::debug("resume of thread {} failed: {}", t.tid, std::strerror(errno));
+  }
+}
+
+bool ProcessTarget::pending_still_valid(Thread& t) {
+  if (!t.pending) return false;
+  if (t.pending->reason == StopEvent::Reason::SwBreak) {
+    // The debugger may have removed the breakpoint since: then the thread
+    // just runs the original instruction (pc was already moved back).
+    Process& p = procs_[t.pid];
+    if (!p.breakpoints.count(peek_pc(t.tid))) {
+      t.pending.reset();
+      return false;
+    }
+  }
+  return true;
+}
+
+Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
+  if (phase_ != Phase::Stopped) return make_error(16, "target is running");
+  if (!orphan_events_.empty()) {
+    StopEvent ev = orphan_events_.front();
+    orphan_events_.erase(orphan_events_.begin());
+    phase_ = Phase::Running;  // briefly: the event is on its way
+    asio::post(io_, [this, ev] {
+      phase_ = Phase::Stopped;
+      emit(ev);
+    });
+    return ok_status();
+  }
+  struct Plan { Thread* t; const ResumeAction* a; };
+  std::vector<Plan> plan;
+  for (auto& [tid, t] : threads_) {
+    const ResumeAction* chosen = nullptr;
+    for (auto& a : actions) {
+      if (a.thread && a.thread->tid == tid && (a.thread->pid == 0 || a.thread->pid == t.pid)) { chosen = &a; break; }
+    }
+    if (!chosen) {
+      for (auto& a : actions) {
+        if (a.thread && a.thread->tid <= 0 && a.thread->pid == t.pid) { chosen = &a; break; }  // pPID.-1
+        if (!a.thread) { chosen = &a; break; }
+      }
+    }
+    if (chosen && chosen->kind != ResumeAction::Kind::Stop) plan.push_back({&t, chosen});
+  }
+  if (plan.empty()) return make_error(22, "no thread to resume");
+  for (auto& pl : plan) {
+    if (pending_still_valid(*pl.t)) {
+      StopEvent ev = *pl.t->pending;
+      pl.t->pending.reset();
+      phase_ = Phase::Running;
+      asio::post(io_, [this, ev] {
+        phase_ = Phase::Stopped;
+        emit(ev);
+      });
+      return ok_status();
+    }
+  }
+  for (auto& pl : plan) {
+    Process& p = procs_[pl.t->pid];
+    if (pl.a->addr) poke_pc(pl.t->tid, *pl.a->addr);
+    (void)p;
+    resume_thread(*pl.t, pl.a->kind == ResumeAction::Kind::Step, pl.a->signal);
+  }
+  phase_ = Phase::Running;
+  reporting_.reset();
+  return ok_status();
+}
+
+Status ProcessTarget::interrupt() {
+  if (phase_ == Phase::Stopped) return ok_status();
+  interrupt_requested_ = true;
+  if (phase_ == Phase::Running) {
+    phase_ = Phase::Stopping;
+    reporting_.reset();
+    stop_all_others();
+  }
+  maybe_finish_stop();
+  return ok_status();
+}
+
+// ---------------------------------------------------------------------------
+// Ending
+
+Status ProcessTarget::kill_process(int pid) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  p->kill_requested = true;
+  if (::kill(pid, SIGKILL) != 0) return errno_error("kill");
+  // Reap promptly so that a following request sees the process gone.
+  events_.poll();
+  return ok_status();
+}
+
+void ProcessTarget::detach_now(Process& p) {
+  for (auto& [addr, orig] : p.breakpoints) {
+    if (p.mem_fd >= 0) (void)!::pwrite(p.mem_fd, &orig, 1, static_cast<off_t>(addr));
+  }
+  p.breakpoints.clear();
+  pid_t pid = p.pid;
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (it->second.pid != pid) { ++it; continue; }
+    x86::DebugRegisterState{}.apply(it->first);
+    int sig = 0;
+    if (it->second.pending && it->second.pending->kind == StopEvent::Kind::Signal &&
+        it->second.pending->signal != SIGTRAP)
+      sig = it->second.pending->signal;
+    ptrace(PTRACE_DETACH, it->first, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+    events_.unwatch(it->first);
+    it = threads_.erase(it);
+  }
+  close_mem(p);
+  procs_.erase(pid);
+  spdlog::info("detached from pid {}", pid);
+}
+
+Status ProcessTarget::detach_process(int pid) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  if (phase_ != Phase::Stopped) return make_error(16, "process is running");
+  detach_now(*p);
+  return ok_status();
+}
+
+void ProcessTarget::release_all() {
+  std::vector<pid_t> launched;
+  for (auto& [pid, p] : procs_)
+    if (!p.attached) launched.push_back(pid);
+  for (pid_t pid : launched) kill_process(pid);
+  bool any_attached = !procs_.empty();
+  if (!any_attached) return;
+  if (phase_ == Phase::Stopped) {
+    std::vector<pid_t> pids;
+    for (auto& [pid, p] : procs_) pids.push_back(pid);
+    for (pid_t pid : pids) detach_now(procs_[pid]);
+    return;
+  }
+  // Running: stop everything, then detach (in maybe_finish_stop).
+  release_pending_ = true;
+  if (phase_ == Phase::Running) {
+    phase_ = Phase::Stopping;
+    stop_all_others();
+  }
+  maybe_finish_stop();
+}
+
+// ---------------------------------------------------------------------------
+// Queries
+
+ProcessTarget::Process* ProcessTarget::find_process(int pid) {
+  if (pid <= 0 && !procs_.empty()) {
+    for (auto& [id, p] : procs_)
+      if (!p.kill_requested) return &p;
+    return nullptr;
+  }
+  auto it = procs_.find(pid);
+  return it == procs_.end() || it->second.kill_requested ? nullptr : &it->second;
+}
+
+ProcessTarget::Thread* ProcessTarget::find_thread(ThreadRef r) {
+  if (r.tid <= 0) {
+    for (auto& [tid, t] : threads_)
+      if ((r.pid <= 0 || t.pid == r.pid) && !procs_[t.pid].kill_requested) return &t;
+    return nullptr;
+  }
+  auto it = threads_.find(r.tid);
+  return it == threads_.end() ? nullptr : &it->second;
+}
+
+std::vector<ProcessInfo> ProcessTarget::processes() const {
+  std::vector<ProcessInfo> out;
+  for (auto& [pid, p] : procs_) {
+    if (p.kill_requested) continue;
+    ProcessInfo info;
+    info.pid = pid;
+    info.attached = p.attached;
+    auto exe = procdocs::exec_file(pid);
+    if (exe) info.executable = *exe;
+    info.name = procdocs::thread_name(pid, pid);
+    out.push_back(info);
+  }
+  return out;
+}
+
+std::vector<ThreadRef> ProcessTarget::threads() const {
+  std::vector<ThreadRef> out;
+  for (auto& [tid, t] : threads_) {
+    auto p = procs_.find(t.pid);
+    if (p == procs_.end() || p->second.kill_requested || p->second.launching || t.fresh) continue;
+    out.push_back({t.pid, tid});
+  }
+  // The leader first, as GDB numbers threads in list order.
+  std::stable_partition(out.begin(), out.end(), [](const ThreadRef& r) { return r.pid == r.tid; });
+  return out;
+}
+
+bool ProcessTarget::thread_alive(ThreadRef r) const {
+  auto it = threads_.find(r.tid);
+  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid);
+}
+
+// ---------------------------------------------------------------------------
+// Registers
+
+std::string ProcessTarget::target_xml() const { return x86::target_xml(); }
+
+std::vector<int> ProcessTarget::expedited_registers() const {
+  return {x86::fp_regno(), x86::sp_regno(), x86::pc_regno()};
+}
+
+Result<x86::ThreadRegisters*> ProcessTarget::regs_of(ThreadRef r) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  if (!t->regs) {
+    auto regs = x86::ThreadRegisters::fetch(t->tid);
+    if (!regs) return regs.error();
+    t->regs = std::move(*regs);
+  }
+  return &*t->regs;
+}
+
+Result<std::string> ProcessTarget::read_registers(ThreadRef r) {
+  auto regs = regs_of(r);
+  if (!regs) return regs.error();
+  return (*regs)->read_all();
+}
+
+Status ProcessTarget::write_registers(ThreadRef r, const std::string& data) {
+  auto regs = regs_of(r);
+  if (!regs) return regs.error();
+  auto st = (*regs)->write_all(data);
+  if (!st) return st;
+  return (*regs)->store(find_thread(r)->tid);
+}
+
+Result<std::string> ProcessTarget::read_register(ThreadRef r, int regno) {
+  auto regs = regs_of(r);
+  if (!regs) return regs.error();
+  return (*regs)->read(regno);
+}
+
+Status ProcessTarget::write_register(ThreadRef r, int regno, const std::string& value) {
+  auto regs = regs_of(r);
+  if (!regs) return regs.error();
+  auto st = (*regs)->write(regno, value);
+  if (!st) return st;
+  return (*regs)->store(find_thread(r)->tid);
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+
+Result<std::string> ProcessTarget::read_memory(int pid, uint64_t addr, std::size_t len) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  if (p->mem_fd < 0) return make_error(5, "process memory is not readable");
+  std::string buf(len, '\0');
+  std::size_t got = 0;
+  while (got < len) {
+    ssize_t n = ::pread(p->mem_fd, buf.data() + got, len - got, static_cast<off_t>(addr + got));
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got == 0 && len > 0) return make_error(14, "cannot read memory at 0x" + std::to_string(addr));
+  buf.resize(got);
+  // Breakpoints are invisible: show the original bytes.
+  for (auto it = p->breakpoints.lower_bound(addr); it != p->breakpoints.end() && it->first < addr + got; ++it)
+    buf[it->first - addr] = static_cast<char>(it->second);
+  return buf;
+}
+
+Status ProcessTarget::write_memory(int pid, uint64_t addr, const std::string& data) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  if (p->mem_fd < 0) return make_error(5, "process memory is not writable");
+  std::string out = data;
+  // Writes over an inserted breakpoint change what it will restore.
+  for (auto it = p->breakpoints.lower_bound(addr); it != p->breakpoints.end() && it->first < addr + data.size(); ++it) {
+    it->second = static_cast<uint8_t>(data[it->first - addr]);
+    out[it->first - addr] = static_cast<char>(0xCC);
+  }
+  ssize_t n = ::pwrite(p->mem_fd, out.data(), out.size(), static_cast<off_t>(addr));
+  if (n != static_cast<ssize_t>(out.size())) return make_error(14, "cannot write memory");
+  return ok_status();
+}
+
+// ---------------------------------------------------------------------------
+// Breakpoints
+
+Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  if (type == BreakpointType::Software) {
+    if (p->breakpoints.count(addr)) return ok_status();
+    uint8_t orig = 0;
+    if (p->mem_fd < 0 || ::pread(p->mem_fd, &orig, 1, static_cast<off_t>(addr)) != 1)
+      return make_error(14, "cannot read memory for a breakpoint");
+    uint8_t int3 = 0xCC;
+    if (::pwrite(p->mem_fd, &int3, 1, static_cast<off_t>(addr)) != 1)
+      return make_error(14, "cannot write a breakpoint");
+    p->breakpoints[addr] = orig;
+    return ok_status();
+  }
+  int len = type == BreakpointType::Hardware ? 1 : static_cast<int>(kind);
+  auto st = p->debug_regs.add(static_cast<int>(type), addr, len);
+  if (!st) return st;
+  for (auto& [tid, t] : threads_)
+    if (t.pid == p->pid && !t.fresh) p->debug_regs.apply(tid);
+  return ok_status();
+}
+
+Status ProcessTarget::remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  if (type == BreakpointType::Software) {
+    auto it = p->breakpoints.find(addr);
+    if (it == p->breakpoints.end()) return ok_status();
+    uint8_t orig = it->second;
+    p->breakpoints.erase(it);
+    if (p->mem_fd < 0 || ::pwrite(p->mem_fd, &orig, 1, static_cast<off_t>(addr)) != 1)
+      return make_error(14, "cannot remove a breakpoint");
+    return ok_status();
+  }
+  int len = type == BreakpointType::Hardware ? 1 : static_cast<int>(kind);
+  auto st = p->debug_regs.remove(static_cast<int>(type), addr, len);
+  if (!st) return st;
+  for (auto& [tid, t] : threads_)
+    if (t.pid == p->pid && !t.fresh) p->debug_regs.apply(tid);
+  return ok_status();
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+
+Result<std::string> ProcessTarget::auxv(int pid) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  return procdocs::read_auxv(p->pid);
+}
+
+Result<std::string> ProcessTarget::exec_file(int pid) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  return procdocs::exec_file(p->pid);
+}
+
+Result<std::string> ProcessTarget::libraries_svr4(int pid) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  auto av = procdocs::read_auxv(p->pid);
+  if (!av) return av.error();
+  int id = p->pid;
+  return procdocs::libraries_svr4(*av, [this, id](uint64_t a, std::size_t n) { return read_memory(id, a, n); });
+}
+
+Result<MemoryRegion> ProcessTarget::memory_region(int pid, uint64_t addr) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process");
+  return procdocs::memory_region(p->pid, addr);
+}
+
+}  // namespace dbgstub

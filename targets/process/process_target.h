@@ -1,0 +1,127 @@
+// User-mode target: Linux x86-64 processes under ptrace, all-stop.
+//
+// Every ptrace call happens on the event loop's thread (the tracer thread),
+// driven by wait statuses from ChildEvents. Threads are attached with
+// PTRACE_SEIZE so that stopping them (PTRACE_INTERRUPT) never queues a
+// signal that could leak to the program after a detach.
+#pragma once
+#include <sys/types.h>
+
+#include <asio/io_context.hpp>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "targets/process/child_events.h"
+#include "targets/process/x86_registers.h"
+#include "targets/target.h"
+
+namespace dbgstub {
+
+class ProcessTarget : public Target, public ProcessLauncher {
+ public:
+  ProcessTarget(asio::io_context& io, ChildEvents& events);
+  ~ProcessTarget() override;
+
+  Mode mode() const override { return Mode::User; }
+  std::string describe() const override;
+  void set_stop_handler(StopHandler h) override { on_stop_ = std::move(h); }
+
+  std::vector<ProcessInfo> processes() const override;
+  std::vector<ThreadRef> threads() const override;
+  bool thread_alive(ThreadRef t) const override;
+  std::optional<StopEvent> last_stop() const override { return last_stop_; }
+  bool running() const override { return phase_ != Phase::Stopped; }
+
+  std::string target_xml() const override;
+  Result<std::string> read_registers(ThreadRef t) override;
+  Status write_registers(ThreadRef t, const std::string& data) override;
+  Result<std::string> read_register(ThreadRef t, int regno) override;
+  Status write_register(ThreadRef t, int regno, const std::string& value) override;
+  std::vector<int> expedited_registers() const override;
+
+  Result<std::string> read_memory(int pid, uint64_t addr, std::size_t len) override;
+  Status write_memory(int pid, uint64_t addr, const std::string& data) override;
+
+  Status insert_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) override;
+  Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) override;
+
+  Status resume(const std::vector<ResumeAction>& actions) override;
+  Status interrupt() override;
+
+  Status kill_process(int pid) override;
+  Status detach_process(int pid) override;
+  void release_all() override;
+
+  ProcessLauncher* launcher() override { return this; }
+  Result<std::string> auxv(int pid) override;
+  Result<std::string> exec_file(int pid) override;
+  Result<std::string> libraries_svr4(int pid) override;
+  Result<MemoryRegion> memory_region(int pid, uint64_t addr) override;
+
+  Status launch(const LaunchSpec& spec) override;
+  Status attach(int pid) override;
+
+  // Signals reported to the debugger only if not in this set ("QPassSignals").
+  void set_pass_signals(const std::set<int>& s) override { pass_signals_ = s; }
+  // True while some process is being released after a disconnect.
+  bool releasing() const { return release_pending_; }
+
+ private:
+  struct Thread {
+    pid_t tid = 0, pid = 0;
+    bool stopped = false;       // in a ptrace-stop that we have seen
+    bool stop_wanted = false;   // PTRACE_INTERRUPT sent, stop not seen yet
+    bool fresh = false;         // clone child before its first stop
+    bool stepping = false;
+    std::optional<StopEvent> pending;  // seen during a stop-all, not reported yet
+    std::optional<x86::ThreadRegisters> regs;  // cache, valid while stopped
+  };
+  struct Process {
+    pid_t pid = 0;
+    bool attached = false;
+    bool launching = false;     // launched, exec not seen yet
+    bool attaching = false;     // attached, initial stops not all seen
+    bool kill_requested = false;
+    int mem_fd = -1;
+    std::map<uint64_t, uint8_t> breakpoints;  // addr -> original byte
+    x86::DebugRegisterState debug_regs;
+  };
+  enum class Phase { Stopped, Running, Stopping };
+
+  void on_status(pid_t tid, int status);
+  void on_thread_exit(Thread& t, int status);
+  void on_process_exit(pid_t pid, int status);
+  void on_ptrace_event(Thread& t, int event, int sig);
+  StopEvent classify_sigtrap(Thread& t);
+  void add_thread(pid_t pid, pid_t tid, bool fresh);
+  void remove_thread(pid_t tid);
+  void report(Thread& t, StopEvent ev);
+  void stop_all_others();
+  void maybe_finish_stop();
+  void resume_thread(Thread& t, bool step, int sig);
+  void open_mem(Process& p);
+  void close_mem(Process& p);
+  Process* find_process(int pid);
+  Thread* find_thread(ThreadRef t);
+  Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
+  bool pending_still_valid(Thread& t);
+  void detach_now(Process& p);
+  void emit(const StopEvent& ev);
+
+  asio::io_context& io_;
+  ChildEvents& events_;
+  StopHandler on_stop_;
+  std::map<pid_t, Process> procs_;
+  std::map<pid_t, Thread> threads_;
+  Phase phase_ = Phase::Stopped;
+  std::optional<StopEvent> reporting_;   // chosen event of the stop in progress
+  bool interrupt_requested_ = false;
+  bool release_pending_ = false;
+  std::optional<StopEvent> last_stop_;
+  std::vector<StopEvent> orphan_events_;  // exits seen while stopped
+  std::set<int> pass_signals_;
+};
+
+}  // namespace dbgstub

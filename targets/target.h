@@ -1,0 +1,150 @@
+// The one interface every target agent implements: a Linux process tree
+// (user mode), a VM (kernel mode) or the local kernel. It says what a
+// target can do and nothing about protocols or policy: the server decides
+// what a debugger's request means for the session's mode and then calls
+// these primitives.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace dbgstub {
+
+enum class Mode { User, Kernel, LocalKernel };
+const char* mode_name(Mode m);
+
+struct ThreadRef {
+  int pid = 0;
+  int tid = 0;
+  bool operator==(const ThreadRef&) const = default;
+};
+
+// Why a thread stopped (or a process ended), in protocol-neutral terms.
+struct StopEvent {
+  enum class Kind {
+    Signal,      // thread stopped with `signal` (SIGTRAP for breaks/steps)
+    Exited,      // process exited with `exit_code`
+    Terminated,  // process killed by `signal`
+    NoProcess,   // nothing left to debug
+  };
+  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt };
+  Kind kind = Kind::Signal;
+  Reason reason = Reason::None;
+  ThreadRef thread;
+  int signal = 0;
+  int exit_code = 0;
+  uint64_t data_addr = 0;         // watchpoint address
+  ThreadRef child;                // fork/vfork child
+  std::string exec_path;          // exec
+};
+
+struct ResumeAction {
+  enum class Kind { Continue, Step, Stop };
+  Kind kind = Kind::Continue;
+  int signal = 0;                 // delivered on resume (0 = none)
+  std::optional<ThreadRef> thread;  // none = every thread without its own action
+  std::optional<uint64_t> addr;   // legacy "c ADDR": resume at ADDR
+};
+
+enum class BreakpointType { Software = 0, Hardware = 1, WriteWatch = 2, ReadWatch = 3, AccessWatch = 4 };
+
+struct MemoryRegion {
+  uint64_t start = 0, size = 0;   // size 0: unmapped up to `start + size` unknown
+  bool mapped = false;
+  bool read = false, write = false, exec = false;
+  std::string name;
+};
+
+// What a launched program gets. Environment is the full list NAME=VALUE.
+struct LaunchSpec {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;
+  std::string cwd;
+  bool disable_aslr = true;   // gdbserver's default
+};
+
+// Capability of targets that can start or attach to programs (user mode).
+// Both complete asynchronously with a stop event (SIGTRAP) from the stop
+// handler; a program that can't be exec'd ends with exit code 127.
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  virtual Status launch(const LaunchSpec& spec) = 0;
+  virtual Status attach(int pid) = 0;
+};
+
+struct ProcessInfo {
+  int pid = 0;
+  int parent_pid = 0;
+  std::string name;
+  std::string executable;
+  bool attached = false;  // attached to (detach on disconnect) vs launched (kill)
+};
+
+class Target {
+ public:
+  using StopHandler = std::function<void(const StopEvent&)>;
+  virtual ~Target() = default;
+
+  virtual Mode mode() const = 0;
+  virtual std::string describe() const = 0;
+
+  // Stop events arrive asynchronously, on the event loop's thread, once
+  // after every resume() or interrupt().
+  virtual void set_stop_handler(StopHandler h) = 0;
+
+  // --- processes and threads -------------------------------------------
+  virtual std::vector<ProcessInfo> processes() const = 0;
+  virtual std::vector<ThreadRef> threads() const = 0;
+  virtual bool thread_alive(ThreadRef t) const = 0;
+  // Stop that caused the current all-stop state (the "?" query).
+  virtual std::optional<StopEvent> last_stop() const = 0;
+  virtual bool running() const = 0;
+
+  // --- registers: layout described by target.xml, raw little-endian bytes
+  virtual std::string target_xml() const = 0;
+  virtual Result<std::string> read_registers(ThreadRef t) = 0;            // 'g' layout
+  virtual Status write_registers(ThreadRef t, const std::string& data) = 0;
+  virtual Result<std::string> read_register(ThreadRef t, int regno) = 0;
+  virtual Status write_register(ThreadRef t, int regno, const std::string& value) = 0;
+  // Register numbers of pc, sp, fp for expedited stop replies.
+  virtual std::vector<int> expedited_registers() const = 0;
+
+  // --- memory (of a process; kernel targets ignore pid) -----------------
+  virtual Result<std::string> read_memory(int pid, uint64_t addr, std::size_t len) = 0;
+  virtual Status write_memory(int pid, uint64_t addr, const std::string& data) = 0;
+
+  // --- breakpoints and watchpoints --------------------------------------
+  virtual Status insert_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) = 0;
+  virtual Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) = 0;
+
+  // --- execution control -----------------------------------------------
+  virtual Status resume(const std::vector<ResumeAction>& actions) = 0;
+  virtual Status interrupt() = 0;
+
+  // --- ending ------------------------------------------------------------
+  // Ends the process now (user mode). Kernel targets schedule instead; the
+  // server's kill policy decides which of these is called.
+  virtual Status kill_process(int pid) = 0;
+  virtual Status detach_process(int pid) = 0;
+  // --- optional capabilities and documents -----------------------------
+  virtual ProcessLauncher* launcher() { return nullptr; }
+  // Signals (host numbers) delivered straight to the program, not reported.
+  virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
+  virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }
+  virtual Result<std::string> exec_file(int /*pid*/) { return make_error(95, "exec-file not available"); }
+  virtual Result<std::string> libraries_svr4(int /*pid*/) { return make_error(95, "library list not available"); }
+  virtual Result<MemoryRegion> memory_region(int /*pid*/, uint64_t /*addr*/) {
+    return make_error(95, "memory regions not available");
+  }
+
+  // Forget everything: on disconnect, kill what we launched, detach the rest.
+  virtual void release_all() = 0;
+};
+
+}  // namespace dbgstub
