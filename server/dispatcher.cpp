@@ -539,7 +539,7 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
     }
     auto r = x.object == "auxv" ? target_.auxv(pid)
              : x.object == "exec-file" ? target_.exec_file(pid)
-                                       : target_.libraries_svr4(pid);
+                                       : target_.libraries_svr4(pid, x.annex);
     if (!r) return rsp::reply_error(r.error().code);
     doc = *r;
   } else {

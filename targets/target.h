@@ -138,7 +138,7 @@ class Target {
   virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
   virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }
   virtual Result<std::string> exec_file(int /*pid*/) { return make_error(95, "exec-file not available"); }
-  virtual Result<std::string> libraries_svr4(int /*pid*/) { return make_error(95, "library list not available"); }
+  virtual Result<std::string> libraries_svr4(int /*pid*/, const std::string& /*annex*/) { return make_error(95, "library list not available"); }
   virtual Result<MemoryRegion> memory_region(int /*pid*/, uint64_t /*addr*/) {
     return make_error(95, "memory regions not available");
   }

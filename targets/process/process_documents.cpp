@@ -115,7 +115,8 @@ std::string hex(uint64_t v) {
 // characters, which XML 1.0 forbids even as references, become '?': a
 // single odd file name must not make gdb's parser reject the whole list.
 void xml_escape_append(std::string& out, const std::string& text) {
-  for (unsigned char c : text) {
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
     switch (c) {
       case '\'': out += "&apos;"; break;
       case '"': out += "&quot;"; break;
@@ -139,8 +140,9 @@ struct AuxvInfo {
 
 AuxvInfo parse_auxv(const std::string& auxv) {
   AuxvInfo info;
-  // Elf64_auxv_t is {a_type, a_val}, both 8 bytes; a trailing partial
-  // entry is ignored, AT_NULL ends the vector.
+  // Elf64_auxv_t is {a_type, a_val}, both 8 bytes (the stub only debugs
+  // 64-bit processes); a trailing partial entry is ignored, AT_NULL ends
+  // the vector.
   for (std::size_t off = 0; off + 16 <= auxv.size(); off += 16) {
     uint64_t type = load_u64(auxv, off);
     uint64_t val = load_u64(auxv, off + 8);

@@ -28,6 +28,13 @@ Result<std::string> exec_file(int pid);
 // (the main program's own link_map entry is main-lm, not a <library>).
 Result<std::string> libraries_svr4(const std::string& auxv, const MemoryReader& read);
 
+// As gdbserver 13, every <library> also carries lmid="0x.." (the address of
+// its namespace's r_debug; namespaces beyond the first are followed through
+// r_debug_extended.r_next). A list without libraries is self-closing:
+// <library-list-svr4 version="1.0"/> (or with main-lm). Errors where
+// gdbserver answers E01: no usable AT_PHDR, PT_PHDR, PT_DYNAMIC or DT_DEBUG.
+// 64-bit (x86-64) processes only.
+
 // gdb's annex "lmid=ID;start=LM;prev=PREV" (sent when it follows ld.so's
 // probes to update its list incrementally). All zero: the whole list.
 struct Svr4Annex {

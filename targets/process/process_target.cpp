@@ -841,13 +841,16 @@ Result<std::string> ProcessTarget::exec_file(int pid) {
   return procdocs::exec_file(p->pid);
 }
 
-Result<std::string> ProcessTarget::libraries_svr4(int pid) {
+Result<std::string> ProcessTarget::libraries_svr4(int pid, const std::string& annex) {
   Process* p = find_process(pid);
   if (!p) return make_error(3, "no such process");
   auto av = procdocs::read_auxv(p->pid);
   if (!av) return av.error();
+  auto which = procdocs::parse_svr4_annex(annex);
+  if (!which) return which.error();
   int id = p->pid;
-  return procdocs::libraries_svr4(*av, [this, id](uint64_t a, std::size_t n) { return read_memory(id, a, n); });
+  return procdocs::libraries_svr4(*av, [this, id](uint64_t a, std::size_t n) { return read_memory(id, a, n); },
+                                  *which);
 }
 
 Result<MemoryRegion> ProcessTarget::memory_region(int pid, uint64_t addr) {

@@ -57,7 +57,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   ProcessLauncher* launcher() override { return this; }
   Result<std::string> auxv(int pid) override;
   Result<std::string> exec_file(int pid) override;
-  Result<std::string> libraries_svr4(int pid) override;
+  Result<std::string> libraries_svr4(int pid, const std::string& annex) override;
   Result<MemoryRegion> memory_region(int pid, uint64_t addr) override;
 
   Status launch(const LaunchSpec& spec) override;

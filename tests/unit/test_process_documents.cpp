@@ -103,9 +103,8 @@ Image make_image(bool with_phdr = true, uint64_t dt_debug = kRDebug) {
   im.auxv = auxv_of({{AT_PAGESZ, 4096}, {AT_PHDR, kPhdr}, {AT_PHNUM, with_phdr ? 3u : 2u}, {AT_ENTRY, kBias + 0x1000}});
   im.mem.put(kPhdr, ph);
   im.mem.put(kDynamic, dyn(DT_NEEDED, 1) + dyn(DT_DEBUG, dt_debug) + dyn(DT_NULL, 0));
-  uint32_t version = 1;
-  im.mem.put(kRDebug, bytes_of(version) + std::string(4, '\0'));
-  im.mem.put_u64(kRDebug + 8, 0x8000);
+  uint64_t r_debug[2] = {1, 0x8000};  // r_version (int, padded), r_map
+  im.mem.put(kRDebug, bytes_of(r_debug));
   im.mem.put(0x8000, link_map(kBias, 0x9000, kDynamic, 0x8100, 0));
   im.mem.put(0x8100, link_map(0x7fff000, 0x9100, 0x7fff3e0, 0x8200, 0x8000));
   im.mem.put(0x8200, link_map(0x7ff0000, 0x9200, 0x7ff1234, 0x8300, 0x8100));
@@ -119,8 +118,8 @@ Image make_image(bool with_phdr = true, uint64_t dt_debug = kRDebug) {
 
 const char* const kExpected =
     "<library-list-svr4 version=\"1.0\" main-lm=\"0x8000\">"
-    "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\" lm=\"0x8200\" l_addr=\"0x7ff0000\" l_ld=\"0x7ff1234\"/>"
-    "<library name=\"/tmp/a&amp;b&lt;&apos;&quot;&gt;&#9;.so\" lm=\"0x8300\" l_addr=\"0x7fe0000\" l_ld=\"0x7fe5678\"/>"
+    "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\" lm=\"0x8200\" l_addr=\"0x7ff0000\" l_ld=\"0x7ff1234\" lmid=\"0x7000\"/>"
+    "<library name=\"/tmp/a&amp;b&lt;&apos;&quot;&gt;&#9;.so\" lm=\"0x8300\" l_addr=\"0x7fe0000\" l_ld=\"0x7fe5678\" lmid=\"0x7000\"/>"
     "</library-list-svr4>";
 
 }  // namespace
@@ -141,9 +140,8 @@ TEST_CASE("libraries_svr4: r_debug not filled in yet gives the empty list") {
 
 TEST_CASE("libraries_svr4: bad r_debug version gives the empty list") {
   Image im = make_image();
-  uint32_t version = 7;
-  im.mem.put(kRDebug, bytes_of(version) + std::string(4, '\0') + std::string(8, '\0'));
-  im.mem.put_u64(kRDebug + 8, 0x8000);
+  uint64_t r_debug[2] = {0, 0x8000};  // version 0: not a glibc r_debug
+  im.mem.put(kRDebug, bytes_of(r_debug));
   auto doc = libraries_svr4(im.auxv, im.mem.reader());
   REQUIRE(doc.ok());
   CHECK(*doc == "<library-list-svr4 version=\"1.0\"/>");
@@ -239,18 +237,67 @@ TEST_CASE("libraries_svr4: corrupt chains end the walk without failing") {
   }
 }
 
+TEST_CASE("libraries_svr4: dlmopen namespaces through r_debug_extended") {
+  Image im = make_image();
+  // r_debug_extended {r_version=2, r_map, r_brk, r_state, r_ldbase, r_next}
+  auto r_debug_ext = [](uint64_t r_map, uint64_t r_next) {
+    uint64_t f[6] = {2, r_map, 0, 0, 0, r_next};
+    return std::string(reinterpret_cast<const char*>(f), sizeof f);
+  };
+  im.mem.put(kRDebug, r_debug_ext(0x8000, 0xa000));
+  im.mem.put(0xa000, r_debug_ext(0xb000, 0));
+  im.mem.put(0xb000, link_map(0x7000000, 0xb100, 0x7000500, 0, 0));
+  im.mem.put(0xb100, std::string("/lib/libns.so\0", 14));
+  const std::string ns_lib =
+      "<library name=\"/lib/libns.so\" lm=\"0xb000\" l_addr=\"0x7000000\" l_ld=\"0x7000500\" lmid=\"0xa000\"/>";
+  std::string expected = kExpected;
+  expected.insert(expected.size() - std::strlen("</library-list-svr4>"), ns_lib);
+  {
+    auto doc = libraries_svr4(im.auxv, im.mem.reader());
+    REQUIRE(doc.ok());
+    CHECK(*doc == expected);
+  }
+  // r_next looping back to the main namespace is not followed again.
+  im.mem.put(0xa000, r_debug_ext(0xb000, kRDebug));
+  {
+    auto doc = libraries_svr4(im.auxv, im.mem.reader());
+    REQUIRE(doc.ok());
+    CHECK(*doc == expected);
+  }
+}
+
 TEST_CASE("libraries_svr4: start/prev annex continues the walk") {
   Image im = make_image();
-  auto doc = libraries_svr4(im.auxv, im.mem.reader(), 0x8200, 0x8100);
+  auto doc = libraries_svr4(im.auxv, im.mem.reader(), Svr4Annex{0x7000, 0x8200, 0x8100});
   REQUIRE(doc.ok());
   CHECK(*doc ==
         "<library-list-svr4 version=\"1.0\">"
-        "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\" lm=\"0x8200\" l_addr=\"0x7ff0000\" l_ld=\"0x7ff1234\"/>"
-        "<library name=\"/tmp/a&amp;b&lt;&apos;&quot;&gt;&#9;.so\" lm=\"0x8300\" l_addr=\"0x7fe0000\" l_ld=\"0x7fe5678\"/>"
+        "<library name=\"/lib/x86_64-linux-gnu/libc.so.6\" lm=\"0x8200\" l_addr=\"0x7ff0000\" l_ld=\"0x7ff1234\" lmid=\"0x7000\"/>"
+        "<library name=\"/tmp/a&amp;b&lt;&apos;&quot;&gt;&#9;.so\" lm=\"0x8300\" l_addr=\"0x7fe0000\" l_ld=\"0x7fe5678\" lmid=\"0x7000\"/>"
         "</library-list-svr4>");
-  auto wrong_prev = libraries_svr4(im.auxv, im.mem.reader(), 0x8200, 0x8000);
+  auto wrong_prev = libraries_svr4(im.auxv, im.mem.reader(), Svr4Annex{0x7000, 0x8200, 0x8000});
   REQUIRE(wrong_prev.ok());
   CHECK(*wrong_prev == "<library-list-svr4 version=\"1.0\"/>");
+  // start == 0 is the full list, whatever else the annex says.
+  auto full = libraries_svr4(im.auxv, im.mem.reader(), Svr4Annex{0x1234, 0, 0x5678});
+  REQUIRE(full.ok());
+  CHECK(*full == kExpected);
+}
+
+TEST_CASE("parse_svr4_annex") {
+  auto a = parse_svr4_annex("lmid=7ffff7ffe118;start=7ffff7fc3000;prev=7FFFF7FFE2E0;");
+  REQUIRE(a.ok());
+  CHECK(a->lmid == 0x7ffff7ffe118);
+  CHECK(a->start == 0x7ffff7fc3000);
+  CHECK(a->prev == 0x7ffff7ffe2e0);
+  auto b = parse_svr4_annex("foo=zz;start=10");
+  REQUIRE(b.ok());
+  CHECK(b->start == 0x10);
+  CHECK(b->lmid == 0);
+  CHECK(parse_svr4_annex("").ok());
+  CHECK_FALSE(parse_svr4_annex("start=12g4").ok());
+  CHECK_FALSE(parse_svr4_annex("start=10000000000000000").ok());
+  CHECK(parse_svr4_annex("start=ffffffffffffffff")->start == ~uint64_t{0});
 }
 
 TEST_CASE("libraries_svr4: garbage memory never crashes") {
@@ -283,7 +330,7 @@ TEST_CASE("libraries_svr4: garbage memory never crashes") {
     if (rng() % 4 == 0) auxv = rand_bytes(rng() % 200);
     auto doc = libraries_svr4(auxv, garbage);
     if (doc.ok()) CHECK(doc->starts_with("<library-list-svr4 version=\"1.0\""));
-    (void)libraries_svr4(auxv, garbage, rand_addr(), rand_addr());
+    (void)libraries_svr4(auxv, garbage, Svr4Annex{rand_addr(), rand_addr(), rand_addr()});
   }
   // A valid image with random bytes flipped: exercises the deep paths.
   for (int i = 0; i < 1000; ++i) {
@@ -306,10 +353,11 @@ namespace {
 struct StoppedSleep {
   pid_t pid = -1;
   int mem_fd = -1;
+  bool ok = false;  // checked by the test, so that the destructor always reaps the child
 
   explicit StoppedSleep(bool at_exec = false) {
     pid = ::fork();
-    REQUIRE(pid >= 0);
+    if (pid < 0) return;
     if (pid == 0) {
       if (at_exec) ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
       char arg0[] = "/bin/sleep", arg1[] = "30";
@@ -317,16 +365,15 @@ struct StoppedSleep {
       ::execv(argv[0], argv);
       ::_exit(127);
     }
-    int status = 0;
     if (!at_exec) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      REQUIRE(::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) == 0);
-      REQUIRE(::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) == 0);
+      if (::ptrace(PTRACE_SEIZE, pid, nullptr, nullptr) != 0) return;
+      if (::ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr) != 0) return;
     }
-    REQUIRE(::waitpid(pid, &status, __WALL) == pid);
-    REQUIRE(WIFSTOPPED(status));
+    int status = 0;
+    if (::waitpid(pid, &status, __WALL) != pid || !WIFSTOPPED(status)) return;
     mem_fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
-    REQUIRE(mem_fd >= 0);
+    ok = mem_fd >= 0;
   }
   ~StoppedSleep() {
     if (mem_fd >= 0) ::close(mem_fd);
@@ -362,6 +409,7 @@ uint64_t auxv_value(const std::string& auxv, uint64_t type) {
 
 TEST_CASE("process documents of a running /bin/sleep") {
   StoppedSleep child;
+  REQUIRE(child.ok);
 
   auto auxv = read_auxv(child.pid);
   REQUIRE(auxv.ok());
@@ -429,6 +477,7 @@ TEST_CASE("process documents of a running /bin/sleep") {
 
 TEST_CASE("libraries_svr4 before ld.so ran is the empty list") {
   StoppedSleep child(true);
+  REQUIRE(child.ok);
   auto auxv = read_auxv(child.pid);
   REQUIRE(auxv.ok());
   auto doc = libraries_svr4(*auxv, child.reader());
