@@ -317,6 +317,7 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             if (n <= 0) return rsp::reply_error(1);
             return rsp::to_hex(std::string(buf, static_cast<std::size_t>(n)));
           },
+          [&](const rsp::HostFile& f) { return host_files_.handle(f, config_.packet_size - 16); },
           [&](const rsp::JsonRequest&) { return rsp::reply_empty(); },
           [&](const rsp::Unsupported& u) {
             spdlog::debug("unsupported packet '{}'", u.name);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "protocol/rsp/request.h"
+#include "server/host_files.h"
 #include "server/monitor.h"
 #include "targets/target.h"
 
@@ -85,6 +86,7 @@ class Dispatcher {
   DispatcherConfig config_;
   SessionHooks hooks_;
   Monitor monitor_;
+  HostFiles host_files_;
   bool multiprocess_ = false;    // client and server agreed on pPID.TID ids
   bool swbreak_ = false, hwbreak_ = false;
   bool error_strings_ = false;   // client accepts "E.message"

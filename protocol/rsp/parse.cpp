@@ -1,6 +1,7 @@
 // Request parsing. Every input is untrusted: all numbers are range checked
 // before use, nothing throws, and allocations are bounded by the payload
 // size (which the framer bounds) rather than by numbers found in it.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <limits>
@@ -479,11 +480,69 @@ Result<Request> parse_vrun(sv p) {
   return Request{std::move(r)};
 }
 
+// vFile:open:hexname,flags,mode  vFile:pread:fd,count,offset  vFile:close:fd
+// vFile:fstat:fd  vFile:readlink:hexname  vFile:setfs:pid  vFile:unlink:hexname
+// vFile:pwrite:fd,offset,binary (parsed so it can be refused cleanly)
+Result<Request> parse_vfile(sv p) {
+  auto rest = p.substr(6);  // after "vFile:"
+  auto colon = rest.find(':');
+  if (colon == sv::npos) return bad("vFile", "missing operation arguments");
+  sv op = rest.substr(0, colon);
+  sv args = rest.substr(colon + 1);
+  HostFile f;
+  auto nums = [&](std::size_t n, std::vector<uint64_t>& out) {
+    auto parts = split_all(args, ',');
+    if (parts.size() != n) return false;
+    for (sv part : parts) {
+      auto v = parse_hex_u64(part);
+      if (!v) return false;
+      out.push_back(*v);
+    }
+    return true;
+  };
+  auto path = [&](sv hex) -> bool {
+    auto d = from_hex(hex);
+    if (!d || d->empty() || d->size() > 4096 || d->find('\0') != std::string::npos) return false;
+    f.path = *d;
+    return true;
+  };
+  std::vector<uint64_t> v;
+  if (op == "open") {
+    auto parts = split_all(args, ',');
+    if (parts.size() != 3 || !path(parts[0])) return bad("vFile:open", "bad arguments");
+    auto fl = parse_hex_u64(parts[1]);
+    auto md = parse_hex_u64(parts[2]);
+    if (!fl || !md) return bad("vFile:open", "bad flags or mode");
+    f.op = HostFile::Op::Open;
+    f.flags = *fl;
+    f.mode = *md;
+  } else if (op == "readlink" || op == "unlink") {
+    if (!path(args)) return bad("vFile", "bad file name");
+    f.op = op == "readlink" ? HostFile::Op::Readlink : HostFile::Op::Unlink;
+  } else if (op == "close" || op == "fstat" || op == "setfs") {
+    if (!nums(1, v) || v[0] > kMaxPositiveId) return bad("vFile", "bad number");
+    f.op = op == "close" ? HostFile::Op::Close : op == "fstat" ? HostFile::Op::Fstat : HostFile::Op::SetFs;
+    f.fd = static_cast<int64_t>(v[0]);
+  } else if (op == "pread") {
+    if (!nums(3, v) || v[0] > kMaxPositiveId || v[2] > kMaxPositiveId) return bad("vFile:pread", "bad arguments");
+    f.op = HostFile::Op::Pread;
+    f.fd = static_cast<int64_t>(v[0]);
+    f.count = std::min<uint64_t>(v[1], kMaxTransfer);
+    f.offset = v[2];
+  } else if (op == "pwrite") {
+    f.op = HostFile::Op::Pwrite;
+  } else {
+    return unsupported("vFile:" + std::string(op));
+  }
+  return Request{std::move(f)};
+}
+
 Result<Request> parse_v(sv p) {
   if (p == "vCont?") return Request{VContQuery{}};
   sv name = p.substr(0, p.find_first_of(";:"));
   if (name == "vCont") return parse_vcont(p);
   if (name == "vRun") return parse_vrun(p);
+  if (name == "vFile") return parse_vfile(p);
   if (name == "vKill" || name == "vAttach") {
     auto pid = p.size() > name.size() + 1 && p[name.size()] == ';' ? parse_hex_pid(p.substr(name.size() + 1))
                                                                   : std::nullopt;

@@ -1,5 +1,7 @@
 #include "protocol/rsp/reply.h"
 
+#include <cerrno>
+
 #include <algorithm>
 
 #include "protocol/rsp/hex.h"
@@ -108,6 +110,47 @@ std::string build_key_values(const std::vector<std::pair<std::string, std::strin
     out += ';';
   }
   return out;
+}
+
+std::string build_file_reply(int64_t result, int err, std::string_view attachment, bool with_attachment) {
+  std::string out = "F";
+  if (result < 0) {
+    out += "-" + hex_u64(static_cast<uint64_t>(-result));
+    out += "," + hex_u64(static_cast<uint64_t>(err));
+    return out;
+  }
+  out += hex_u64(static_cast<uint64_t>(result));
+  if (with_attachment) {
+    out += ';';
+    out.append(attachment);
+  }
+  return out;
+}
+
+int fileio_errno(int e) {
+  // Values from the GDB manual's "Errno Values" (File-I/O remote protocol).
+  switch (e) {
+    case EPERM: return 1;
+    case ENOENT: return 2;
+    case EINTR: return 4;
+    case EBADF: return 9;
+    case EACCES: return 13;
+    case EFAULT: return 14;
+    case EBUSY: return 16;
+    case EEXIST: return 17;
+    case ENODEV: return 19;
+    case ENOTDIR: return 20;
+    case EISDIR: return 21;
+    case EINVAL: return 22;
+    case ENFILE: return 23;
+    case EMFILE: return 24;
+    case EFBIG: return 27;
+    case ENOSPC: return 28;
+    case ESPIPE: return 29;
+    case EROFS: return 30;
+    case ENAMETOOLONG: return 91;
+    default: return 9999;
+  }
 }
 
 }  // namespace dbgstub::rsp

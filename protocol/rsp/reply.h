@@ -51,4 +51,11 @@ std::string build_supported(const std::vector<std::string>& features);
 // lldb-style "key:value;key:value;"
 std::string build_key_values(const std::vector<std::pair<std::string, std::string>>& kv);
 
+// Host I/O reply: "F<result>[,<errno>][;<attachment>]" (result < 0 carries
+// GDB's fileio errno). The attachment is raw binary; framing escapes it.
+std::string build_file_reply(int64_t result, int fileio_errno = 0, std::string_view attachment = {},
+                             bool with_attachment = false);
+// Host errno -> GDB fileio errno (EUNKNOWN 9999 for those it lacks).
+int fileio_errno(int host_errno);
+
 }  // namespace dbgstub::rsp

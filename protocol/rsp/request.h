@@ -86,6 +86,16 @@ struct QueryRegisterInfo { uint64_t regno = 0; };                 // qRegisterIn
 struct QueryMemoryRegionInfo { uint64_t addr = 0; };              // qMemoryRegionInfo:addr
 struct QueryThreadStopInfo { ThreadId thread; };                  // qThreadStopInfo<tid>
 struct QueryWorkingDir {};                                        // qGetWorkingDir
+// Host I/O ("vFile:op:args"): GDB reads the program and /proc files
+// through these. Numbers are hex, names hex-encoded, decoded here.
+struct HostFile {
+  enum class Op { SetFs, Open, Close, Pread, Pwrite, Fstat, Readlink, Unlink };
+  Op op = Op::Open;
+  std::string path;        // open, readlink, unlink
+  int64_t fd = -1;         // close, pread, pwrite, fstat; pid for setfs
+  uint64_t flags = 0, mode = 0;     // open (GDB's fileio flag values)
+  uint64_t count = 0, offset = 0;   // pread / pwrite
+};
 struct JsonRequest { std::string name; std::string json; };       // jThreadsInfo, jThreadExtendedInfo:..., etc.
 // A packet dbgstub recognises as a known family but does not implement,
 // or does not recognise at all: the reply is the empty packet.
@@ -98,7 +108,7 @@ using Request = std::variant<
     QueryAttached, XferRead, MonitorCommand, Detach, Kill, VKill, VRun, VAttach, PassSignals,
     ProgramSignals, SetFlag, SetEnvironment, SetWorkingDir, QueryOffsets, QuerySymbol,
     QueryTStatus, QueryHostInfo, QueryProcessInfo, QueryRegisterInfo, QueryMemoryRegionInfo,
-    QueryThreadStopInfo, QueryWorkingDir, JsonRequest, Unsupported>;
+    QueryThreadStopInfo, QueryWorkingDir, HostFile, JsonRequest, Unsupported>;
 
 // Parse one packet payload (as delivered by Framer). A malformed packet of a
 // known kind gives an Error (reply "E.." + log); an unknown one gives

@@ -459,7 +459,8 @@ void ProcessTarget::maybe_finish_stop() {
   if (release_pending_) {
     release_pending_ = false;
     std::vector<pid_t> pids;
-    for (auto& [pid, p] : procs_) pids.push_back(pid);
+    for (auto& [pid, p] : procs_)
+      if (!p.kill_requested) pids.push_back(pid);
     for (pid_t pid : pids) detach_now(procs_[pid]);
     return;
   }
@@ -623,12 +624,12 @@ void ProcessTarget::release_all() {
   for (auto& [pid, p] : procs_)
     if (!p.attached) launched.push_back(pid);
   for (pid_t pid : launched) kill_process(pid);
-  bool any_attached = !procs_.empty();
-  if (!any_attached) return;
+  std::vector<pid_t> attached;
+  for (auto& [pid, p] : procs_)
+    if (p.attached && !p.kill_requested) attached.push_back(pid);
+  if (attached.empty()) return;
   if (phase_ == Phase::Stopped) {
-    std::vector<pid_t> pids;
-    for (auto& [pid, p] : procs_) pids.push_back(pid);
-    for (pid_t pid : pids) detach_now(procs_[pid]);
+    for (pid_t pid : attached) detach_now(procs_[pid]);
     return;
   }
   // Running: stop everything, then detach (in maybe_finish_stop).
