@@ -167,6 +167,10 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
   }
   rsp::StopReply r;
   r.signal = rsp::gdb_signal_from_host(ev.signal);
+  // gdb expects the first stop as SIGTRAP (and ignores it); lldb takes a
+  // SIGTRAP there for a real one, and would pass a SIGSTOP on to the
+  // program when resuming: signal 0 is a plain stop for it.
+  if (lldb_client_ && ev.reason == StopEvent::Reason::Start) r.signal = 0;
   r.thread = wire_id(ev.thread);
   for (int regno : target_.expedited_registers()) {
     auto v = target_.read_register(ev.thread, regno);
@@ -305,7 +309,10 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::QueryOffsets&) { return rsp::reply_empty(); },
           [&](const rsp::QuerySymbol&) { return rsp::reply_ok(); },
           [&](const rsp::QueryTStatus&) { return rsp::reply_empty(); },
-          [&](const rsp::QueryHostInfo&) { return on_host_info(); },
+          [&](const rsp::QueryHostInfo&) {
+            lldb_client_ = true;
+            return on_host_info();
+          },
           [&](const rsp::QueryProcessInfo&) { return on_process_info(); },
           [&](const rsp::QueryRegisterInfo& r) { return on_register_info(r.regno); },
           [&](const rsp::QueryMemoryRegionInfo& m) { return on_memory_region(m.addr); },
@@ -373,7 +380,10 @@ std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
     list_threads_in_stop_ = true;
     return rsp::reply_ok();
   }
-  if (f.name == "QThreadSuffixSupported") return rsp::reply_ok();
+  if (f.name == "QThreadSuffixSupported") {
+    lldb_client_ = true;
+    return rsp::reply_ok();
+  }
   if (f.name == "QEnableErrorStrings") {
     error_strings_ = true;
     return rsp::reply_ok();
@@ -583,7 +593,9 @@ std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, 
   int pid = pid_arg ? static_cast<int>(*pid_arg) : current_pid();
   auto st = target_.kill_process(pid);
   if (legacy) {
-    // No reply to 'k' (GDB does not wait for one).
+    // GDB does not read a reply to 'k' (a stray one would be taken as the
+    // answer to its next packet); lldb waits for the exit report.
+    if (lldb_client_) return rsp::build_signal_exit_reply(rsp::gdb_signal_from_host(SIGKILL), std::nullopt);
     deferred = true;
     return "";
   }

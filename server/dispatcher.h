@@ -91,6 +91,7 @@ class Dispatcher {
   bool swbreak_ = false, hwbreak_ = false;
   bool error_strings_ = false;   // client accepts "E.message"
   bool list_threads_in_stop_ = false;  // lldb
+  bool lldb_client_ = false;     // spoke an lldb-only packet: expects replies to k
   bool waiting_for_stop_ = false;
   ThreadRef g_thread_{}, c_thread_{};
   bool c_thread_all_ = true;

@@ -32,7 +32,8 @@ struct StopEvent {
     Terminated,  // process killed by `signal`
     NoProcess,   // nothing left to debug
   };
-  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt };
+  // Start: the first stop after launch or attach.
+  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt, Start };
   Kind kind = Kind::Signal;
   Reason reason = Reason::None;
   ThreadRef thread;

@@ -220,6 +220,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
       ev.signal = SIGTRAP;
+      ev.reason = StopEvent::Reason::Start;
       report(t, ev);
     } else {
       resume_thread(t, false, 0);
@@ -300,6 +301,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
             StopEvent ev;
             ev.thread = {p.pid, p.pid};
             ev.signal = SIGTRAP;
+            ev.reason = StopEvent::Reason::Start;
             if (!reporting_) reporting_ = ev;
           }
         } else if (interrupt_requested_ && !reporting_) {

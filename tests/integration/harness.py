@@ -136,3 +136,180 @@ def eventually(pred, timeout=10.0, interval=0.05):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# --- Helpers for the attach / extended / lifecycle / differential tests ---
+
+import socket as _socket
+
+
+def rsp_checksum(payload):
+    return sum(payload.encode("latin-1")) & 0xFF
+
+
+def rsp_frame(payload):
+    return f"${payload}#{rsp_checksum(payload):02x}"
+
+
+class RspClient:
+    """A minimal hand-driven GDB remote protocol client over a raw TCP
+    socket, for tests that need exact control over the bytes sent."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+        self.sock = _socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.acks = []   # '+' / '-' bytes seen, in order
+        self.console = []  # decoded 'O' packets
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def send(self, payload):
+        self.send_raw(rsp_frame(payload))
+
+    def _fill(self, deadline):
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise TimeoutError("no reply from the stub; got so far: %r" % self.buf[:200])
+        self.sock.settimeout(remaining)
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the stub closed the connection; unread: %r" % self.buf[:200])
+        self.buf += chunk
+
+    def read_ack(self, timeout=None):
+        """Next '+' or '-' byte."""
+        deadline = time.time() + (timeout or self.timeout)
+        while True:
+            while self.buf[:1] in (b"+", b"-"):
+                c = self.buf[:1].decode()
+                self.buf = self.buf[1:]
+                self.acks.append(c)
+                return c
+            if self.buf:
+                raise AssertionError("expected an ack, got %r" % self.buf[:200])
+            self._fill(deadline)
+
+    def read_packet(self, timeout=None, skip_console=True):
+        """Next packet payload (checksum verified, acked with '+'); acks
+        before it are recorded in self.acks; 'O' console packets are kept in
+        self.console and skipped unless skip_console is False."""
+        deadline = time.time() + (timeout or self.timeout)
+        while True:
+            while self.buf[:1] in (b"+", b"-"):
+                self.acks.append(self.buf[:1].decode())
+                self.buf = self.buf[1:]
+            start = self.buf.find(b"$")
+            end = self.buf.find(b"#", start + 1) if start >= 0 else -1
+            if start >= 0 and end >= 0 and len(self.buf) >= end + 3:
+                payload = self.buf[start + 1:end]
+                cs = int(self.buf[end + 1:end + 3], 16)
+                self.buf = self.buf[end + 3:]
+                if sum(payload) & 0xFF != cs:
+                    raise AssertionError("bad checksum from the stub: %r" % payload[:200])
+                self.send_raw(b"+")
+                text = payload.decode("latin-1")
+                if skip_console and text.startswith("O") and text != "OK" and len(text) > 1:
+                    try:
+                        self.console.append(bytes.fromhex(text[1:]).decode("latin-1"))
+                        continue
+                    except ValueError:
+                        pass
+                return text
+            self._fill(deadline)
+
+    def request(self, payload, timeout=None):
+        """Sends a packet, expects '+', returns the reply payload."""
+        self.send(payload)
+        return self.read_packet(timeout)
+
+    def handshake(self):
+        return self.request("qSupported:multiprocess+;swbreak+;hwbreak+;vContSupported+")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def pid_alive(pid):
+    """True while PID exists and is not a zombie."""
+    st = process_state(pid)
+    return st is not None and st not in ("Z", "X")
+
+
+def wait_gone(pid, timeout=10.0):
+    return eventually(lambda: not pid_alive(pid), timeout)
+
+
+def reap(popen, timeout=5):
+    """Kills and reaps a subprocess.Popen started by a test (idempotent)."""
+    if popen.poll() is None:
+        try:
+            popen.kill()
+        except OSError:
+            pass
+    try:
+        popen.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    for f in (popen.stdin, popen.stdout, popen.stderr):
+        if f:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def spawned_pid_ready(popen, timeout=10.0):
+    """Waits until a spawn()ed test program printed its first line (spin
+    prints 'spin pid N'), so it is past exec and running main."""
+    line = popen.stdout.readline()
+    return line
+
+
+def running_untraced(pid):
+    """Alive, not stopped or traced, and no tracer."""
+    return pid_alive(pid) and process_state(pid) in ("R", "S", "D") and tracer_of(pid) == 0
+
+
+def gdb_run(commands, timeout=60, pre=(), args=()):
+    """gdb in batch mode with stdout and stderr in one stream (so error
+    messages stay in order with the rest). `commands` are -ex commands run
+    after `pre`; `args` go before them (e.g. the program)."""
+    cmd = ["gdb", "-nx", "-batch", *args, "-ex", "set confirm off", "-ex", "set pagination off",
+           "-ex", "set width 0", "-ex", "set height 0"]
+    for c in list(pre) + list(commands):
+        cmd += ["-ex", c]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout, errors="replace")
+    return r.stdout
+
+
+def gdb_popen(commands, pre=(), args=()):
+    """Like gdb_run, started in the background (for interrupting it)."""
+    cmd = ["gdb", "-nx", "-batch", *args, "-ex", "set confirm off", "-ex", "set pagination off",
+           "-ex", "set width 0", "-ex", "set height 0"]
+    for c in list(pre) + list(commands):
+        cmd += ["-ex", c]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+
+
+def close_stub(stub):
+    """Stub.stop() and close its output pipe (for addCleanup)."""
+    stub.stop()
+    try:
+        stub.proc.stdout.close()
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,130 @@
+"""gdb against `dbgstub --attach HOST:PORT PID`: inspect a running program,
+break in it, interrupt it, and let it go (detach or disconnect) so that it
+keeps running untraced."""
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Stub, eventually, process_state, program, spawn, tracer_of  # noqa: E402
+
+SPIN = program("spin")
+
+
+class AttachTest(unittest.TestCase):
+    def setUp(self):
+        self.target = spawn("spin")
+        self.addCleanup(harness.reap, self.target)
+        first = self.target.stdout.readline()
+        self.assertIn(f"spin pid {self.target.pid}", first)
+        self.pid = self.target.pid
+
+    def attach_stub(self, *extra):
+        stub = Stub(*extra, "--attach", "127.0.0.1:0", str(self.pid))
+        self.addCleanup(harness.close_stub, stub)
+        self.assertIn(f"Attached; pid = {self.pid}", stub.output())
+        self.assertEqual(tracer_of(self.pid), stub.proc.pid)
+        return stub
+
+    def assert_released(self, stub):
+        """dbgstub ends by itself (not --multi) and the program runs on untraced."""
+        self.assertEqual(stub.wait(15), 0, stub.output())
+        time.sleep(0.5)
+        self.assertTrue(harness.pid_alive(self.pid), "the attached program died")
+        self.assertTrue(eventually(lambda: harness.running_untraced(self.pid), 5),
+                        f"state={process_state(self.pid)} tracer={tracer_of(self.pid)}")
+        self.assertIn(process_state(self.pid), ("S", "R"))
+        self.assert_still_ticking()
+
+    def assert_still_ticking(self):
+        """The program really runs: attach once more and read `ticks` twice."""
+        stub = self.attach_stub()
+        out = harness.gdb_run(["p ticks"], args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        # Let it run a little between the two reads.
+        first = self.ticks(out)
+        stub.wait(15)
+        time.sleep(0.2)
+        stub = self.attach_stub()
+        out = harness.gdb_run(["p ticks"], args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        second = self.ticks(out)
+        self.assertGreater(second, first, "ticks did not advance after the detach")
+        self.assertEqual(stub.wait(15), 0)
+        self.assertTrue(eventually(lambda: harness.running_untraced(self.pid), 5))
+
+    def ticks(self, out):
+        m = re.search(r"^\$\d+ = (\d+)$", out, re.M)
+        self.assertIsNotNone(m, out)
+        return int(m.group(1))
+
+    def test_bt_break_print_detach(self):
+        stub = self.attach_stub()
+        out = harness.gdb_run(
+            ["bt", "break tick", "continue", "bt", "p ticks", "detach"],
+            args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        bt = [l for l in out.splitlines() if re.match(r"#\d+\s", l)]
+        self.assertTrue(any(" main " in l or " main (" in l for l in bt), out)
+        self.assertIn("Breakpoint 1, tick () at", out)
+        self.assertRegex(out, r"#0\s+tick \(\) at \S*spin\.c:7")
+        self.assertRegex(out, r"#1\s+0x[0-9a-f]+ in main \(\) at \S*spin\.c:13")
+        self.assertGreater(self.ticks(out), 0)
+        self.assertIn(f"[Inferior 1 (process {self.pid}) detached]", out)
+        self.assertNotIn("Remote connection closed", out)
+        self.assert_released(stub)
+
+    def test_disconnect_without_detach_releases(self):
+        stub = self.attach_stub()
+        out = harness.gdb_run(["break tick", "continue", "disconnect"],
+                              args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        self.assertIn("Breakpoint 1, tick ()", out)
+        self.assertNotIn("detached]", out)  # no D packet: the connection just closed
+        # The breakpoint must be gone from the program's code, or it would
+        # die of SIGTRAP on the next tick().
+        self.assert_released(stub)
+
+    def test_debugger_vanishes_releases(self):
+        """The connection just drops (gdb killed): as a disconnect."""
+        stub = self.attach_stub()
+        c = harness.RspClient(stub.port)
+        self.assertIn("PacketSize", c.handshake())
+        self.assertRegex(c.request("?"), r"^[TS]")
+        c.close()
+        self.assert_released(stub)
+
+    def test_gdb_quits_while_attached_detaches(self):
+        """gdb's own quit with an attached inferior detaches (qAttached=1)."""
+        stub = self.attach_stub()
+        out = harness.gdb_run(["info inferiors"], args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        self.assertIn(f"process {self.pid}", out)
+        self.assert_released(stub)
+
+    def test_interrupt_running_attached_process(self):
+        stub = self.attach_stub("--log-packets")
+        g = harness.gdb_popen(["continue", "bt", "p ticks", "detach"],
+                              args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        self.addCleanup(harness.reap, g)
+        # Wait until gdb has resumed the program, then press ^C.
+        self.assertTrue(eventually(lambda: re.search(r"<- \$vCont;c|<- \$c", stub.output()), 15),
+                        stub.output())
+        time.sleep(0.3)
+        self.assertIn(process_state(self.pid), ("S", "R"))
+        g.send_signal(signal.SIGINT)
+        try:
+            out, _ = g.communicate(timeout=20)
+        except Exception:
+            g.kill()
+            out, _ = g.communicate()
+            self.fail("gdb did not finish after ^C:\n" + out + "\n--- stub:\n" + stub.output())
+        self.assertIn("<- ^C", stub.output())
+        self.assertIn("Program received signal SIGINT", out, out + "\n--- stub:\n" + stub.output())
+        self.assertRegex(out, r"#\d+\s+0x[0-9a-f]+ in main \(\) at \S*spin\.c:\d+")
+        self.assertGreater(self.ticks(out), 0)
+        self.assertIn("detached]", out)
+        self.assert_released(stub)
+
+
+if __name__ == "__main__":
+    harness.main()
