@@ -29,6 +29,21 @@ constexpr const char* kTriple = "x86_64-pc-linux-gnu";
 
 std::string kv_hex(const std::string& s) { return rsp::to_hex(s); }
 
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
@@ -89,11 +104,10 @@ void Dispatcher::handle_stop(const StopEvent& ev) {
 }
 
 std::string Dispatcher::refuse(int code, const std::string& message) {
+  // Logged here; shown by clients that take "E.message". Console output
+  // ('O') can't carry it: gdb accepts 'O' only while waiting for a stop or
+  // a monitor reply, and would take it for the reply to anything else.
   spdlog::info("refused: {}", message);
-  if (!error_strings_) {
-    // gdb 13 does not show E.message: show the text as console output.
-    hooks_.send(rsp::reply_console_output("dbgstub: " + message + "\n"));
-  }
   return rsp::reply_error_message(code, message, error_strings_);
 }
 
@@ -143,7 +157,10 @@ std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
 std::string Dispatcher::threads_xml() const {
   std::string x = "<?xml version=\"1.0\"?>\n<threads>\n";
   for (auto& t : target_.threads()) {
-    x += "<thread id=\"" + rsp::format_thread_id(wire_id(t), multiprocess_) + "\"/>\n";
+    x += "<thread id=\"" + rsp::format_thread_id(wire_id(t), multiprocess_) + "\"";
+    std::string name = target_.thread_name(t);
+    if (!name.empty()) x += " name=\"" + xml_escape(name) + "\"";
+    x += "/>\n";
   }
   x += "</threads>\n";
   return x;
@@ -327,6 +344,7 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::HostFile& f) { return host_files_.handle(f, config_.packet_size - 16); },
           [&](const rsp::JsonRequest&) { return rsp::reply_empty(); },
           [&](const rsp::Unsupported& u) {
+            if (u.name == "!") return rsp::reply_ok();  // extended mode is always on offer
             spdlog::debug("unsupported packet '{}'", u.name);
             return rsp::reply_empty();
           },
@@ -354,6 +372,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "qXfer:libraries-svr4:read+",
       "qXfer:exec-file:read+",
       "qXfer:threads:read+",
+      "qXfer:siginfo:read+",
       "QDisableRandomization+",
       "QEnvironmentHexEncoded+",
       "QEnvironmentUnset+",
@@ -373,6 +392,11 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
 std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
   if (f.name == "QDisableRandomization") {
     disable_randomization_ = f.value;
+    // gdb sends this right before vRun and prints console output that comes
+    // with the reply, while it would show a refused vRun only as "failed".
+    if (!config_.allow_run)
+      hooks_.send(rsp::reply_console_output(
+          "dbgstub: starting programs remotely is not allowed (start dbgstub with --allow-run)\n"));
     return rsp::reply_ok();
   }
   if (f.name == "QNonStop") return f.value ? refuse(1, "non-stop mode is not supported") : rsp::reply_ok();
@@ -541,6 +565,10 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
     doc = target_.target_xml();
   } else if (x.object == "threads") {
     doc = threads_xml();
+  } else if (x.object == "siginfo") {
+    auto si = target_.siginfo(current_thread());
+    if (!si) return rsp::reply_error(si.error().code);
+    doc = *si;
   } else if (x.object == "auxv" || x.object == "libraries-svr4" || x.object == "exec-file") {
     int pid = current_pid();
     if (x.object == "exec-file" && !x.annex.empty()) {

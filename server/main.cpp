@@ -86,17 +86,18 @@ int main(int argc, char** argv) {
   }
 
   Server server(io, *opts, target);
-  if (auto st = server.listen(); !st) {
-    std::cerr << "dbgstub: " << st.error().message << "\n";
-    target.release_all();
-    return 1;
-  }
+  // Before "Listening on port": from then on a SIGTERM must be a clean stop.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
     server.shutdown();
   });
+  if (auto st = server.listen(); !st) {
+    std::cerr << "dbgstub: " << st.error().message << "\n";
+    target.release_all();
+    return 1;
+  }
   io.run();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;

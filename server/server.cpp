@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <asio/write.hpp>
+#include <array>
 #include <iostream>
 
 #include "protocol/rsp/framing.h"
@@ -66,15 +67,39 @@ void Server::accept() {
   });
 }
 
+// A second debugger gets its first packet answered with an error that says
+// why, then the connection is closed. Answering before it has spoken would
+// be lost: gdb drops packets that arrive while it waits for its own ack.
 void Server::refuse_busy(asio::ip::tcp::socket socket) {
-  const std::string msg = "dbgstub: another debugger is already connected to this target";
-  spdlog::warn("refused a second debugger from {}: busy", socket.remote_endpoint().address().to_string());
-  auto sock = std::make_shared<asio::ip::tcp::socket>(std::move(socket));
-  auto bytes = std::make_shared<std::string>(rsp::frame_packet("E." + msg));
-  asio::async_write(*sock, asio::buffer(*bytes), [sock, bytes](const asio::error_code&, std::size_t) {
-    asio::error_code ec;
-    sock->shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    sock->close(ec);
+  struct Refusal {
+    asio::ip::tcp::socket sock;
+    asio::steady_timer timer;
+    std::array<char, 512> buf{};
+    std::string reply;
+    explicit Refusal(asio::ip::tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    void close() {
+      asio::error_code ec;
+      timer.cancel();
+      sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      sock.close(ec);
+    }
+  };
+  asio::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  spdlog::warn("refused a second debugger from {}: another one is connected", ec ? "?" : remote.address().to_string());
+  auto r = std::make_shared<Refusal>(std::move(socket));
+  r->reply = "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target");
+  r->timer.expires_after(std::chrono::seconds(3));
+  r->timer.async_wait([r](const asio::error_code& e) {
+    if (!e) r->close();
+  });
+  r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
+    if (e) return r->close();
+    asio::async_write(r->sock, asio::buffer(r->reply), [r](const asio::error_code& e2, std::size_t) {
+      if (e2) return r->close();
+      // Let the client read the reply and hang up first (or time out).
+      r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code&, std::size_t) { r->close(); });
+    });
   });
 }
 

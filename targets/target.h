@@ -80,11 +80,32 @@ class ProcessLauncher {
 };
 
 struct ProcessInfo {
+  enum class Origin { Created, Attached, Child };
   int pid = 0;
   int parent_pid = 0;
+  int index = 0;          // stable number while the process lives (WinDbg's |N)
+  Origin origin = Origin::Created;
   std::string name;
   std::string executable;
   bool attached = false;  // attached to (detach on disconnect) vs launched (kill)
+};
+
+// How to end a process now (user mode).
+struct KillOptions {
+  // Deliver the signal the process is stopped with (a SIGSEGV, say) as
+  // the way it ends, instead of SIGKILL: WinDbg's ".kill /n".
+  bool deliver_pending_signal = false;
+  // Report the exit to the debugger at its next resume or stop query
+  // ("monitor .kill"); otherwise the exit is silent (k, vKill).
+  bool report_exit = false;
+};
+
+// Which child processes are followed, and which events are reported.
+struct ChildPolicy {
+  bool follow = false;         // trace children of fork/vfork
+  bool report_fork = false;    // the debugger understands fork stops
+  bool report_vfork = false;   // ... vfork / vforkdone stops
+  bool report_exec = false;    // ... exec stops
 };
 
 class Target {
@@ -103,6 +124,7 @@ class Target {
   virtual std::vector<ProcessInfo> processes() const = 0;
   virtual std::vector<ThreadRef> threads() const = 0;
   virtual bool thread_alive(ThreadRef t) const = 0;
+  virtual std::string thread_name(ThreadRef /*t*/) const { return ""; }
   // Stop that caused the current all-stop state (the "?" query).
   virtual std::optional<StopEvent> last_stop() const = 0;
   virtual bool running() const = 0;
@@ -131,12 +153,15 @@ class Target {
   // --- ending ------------------------------------------------------------
   // Ends the process now (user mode). Kernel targets schedule instead; the
   // server's kill policy decides which of these is called.
-  virtual Status kill_process(int pid) = 0;
+  virtual Status kill_process(int pid, const KillOptions& how = {}) = 0;
   virtual Status detach_process(int pid) = 0;
   // --- optional capabilities and documents -----------------------------
   virtual ProcessLauncher* launcher() { return nullptr; }
+  virtual void set_child_policy(const ChildPolicy& /*policy*/) {}
   // Signals (host numbers) delivered straight to the program, not reported.
   virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
+  // The kernel's siginfo_t of the signal a thread is stopped with.
+  virtual Result<std::string> siginfo(ThreadRef /*t*/) { return make_error(95, "siginfo not available"); }
   virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }
   virtual Result<std::string> exec_file(int /*pid*/) { return make_error(95, "exec-file not available"); }
   virtual Result<std::string> libraries_svr4(int /*pid*/, const std::string& /*annex*/) { return make_error(95, "library list not available"); }

@@ -21,6 +21,7 @@ namespace dbgstub {
 namespace {
 
 constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+constexpr long kForkOptions = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE;
 
 Error errno_error(const std::string& what) {
   int e = errno;
@@ -107,7 +108,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     ::_exit(127);
   }
   ::close(gate[0]);
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, kTraceOptions | PTRACE_O_EXITKILL) != 0) {
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, trace_options() | PTRACE_O_EXITKILL) != 0) {
     Error e = errno_error("ptrace seize");
     ::kill(pid, SIGKILL);
     ::close(gate[1]);
@@ -117,6 +118,8 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   Process p;
   p.pid = pid;
   p.launching = true;
+  p.index = next_index_++;
+  p.origin = ProcessInfo::Origin::Created;
   procs_[pid] = std::move(p);
   add_thread(pid, pid, false);
   ::close(gate[1]);  // let the child exec
@@ -136,6 +139,8 @@ Status ProcessTarget::attach(int pid) {
   p.pid = pid;
   p.attached = true;
   p.attaching = true;
+  p.index = next_index_++;
+  p.origin = ProcessInfo::Origin::Attached;
   procs_[pid] = std::move(p);
   // Threads can be created while we attach: repeat until a pass finds no
   // new thread.
@@ -145,7 +150,7 @@ Status ProcessTarget::attach(int pid) {
     for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
       pid_t tid = std::atoi(entry.path().filename().c_str());
       if (tid <= 0 || threads_.count(tid)) continue;
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, kTraceOptions) != 0) {
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, trace_options()) != 0) {
         if (tid == pid) {
           Error e = errno_error("cannot attach to process " + std::to_string(pid));
           procs_.erase(pid);
@@ -241,6 +246,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     resume_thread(t, false, sig);  // deliver without telling the debugger
     return;
   }
+  t.stop_signal = sig;
   StopEvent ev;
   ev.thread = {t.pid, t.tid};
   ev.signal = sig;
@@ -258,6 +264,22 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       maybe_finish_stop();
       return;
     }
+    case PTRACE_EVENT_FORK:
+    case PTRACE_EVENT_VFORK:
+      on_fork(t, event);
+      return;
+    case PTRACE_EVENT_VFORK_DONE:
+      if (child_policy_.report_vfork) {
+        StopEvent ev;
+        ev.thread = {t.pid, t.tid};
+        ev.signal = SIGTRAP;
+        ev.reason = StopEvent::Reason::VForkDone;
+        report(t, ev);
+        return;
+      }
+      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      maybe_finish_stop();
+      return;
     case PTRACE_EVENT_EXEC: {
       // The new image has none of the old breakpoints, and every other
       // thread is gone; the leader now carries the process id.
@@ -276,7 +298,13 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       ev.thread = {t.pid, t.tid};
       ev.signal = SIGTRAP;
       ev.reason = StopEvent::Reason::Exec;
-      ev.exec_path = procdocs::exec_file(t.pid).ok() ? *procdocs::exec_file(t.pid) : "";
+      auto exe = procdocs::exec_file(t.pid);
+      ev.exec_path = exe ? *exe : "";
+      if (!child_policy_.report_exec) {
+        // A debugger that doesn't know exec events sees a plain SIGTRAP,
+        // as with gdbserver.
+        ev.reason = StopEvent::Reason::None;
+      }
       report(t, ev);
       return;
     }
@@ -325,6 +353,58 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
   }
+}
+
+long ProcessTarget::trace_options() const {
+  return kTraceOptions | (child_policy_.follow ? kForkOptions : 0);
+}
+
+void ProcessTarget::set_child_policy(const ChildPolicy& policy) {
+  bool changed = policy.follow != child_policy_.follow;
+  child_policy_ = policy;
+  if (!changed) return;
+  // Options are per tracee; stopped ones take the new set now, new threads
+  // and children inherit it.
+  for (auto& [tid, t] : threads_) {
+    long opts = trace_options() | (procs_[t.pid].attached ? 0 : PTRACE_O_EXITKILL);
+    if (t.stopped) ptrace(PTRACE_SETOPTIONS, tid, nullptr, opts);
+  }
+}
+
+void ProcessTarget::on_fork(Thread& t, int event) {
+  unsigned long child_pid = 0;
+  ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &child_pid);
+  Process& parent = procs_[t.pid];
+  pid_t child = static_cast<pid_t>(child_pid);
+  if (child > 0 && !procs_.count(child)) {
+    Process c;
+    c.pid = child;
+    c.parent = t.pid;
+    c.attached = parent.attached;
+    c.origin = ProcessInfo::Origin::Child;
+    c.index = next_index_++;
+    // The child's memory is a copy of the parent's, int3s included; so is
+    // the wish for hardware watchpoints.
+    c.breakpoints = parent.breakpoints;
+    c.debug_regs = parent.debug_regs;
+    procs_[child] = std::move(c);
+    open_mem(procs_[child]);
+    add_thread(child, child, true);
+    spdlog::info("following {} child {} of {}", event == PTRACE_EVENT_VFORK ? "vfork" : "fork", child, t.pid);
+  }
+  bool vfork = event == PTRACE_EVENT_VFORK;
+  if (vfork ? child_policy_.report_vfork : child_policy_.report_fork) {
+    StopEvent ev;
+    ev.thread = {t.pid, t.tid};
+    ev.signal = SIGTRAP;
+    ev.reason = vfork ? StopEvent::Reason::VFork : StopEvent::Reason::Fork;
+    ev.child = {child, child};
+    report(t, ev);
+    return;
+  }
+  // Followed for .childdbg only: the debugger isn't told; both run on.
+  if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+  maybe_finish_stop();
 }
 
 StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
@@ -376,7 +456,9 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;
   Process& p = it->second;
-  bool silent = p.kill_requested;
+  bool silent = p.kill_requested && !p.kill_reported;
+  bool reported_kill = p.kill_requested && p.kill_reported;
+  if (reported_kill) spdlog::info("process {} ended by .kill", pid);
   for (auto t = threads_.begin(); t != threads_.end();) {
     if (t->second.pid == pid) {
       events_.unwatch(t->first);
@@ -404,7 +486,9 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   spdlog::info("process {} {} {}", pid, ev.kind == StopEvent::Kind::Exited ? "exited with" : "killed by signal",
                ev.kind == StopEvent::Kind::Exited ? ev.exit_code : ev.signal);
   if (phase_ == Phase::Stopped) {
+    // Told at the next resume or stop query ("monitor .kill").
     orphan_events_.push_back(ev);
+    if (reported_kill) last_stop_ = ev;
     return;
   }
   if (phase_ == Phase::Running) {
@@ -493,6 +577,7 @@ void ProcessTarget::emit(const StopEvent& ev) {
 
 void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   t.regs.reset();
+  t.stop_signal = 0;
   t.stepping = step;
   if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0) {
     t.stopped = false;
@@ -540,9 +625,21 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
         if (!a.thread) { chosen = &a; break; }
       }
     }
+    if (procs_[t.pid].kill_requested) continue;  // dying: nothing to resume
     if (chosen && chosen->kind != ResumeAction::Kind::Stop) plan.push_back({&t, chosen});
   }
-  if (plan.empty()) return make_error(22, "no thread to resume");
+  if (plan.empty()) {
+    for (auto& [pid, p] : procs_) {
+      if (p.kill_requested && p.kill_reported) {
+        // Its exit is on the way and will be the stop this resume gets.
+        phase_ = Phase::Running;
+        reporting_.reset();
+        events_.poll();
+        return ok_status();
+      }
+    }
+    return make_error(22, "no thread to resume");
+  }
   for (auto& pl : plan) {
     if (pending_still_valid(*pl.t)) {
       StopEvent ev = *pl.t->pending;
@@ -581,14 +678,47 @@ Status ProcessTarget::interrupt() {
 // ---------------------------------------------------------------------------
 // Ending
 
-Status ProcessTarget::kill_process(int pid) {
+Status ProcessTarget::kill_process(int pid, const KillOptions& how) {
   Process* p = find_process(pid);
   if (!p) return make_error(3, "no such process " + std::to_string(pid));
   p->kill_requested = true;
+  p->kill_reported = how.report_exit;
+  pid = p->pid;
+  if (how.deliver_pending_signal && deliver_fatal_signal(*p)) {
+    events_.poll();
+    return ok_status();
+  }
   if (::kill(pid, SIGKILL) != 0) return errno_error("kill");
   // Reap promptly so that a following request sees the process gone.
   events_.poll();
   return ok_status();
+}
+
+// Ends the process by the signal one of its threads is stopped with, if
+// that signal's action is the default one and it is fatal. A handler, an
+// ignored signal or no pending signal: false (the caller uses SIGKILL).
+bool ProcessTarget::deliver_fatal_signal(Process& p) {
+  Thread* th = nullptr;
+  for (auto& [tid, t] : threads_)
+    if (t.pid == p.pid && t.stopped && t.stop_signal) th = &t;
+  if (!th) return false;
+  int sig = th->stop_signal;
+  static const std::set<int> kIgnoredByDefault = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU};
+  if (kIgnoredByDefault.count(sig)) return false;
+  uint64_t caught = 0, ignored = 0;
+  if (FILE* f = std::fopen(("/proc/" + std::to_string(p.pid) + "/status").c_str(), "r")) {
+    char line[256];
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "SigCgt:", 7) == 0) caught = std::strtoull(line + 7, nullptr, 16);
+      if (std::strncmp(line, "SigIgn:", 7) == 0) ignored = std::strtoull(line + 7, nullptr, 16);
+    }
+    std::fclose(f);
+  }
+  uint64_t bit = 1ULL << (sig - 1);
+  if ((caught | ignored) & bit) return false;
+  // Resuming with the signal makes the kernel deliver it at once; its
+  // default action ends the whole thread group, stopped threads included.
+  return ptrace(PTRACE_CONT, th->tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0;
 }
 
 void ProcessTarget::detach_now(Process& p) {
@@ -673,6 +803,9 @@ std::vector<ProcessInfo> ProcessTarget::processes() const {
     ProcessInfo info;
     info.pid = pid;
     info.attached = p.attached;
+    info.index = p.index;
+    info.origin = p.origin;
+    info.parent_pid = p.parent;
     auto exe = procdocs::exec_file(pid);
     if (exe) info.executable = *exe;
     info.name = procdocs::thread_name(pid, pid);
@@ -692,6 +825,8 @@ std::vector<ThreadRef> ProcessTarget::threads() const {
   std::stable_partition(out.begin(), out.end(), [](const ThreadRef& r) { return r.pid == r.tid; });
   return out;
 }
+
+std::string ProcessTarget::thread_name(ThreadRef t) const { return procdocs::thread_name(t.pid, t.tid); }
 
 bool ProcessTarget::thread_alive(ThreadRef r) const {
   auto it = threads_.find(r.tid);
@@ -831,6 +966,15 @@ Status ProcessTarget::remove_breakpoint(int pid, BreakpointType type, uint64_t a
 
 // ---------------------------------------------------------------------------
 // Documents
+
+Result<std::string> ProcessTarget::siginfo(ThreadRef r) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  siginfo_t si{};
+  if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
+  return std::string(reinterpret_cast<const char*>(&si), sizeof si);
+}
 
 Result<std::string> ProcessTarget::auxv(int pid) {
   Process* p = find_process(pid);

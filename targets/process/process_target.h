@@ -31,6 +31,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::vector<ProcessInfo> processes() const override;
   std::vector<ThreadRef> threads() const override;
   bool thread_alive(ThreadRef t) const override;
+  std::string thread_name(ThreadRef t) const override;
   std::optional<StopEvent> last_stop() const override { return last_stop_; }
   bool running() const override { return phase_ != Phase::Stopped; }
 
@@ -50,12 +51,14 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Status resume(const std::vector<ResumeAction>& actions) override;
   Status interrupt() override;
 
-  Status kill_process(int pid) override;
+  Status kill_process(int pid, const KillOptions& how = {}) override;
+  void set_child_policy(const ChildPolicy& policy) override;
   Status detach_process(int pid) override;
   void release_all() override;
 
   ProcessLauncher* launcher() override { return this; }
   Result<std::string> auxv(int pid) override;
+  Result<std::string> siginfo(ThreadRef t) override;
   Result<std::string> exec_file(int pid) override;
   Result<std::string> libraries_svr4(int pid, const std::string& annex) override;
   Result<MemoryRegion> memory_region(int pid, uint64_t addr) override;
@@ -75,6 +78,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool stop_wanted = false;   // PTRACE_INTERRUPT sent, stop not seen yet
     bool fresh = false;         // clone child before its first stop
     bool stepping = false;
+    int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
     std::optional<StopEvent> pending;  // seen during a stop-all, not reported yet
     std::optional<x86::ThreadRegisters> regs;  // cache, valid while stopped
   };
@@ -84,6 +88,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool launching = false;     // launched, exec not seen yet
     bool attaching = false;     // attached, initial stops not all seen
     bool kill_requested = false;
+    bool kill_reported = false;  // report the exit at the next resume
+    int index = 0;
+    int parent = 0;
+    ProcessInfo::Origin origin = ProcessInfo::Origin::Created;
     int mem_fd = -1;
     std::map<uint64_t, uint8_t> breakpoints;  // addr -> original byte
     x86::DebugRegisterState debug_regs;
@@ -108,6 +116,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
   bool pending_still_valid(Thread& t);
   void detach_now(Process& p);
+  bool deliver_fatal_signal(Process& p);
   void emit(const StopEvent& ev);
 
   asio::io_context& io_;
@@ -122,6 +131,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> last_stop_;
   std::vector<StopEvent> orphan_events_;  // exits seen while stopped
   std::set<int> pass_signals_;
+  ChildPolicy child_policy_;
+  int next_index_ = 0;
+  long trace_options() const;
+  void on_fork(Thread& t, int event);
 };
 
 }  // namespace dbgstub

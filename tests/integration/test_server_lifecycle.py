@@ -270,7 +270,7 @@ class LifecycleTest(unittest.TestCase):
         c.send("qDbgstubNoSuchPacket")
         self.assertEqual(c.read_ack(), "+")
         c.sock.settimeout(5)
-        data = b""
+        data = c.buf  # what came in with the ack
         while b"#" not in data or len(data) < data.index(b"#") + 3:
             data += c.sock.recv(100)
         self.assertEqual(data, b"$#00")

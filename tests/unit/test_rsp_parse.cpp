@@ -290,7 +290,7 @@ TEST_CASE("unknown and unimplemented packets are Unsupported") {
   CHECK(unsupported_name("vMustReplyEmpty") == "vMustReplyEmpty");
   CHECK(unsupported_name("qTfV") == "qTfV");
   CHECK(unsupported_name("qTfP") == "qTfP");
-  CHECK(unsupported_name("vFile:open:6a7573742070726f6261626c79,0,0") == "vFile");
+  CHECK(unsupported_name("vFile:fchmod:1,2") == "vFile:fchmod");
   CHECK(unsupported_name("QAgent:1") == "QAgent");
   CHECK(unsupported_name("qL1200000000000000000") == "qL1200000000000000000");
   CHECK(unsupported_name("qP0000001f0000000000001234") == "qP0000001f0000000000001234");
@@ -384,4 +384,26 @@ TEST_CASE("random bytes through framer and parser") {
   }
   CHECK(packets > 100);
   CHECK(total_events > 1000);
+}
+
+TEST_CASE("host I/O requests") {
+  auto o = parse_as<HostFile>("vFile:open:2f62696e2f7368,0,1ff");
+  CHECK(o.op == HostFile::Op::Open);
+  CHECK(o.path == "/bin/sh");
+  CHECK(o.mode == 0x1ff);
+  auto r = parse_as<HostFile>("vFile:pread:5,3fff,1000");
+  CHECK(r.op == HostFile::Op::Pread);
+  CHECK(r.fd == 5);
+  CHECK(r.count == 0x3fff);
+  CHECK(r.offset == 0x1000);
+  CHECK(parse_as<HostFile>("vFile:close:5").op == HostFile::Op::Close);
+  CHECK(parse_as<HostFile>("vFile:fstat:5").op == HostFile::Op::Fstat);
+  CHECK(parse_as<HostFile>("vFile:setfs:0").op == HostFile::Op::SetFs);
+  CHECK(parse_as<HostFile>("vFile:readlink:2f70726f632f73656c662f657865").path == "/proc/self/exe");
+  // A huge count is clamped, never allocated.
+  CHECK(parse_as<HostFile>("vFile:pread:5,ffffffffffff,0").count <= kMaxTransfer);
+  for (const char* bad : {"vFile:open:zz,0,0", "vFile:open:,0,0", "vFile:open:61", "vFile:pread:1,2",
+                          "vFile:close:", "vFile:close:-1", "vFile:", "vFile:readlink:6100"}) {
+    CHECK_MESSAGE(!parse_request(bad).ok(), bad);
+  }
 }

@@ -1,0 +1,108 @@
+"""The real gdb against dbgstub on tests/programs/threads.c (main and four
+workers meeting at a barrier): thread list, backtraces of all threads, a
+breakpoint hit by every worker, and stepping one thread while the others run."""
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Stub, free_port_args, gdb, program, process_state  # noqa: E402
+
+THREADS = program("threads")
+SRC = r"\S*threads\.c"
+# gdb prints a thread's name after its id when the stub reports one.
+NAME = r'(?: "[^"]*")?'
+
+
+def inferior_pid(stub):
+    m = re.search(r"created; pid = (\d+)", stub.output())
+    assert m, "dbgstub did not report the program's pid:\n" + stub.output()
+    return int(m.group(1))
+
+
+class GdbThreads(unittest.TestCase):
+    def run_gdb(self, commands, timeout=60):
+        with Stub(*free_port_args(THREADS)) as stub:
+            pid = inferior_pid(stub)
+            out = gdb(commands, port=stub.port, file=THREADS, timeout=timeout)
+            stub.wait()
+        self.assertTrue(harness.eventually(lambda: process_state(pid) is None, timeout=5),
+                        f"program {pid} still exists")
+        return out, stub, pid
+
+    def assertExitedNormally(self, out, stub, pid):
+        self.assertIn(f"[Inferior 1 (process {pid}) exited normally]", out)
+        self.assertIn("threads done", stub.output())
+
+    def test_info_threads_at_all_started(self):
+        out, stub, pid = self.run_gdb(["break all_started", "continue", "info threads",
+                                       "thread apply all bt", "delete", "continue"])
+        self.assertEqual(len(re.findall(rf"\[New Thread {pid}\.\d+\]", out)), 4, out)
+        self.assertRegex(out, rf"Thread 1{NAME} hit Breakpoint 1, all_started \(\) at {SRC}:20")
+        table = re.findall(rf"^(\*| ) +(\d) +Thread {pid}\.(\d+){NAME} ", out, re.M)
+        self.assertEqual(sorted(int(n) for _, n, _ in table), [1, 2, 3, 4, 5], out)
+        self.assertEqual([n for cur, n, _ in table if cur == "*"], ["1"], out)
+        self.assertEqual(len({tid for _, _, tid in table}), 5, out)
+        self.assertIn(str(pid), [tid for _, n, tid in table if n == "1"])
+        # Backtraces of every thread; main's goes through all_started.
+        for n in range(1, 6):
+            self.assertRegex(out, rf"\nThread {n} \(Thread {pid}\.\d+{NAME}\):\n#0  ")
+        self.assertRegex(out, rf"#0  all_started \(\) at {SRC}:20\n#1  0x[0-9a-f]+ in main \(\) at {SRC}:26")
+        self.assertExitedNormally(out, stub, pid)
+
+    def test_breakpoint_hit_by_every_worker(self):
+        out, stub, pid = self.run_gdb(["break worker_wait", "continue", "thread apply all bt",
+                                       "continue", "continue", "continue",
+                                       "info breakpoints", "delete", "continue"])
+        hits = re.findall(rf"Thread (\d+){NAME} hit Breakpoint 1, worker_wait \(id=(\d)\) at {SRC}:11", out)
+        self.assertEqual(len(hits), 4, out)
+        self.assertEqual(sorted(int(i) for _, i in hits), [0, 1, 2, 3], out)
+        self.assertEqual(len({t for t, _ in hits}), 4, out)
+        self.assertNotIn("1", [t for t, _ in hits])
+        self.assertGreaterEqual(out.count("[Switching to Thread"), 3, out)
+        # The worker's own frames under the breakpoint.
+        self.assertRegex(out, rf"#0  worker_wait \(id=\d\) at {SRC}:11\n"
+                              rf"#1  0x[0-9a-f]+ in worker \(arg=0x[0-9a-f]+\) at {SRC}:16\n")
+        self.assertIn("breakpoint already hit 4 times", out)
+        self.assertExitedNormally(out, stub, pid)
+
+    def test_next_in_one_thread_while_others_run(self):
+        """`next` over pthread_barrier_wait only returns once main and the
+        other workers reach the barrier, so they must run during the step;
+        then the step over the loop while the others finish and exit."""
+        out, stub, pid = self.run_gdb([
+            "set scheduler-locking off",
+            "break worker_wait", "continue", "delete",
+            "next", "p counters[id]",
+            "next", "p counters[id]", "info threads",
+            "continue",
+        ], timeout=45)
+        self.assertRegex(out, rf"Thread (\d+){NAME} hit Breakpoint 1, worker_wait \(id=(\d)\) at {SRC}:11")
+        self.assertRegex(out, r"\n12\s+for \(int i = 0; i < 3; i\+\+\) \{ counters\[id\]\+\+; usleep\(1000\); \}\n"
+                              r"\$1 = 0\n")
+        self.assertRegex(out, r"\n13\s+\}\n\$2 = 3\n")
+        self.assertNotIn("Breakpoint 1, worker_wait", out.split("$1 = 0")[1])
+        self.assertExitedNormally(out, stub, pid)
+
+    def test_next_in_main_over_thread_creation(self):
+        """Stepping main over pthread_create and the joins: new threads
+        appear and exit during the steps without stopping them."""
+        out, stub, pid = self.run_gdb([
+            "break threads.c:25", "continue", "delete",
+            "next", "next", "next", "next", "p counters", "next",
+            "continue",
+        ], timeout=45)
+        self.assertRegex(out, rf"Breakpoint 1, main \(\) at {SRC}:25")
+        self.assertRegex(out, r"\n26\s+all_started\(\);")
+        self.assertRegex(out, r"\n27\s+pthread_barrier_wait\(&barrier\);")
+        self.assertRegex(out, r"\n28\s+for \(int i = 0; i < N; i\+\+\) pthread_join")
+        self.assertRegex(out, r"\n29\s+printf\(\"threads done\\n\"\);")
+        self.assertIn("= {3, 3, 3, 3}", out)
+        self.assertNotIn("received signal", out)
+        self.assertExitedNormally(out, stub, pid)
+
+
+if __name__ == "__main__":
+    harness.main()
