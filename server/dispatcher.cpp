@@ -61,6 +61,9 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
     if (hooks_.set_log_level) hooks_.set_log_level(a == "0" ? "info" : "debug");
     return MonitorResult{"", true};
   });
+  childdbg_ = config_.debug_children;
+  add_process_commands();
+  apply_child_policy();
   monitor_.add("set log-level", "trace|debug|info|warn|error: logging level", [this](const std::string& a) {
     if (hooks_.set_log_level) hooks_.set_log_level(a);
     return MonitorResult{"", true};
@@ -97,6 +100,7 @@ void Dispatcher::handle_interrupt() {
 void Dispatcher::handle_stop(const StopEvent& ev) {
   if (ev.kind == StopEvent::Kind::Signal) {
     g_thread_ = ev.thread;
+    selected_pid_ = ev.thread.pid;
   }
   if (!waiting_for_stop_) return;  // kept as last_stop() for '?'
   waiting_for_stop_ = false;
@@ -113,6 +117,12 @@ std::string Dispatcher::refuse(int code, const std::string& message) {
 
 // ---------------------------------------------------------------------------
 // Threads
+
+int Dispatcher::selected_pid() const {
+  for (auto& p : target_.processes())
+    if (p.pid == selected_pid_) return selected_pid_;
+  return current_pid();
+}
 
 int Dispatcher::current_pid() const {
   if (g_thread_.pid > 0 && target_.thread_alive(g_thread_)) return g_thread_.pid;
@@ -145,6 +155,7 @@ std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
   }
   auto r = resolve(h.thread);
   if (!r) return rsp::reply_error(1);
+  selected_pid_ = r->pid;
   if (h.op == 'g') {
     g_thread_ = *r;
   } else {
@@ -204,6 +215,10 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
     case R::Watch: r.extras.emplace_back("watch", rsp::hex_u64(ev.data_addr)); break;
     case R::ReadWatch: r.extras.emplace_back("rwatch", rsp::hex_u64(ev.data_addr)); break;
     case R::AccessWatch: r.extras.emplace_back("awatch", rsp::hex_u64(ev.data_addr)); break;
+    case R::Fork: r.extras.emplace_back("fork", rsp::format_thread_id(wire_id(ev.child), multiprocess_)); break;
+    case R::VFork: r.extras.emplace_back("vfork", rsp::format_thread_id(wire_id(ev.child), multiprocess_)); break;
+    case R::VForkDone: r.extras.emplace_back("vforkdone", ""); break;
+    case R::Exec: r.extras.emplace_back("exec", rsp::to_hex(ev.exec_path)); break;
     default: break;
   }
   if (list_threads_in_stop_) {
@@ -361,7 +376,11 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     if (f == "swbreak+") swbreak_ = true;
     if (f == "hwbreak+") hwbreak_ = true;
     if (f == "error-message+") error_strings_ = true;
+    if (f == "fork-events+") fork_events_ = true;
+    if (f == "vfork-events+") vfork_events_ = true;
+    if (f == "exec-events+") exec_events_ = true;
   }
+  apply_child_policy();
   std::vector<std::string> out = {
       "PacketSize=" + rsp::hex_u64(config_.packet_size),
       "QPassSignals+",
@@ -383,6 +402,9 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QListThreadsInStopReply+",
   };
   if (multiprocess_) out.push_back("multiprocess+");
+  if (fork_events_) out.push_back("fork-events+");
+  if (vfork_events_) out.push_back("vfork-events+");
+  if (exec_events_) out.push_back("exec-events+");
   if (swbreak_) out.push_back("swbreak+");
   if (hwbreak_) out.push_back("hwbreak+");
   if (error_strings_) out.push_back("error-message+");
@@ -618,7 +640,7 @@ std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, 
     }
     return refuse(1, d.message);
   }
-  int pid = pid_arg ? static_cast<int>(*pid_arg) : current_pid();
+  int pid = pid_arg ? static_cast<int>(*pid_arg) : selected_pid();
   auto st = target_.kill_process(pid);
   if (legacy) {
     // GDB does not read a reply to 'k' (a stray one would be taken as the

@@ -23,6 +23,7 @@ struct DispatcherConfig {
   bool disable_randomization = true;
   std::vector<std::string> default_program;  // argv used by vRun with an empty name
   std::size_t packet_size = 0x4000;
+  bool debug_children = false;  // -o: follow child processes from the start
 };
 
 struct SessionHooks {
@@ -74,12 +75,20 @@ class Dispatcher {
   std::string on_memory_region(uint64_t addr);
   std::string on_thread_stop_info(const rsp::ThreadId& t);
 
+  // WinDbg-style process commands (process_commands.cpp).
+  void add_process_commands();
+  MonitorResult cmd_kill(const std::string& args);
+  MonitorResult cmd_processes(const std::string& args);
+  MonitorResult cmd_childdbg(const std::string& args);
+  void apply_child_policy();
+
   std::string stop_reply(const StopEvent& ev);
   std::string threads_xml() const;
   std::string refuse(int code, const std::string& message);
   std::optional<ThreadRef> resolve(const rsp::ThreadId& t) const;
   ThreadRef current_thread() const;
   int current_pid() const;
+  int selected_pid() const;  // last chosen by Hg, Hc or |Ns: what k ends
   rsp::ThreadId wire_id(ThreadRef t) const;
 
   Target& target_;
@@ -93,6 +102,9 @@ class Dispatcher {
   bool list_threads_in_stop_ = false;  // lldb
   bool lldb_client_ = false;     // spoke an lldb-only packet: expects replies to k
   bool waiting_for_stop_ = false;
+  bool fork_events_ = false, vfork_events_ = false, exec_events_ = false;
+  bool childdbg_ = false;
+  int selected_pid_ = 0;
   ThreadRef g_thread_{}, c_thread_{};
   bool c_thread_all_ = true;
   std::vector<rsp::ThreadId> thread_list_cursor_;

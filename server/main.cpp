@@ -60,6 +60,11 @@ int main(int argc, char** argv) {
   asio::io_context io;
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);
+  if (opts->debug_children) {
+    ChildPolicy follow;
+    follow.follow = true;
+    target.set_child_policy(follow);
+  }
 
   if (!opts->program.empty() && !opts->multi) {
     LaunchSpec spec;

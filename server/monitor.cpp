@@ -17,6 +17,8 @@ void Monitor::add(const std::string& name, const std::string& help, Handler h) {
 MonitorResult Monitor::run(const std::string& line) {
   std::size_t b = line.find_first_not_of(" \t");
   if (b == std::string::npos) return {"", true};
+  // WinDbg's "|*", "|1s": the command is the bar, the rest its argument.
+  if (line[b] == '|' && commands_.count("|")) return commands_["|"].handler(line.substr(b + 1));
   std::size_t e = line.find_first_of(" \t", b);
   std::string name = line.substr(b, e == std::string::npos ? std::string::npos : e - b);
   std::string args;

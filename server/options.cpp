@@ -36,6 +36,7 @@ std::string usage() {
          "  --once              exit after the first debugger disconnects\n"
          "  --allow-run         let a remote debugger start programs (vRun)\n"
          "  --allow-attach      let a remote debugger attach to processes (vAttach)\n"
+         "  -o, --debug-children  debug child processes too (WinDbg's -o; .childdbg 1)\n"
          "  --no-disable-randomization   keep ASLR on for programs started here\n"
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
@@ -50,11 +51,16 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   // Options come first; everything after COMM belongs to the program.
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (a == "-o") {
+      o.debug_children = true;
+      continue;
+    }
     if (a.rfind("--", 0) != 0) break;
     if (a == "--multi") o.multi = true;
     else if (a == "--once") o.once = true;
     else if (a == "--attach") attach = true;
     else if (a == "--allow-run") o.allow_run = true;
+    else if (a == "--debug-children") o.debug_children = true;
     else if (a == "--allow-attach") o.allow_attach = true;
     else if (a == "--no-disable-randomization") o.disable_randomization = false;
     else if (a == "--disable-randomization") o.disable_randomization = true;

@@ -22,6 +22,7 @@ struct Options {
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network
   bool disable_randomization = true;
+  bool debug_children = false;  // -o: follow child processes (WinDbg's -o)
   std::string log_level = "info";
   bool log_packets = false;
   bool help = false;

@@ -56,6 +56,7 @@ void Server::accept() {
     cfg.allow_attach = options_.allow_attach;
     cfg.disable_randomization = options_.disable_randomization;
     cfg.default_program = options_.program;
+    cfg.debug_children = options_.debug_children;
     session_ = std::make_shared<Session>(std::move(socket), target_, cfg, options_.log_packets,
                                          SessionEvents{
                                              [this] { on_session_closed(); },

@@ -23,7 +23,7 @@ def inferior_pid(stub):
 
 
 class GdbThreads(unittest.TestCase):
-    def run_gdb(self, commands, timeout=60):
+    def run_gdb(self, commands, timeout=20):
         with Stub(*free_port_args(THREADS)) as stub:
             pid = inferior_pid(stub)
             out = gdb(commands, port=stub.port, file=THREADS, timeout=timeout)
@@ -78,7 +78,7 @@ class GdbThreads(unittest.TestCase):
             "next", "p counters[id]",
             "next", "p counters[id]", "info threads",
             "continue",
-        ], timeout=45)
+        ])
         self.assertRegex(out, rf"Thread (\d+){NAME} hit Breakpoint 1, worker_wait \(id=(\d)\) at {SRC}:11")
         self.assertRegex(out, r"\n12\s+for \(int i = 0; i < 3; i\+\+\) \{ counters\[id\]\+\+; usleep\(1000\); \}\n"
                               r"\$1 = 0\n")
@@ -93,7 +93,7 @@ class GdbThreads(unittest.TestCase):
             "break threads.c:25", "continue", "delete",
             "next", "next", "next", "next", "p counters", "next",
             "continue",
-        ], timeout=45)
+        ])
         self.assertRegex(out, rf"Breakpoint 1, main \(\) at {SRC}:25")
         self.assertRegex(out, r"\n26\s+all_started\(\);")
         self.assertRegex(out, r"\n27\s+pthread_barrier_wait\(&barrier\);")
