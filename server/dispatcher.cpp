@@ -61,6 +61,13 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
     if (hooks_.set_log_level) hooks_.set_log_level(a == "0" ? "info" : "debug");
     return MonitorResult{"", true};
   });
+  for (auto& c : target_.commands()) {
+    auto run = c.run;
+    monitor_.add(c.name, c.help, [run](const std::string& a) {
+      auto [ok, text] = run(a);
+      return MonitorResult{text, ok};
+    });
+  }
   childdbg_ = config_.debug_children;
   add_process_commands();
   apply_child_policy();
@@ -70,7 +77,7 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   });
 }
 
-bool Dispatcher::nothing_left() const { return target_.processes().empty(); }
+bool Dispatcher::nothing_left() const { return target_.mode() == Mode::User && target_.processes().empty(); }
 
 // ---------------------------------------------------------------------------
 
@@ -254,7 +261,7 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
 
 std::string Dispatcher::on_halt_reason() {
   auto last = target_.last_stop();
-  if (target_.processes().empty()) {
+  if (target_.processes().empty() && target_.threads().empty()) {
     if (last && (last->kind == StopEvent::Kind::Exited || last->kind == StopEvent::Kind::Terminated))
       return stop_reply(*last);
     return "W00";
@@ -392,6 +399,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "qXfer:exec-file:read+",
       "qXfer:threads:read+",
       "qXfer:siginfo:read+",
+      "qXfer:osdata:read+",
       "QDisableRandomization+",
       "QEnvironmentHexEncoded+",
       "QEnvironmentUnset+",
@@ -531,7 +539,12 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
 // Execution
 
 std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool& deferred) {
-  if (auto st = ModePolicy::allows(target_.mode(), Operation::Resume); !st) return refuse(1, st.error().message);
+  if (auto st = ModePolicy::allows(target_.mode(), Operation::Resume); !st) {
+    // gdb is waiting for a stop reply here, the one place where it prints
+    // console output before an error: say why.
+    hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
+    return refuse(1, st.error().message);
+  }
   if (target_.processes().empty()) return "W00";
   auto st = target_.resume(actions);
   if (!st) return refuse(st.error().code, st.error().message);
@@ -587,6 +600,10 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
     doc = target_.target_xml();
   } else if (x.object == "threads") {
     doc = threads_xml();
+  } else if (x.object == "osdata") {
+    auto d = target_.osdata(x.annex);
+    if (!d) return rsp::reply_error(d.error().code);
+    doc = *d;
   } else if (x.object == "siginfo") {
     auto si = target_.siginfo(current_thread());
     if (!si) return rsp::reply_error(si.error().code);
@@ -614,13 +631,17 @@ std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
   spdlog::info("monitor {}", m.command);
   MonitorResult r = monitor_.run(m.command);
   if (!r.output.empty()) hooks_.send(rsp::reply_console_output(r.output));
-  return r.ok ? rsp::reply_ok() : rsp::reply_error(1);
+  if (!r.ok) spdlog::info("monitor {}: {}", m.command, r.output.substr(0, r.output.find('\n')));
+  // As gdbserver: a failed command says why in its output and still ends
+  // with OK; gdb would print an unhelpful "Protocol error with Rcmd" for E.
+  return rsp::reply_ok();
 }
 
 // ---------------------------------------------------------------------------
 // Ending and starting
 
 std::string Dispatcher::on_detach(const rsp::Detach& d) {
+  if (target_.mode() != Mode::User) return rsp::reply_ok();  // nothing attached: the debugger just leaves
   int pid = d.pid ? static_cast<int>(*d.pid) : current_pid();
   if (target_.processes().empty()) return rsp::reply_error(3);
   auto st = target_.detach_process(pid);

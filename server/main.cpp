@@ -9,6 +9,7 @@
 
 #include "server/options.h"
 #include "server/server.h"
+#include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/child_events.h"
 #include "targets/process/process_target.h"
 
@@ -17,6 +18,8 @@ using namespace dbgstub;
 namespace {
 
 // Runs the loop until the target reports its first stop (launch or attach).
+int serve(asio::io_context& io, const Options& opts, Target& target);
+
 bool wait_first_stop(asio::io_context& io, Target& target) {
   bool stopped = false;
   StopEvent first;
@@ -58,6 +61,10 @@ int main(int argc, char** argv) {
   if (opts->log_packets && spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
 
   asio::io_context io;
+  if (opts->local_kernel) {
+    LocalKernelTarget kernel;
+    return serve(io, *opts, kernel);
+  }
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);
   if (opts->debug_children) {
@@ -90,7 +97,13 @@ int main(int argc, char** argv) {
     std::cerr << "Attached; pid = " << *opts->attach_pid << std::endl;
   }
 
-  Server server(io, *opts, target);
+  return serve(io, *opts, target);
+}
+
+namespace {
+
+int serve(asio::io_context& io, const Options& opts, Target& target) {
+  Server server(io, opts, target);
   // Before "Listening on port": from then on a SIGTERM must be a clean stop.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& ec, int sig) {
@@ -107,3 +120,4 @@ int main(int argc, char** argv) {
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;
 }
+}  // namespace

@@ -13,7 +13,7 @@ KillDecision ModePolicy::kill(Mode mode, KillSource) {
       return {KillDecision::Action::Refuse,
               "kill in kernel mode schedules process termination: not yet supported; the machine is not killed"};
     case Mode::LocalKernel:
-      return {KillDecision::Action::Refuse, ".kill is not available in a local kernel session (inspection only)"};
+      return {KillDecision::Action::Refuse, ".kill is not supported in a local kernel session"};
   }
   return {KillDecision::Action::Refuse, "unknown session mode"};
 }
@@ -23,13 +23,14 @@ Status ModePolicy::allows(Mode mode, Operation op) {
   switch (op) {
     case Operation::Resume:
     case Operation::Interrupt:
-      return make_error(1, "execution control is not available in a local kernel session (inspection only)");
+      return make_error(1, op == Operation::Resume ? "continue and step are not supported in a local kernel session"
+                                                    : "interrupt is not supported in a local kernel session");
     case Operation::WriteMemory:
     case Operation::WriteRegisters:
-      return make_error(1, "writes are not available in a local kernel session (inspection only)");
+      return make_error(1, "writing memory or registers is not supported in a local kernel session");
     case Operation::Breakpoint:
     case Operation::Watchpoint:
-      return make_error(1, "breakpoints are not available in a local kernel session (inspection only)");
+      return make_error(1, "breakpoints and watchpoints are not supported in a local kernel session");
     case Operation::Run:
     case Operation::Attach:
       return make_error(1, "no processes can be started or attached in a local kernel session");

@@ -30,6 +30,7 @@ std::string usage() {
          "  dbgstub [OPTIONS] [HOST]:PORT PROG [ARGS...]   run PROG under the debugger\n"
          "  dbgstub [OPTIONS] --attach [HOST]:PORT PID      attach to a running process\n"
          "  dbgstub [OPTIONS] --multi [HOST]:PORT           extended-remote: wait for run/attach\n"
+         "  dbgstub [OPTIONS] --local-kernel [HOST]:PORT    inspect this machine's kernel (read-only)\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -60,6 +61,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     else if (a == "--once") o.once = true;
     else if (a == "--attach") attach = true;
     else if (a == "--allow-run") o.allow_run = true;
+    else if (a == "--local-kernel") o.local_kernel = true;
     else if (a == "--debug-children") o.debug_children = true;
     else if (a == "--allow-attach") o.allow_attach = true;
     else if (a == "--no-disable-randomization") o.disable_randomization = false;
@@ -95,6 +97,10 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     return o;
   }
   for (; i < args.size(); ++i) o.program.push_back(args[i]);
+  if (o.local_kernel) {
+    if (!o.program.empty() || attach) return make_error(22, "--local-kernel takes no program or PID");
+    return o;
+  }
   if (o.program.empty() && !o.multi) return make_error(22, "missing PROG (or use --multi / --attach)");
   return o;
 }

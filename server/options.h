@@ -18,6 +18,7 @@ struct Options {
   std::vector<std::string> program;   // PROG ARGS...
   std::optional<int> attach_pid;
   bool multi = false;
+  bool local_kernel = false;   // serve this machine's kernel, read-only
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

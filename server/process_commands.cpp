@@ -54,6 +54,13 @@ void Dispatcher::apply_child_policy() {
 // ends by SIGKILL. /n continues it as not handled: the signal it stopped
 // with is delivered and ends it (a SIGSEGV ends it by SIGSEGV).
 MonitorResult Dispatcher::cmd_kill(const std::string& args) {
+  // The mode decides first: in a local kernel session no argument makes
+  // .kill acceptable.
+  KillDecision d = ModePolicy::kill(target_.mode(), KillSource::MonitorKill);
+  if (d.action == KillDecision::Action::Refuse) {
+    spdlog::warn(".kill refused: {}", d.message);
+    return {d.message + "\n", false};
+  }
   KillOptions how;
   how.report_exit = true;
   for (const std::string& w : words(args)) {
@@ -64,11 +71,6 @@ MonitorResult Dispatcher::cmd_kill(const std::string& args) {
     } else {
       return {"Usage: .kill [/h | /n]  (unexpected '" + w + "')\n", false};
     }
-  }
-  KillDecision d = ModePolicy::kill(target_.mode(), KillSource::MonitorKill);
-  if (d.action == KillDecision::Action::Refuse) {
-    spdlog::warn(".kill refused: {}", d.message);
-    return {d.message + "\n", false};
   }
   int pid = selected_pid();
   if (pid == 0) return {"No process to kill.\n", false};

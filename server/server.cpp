@@ -105,7 +105,8 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 }
 
 void Server::maybe_finish() {
-  bool nothing_left = target_.processes().empty() && !target_.running();
+  // Only a user-mode session runs out of things to debug; a machine stays.
+  bool nothing_left = target_.mode() == Mode::User && target_.processes().empty() && !target_.running();
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {
       session_->close_when_flushed();
@@ -121,7 +122,7 @@ void Server::on_session_closed() {
   // As gdbserver: what we launched dies with the session, what we attached
   // to is let go and keeps running.
   target_.release_all();
-  if (exiting_ || options_.once || !options_.multi) {
+  if (exiting_ || options_.once || (!options_.multi && target_.mode() == Mode::User)) {
     shutdown();
     return;
   }

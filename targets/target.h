@@ -108,6 +108,14 @@ struct ChildPolicy {
   bool report_exec = false;    // ... exec stops
 };
 
+// A command a target offers to the user ("monitor NAME ARGS"), such as
+// symbol lookup in a kernel. Output is text; ok=false makes it an error.
+struct TargetCommand {
+  std::string name;
+  std::string help;  // one line
+  std::function<std::pair<bool, std::string>(const std::string& args)> run;
+};
+
 class Target {
  public:
   using StopHandler = std::function<void(const StopEvent&)>;
@@ -158,6 +166,9 @@ class Target {
   // --- optional capabilities and documents -----------------------------
   virtual ProcessLauncher* launcher() { return nullptr; }
   virtual void set_child_policy(const ChildPolicy& /*policy*/) {}
+  virtual std::vector<TargetCommand> commands() { return {}; }
+  // qXfer:osdata:read documents ("processes", ...), gdb's "info os".
+  virtual Result<std::string> osdata(const std::string& /*annex*/) { return make_error(95, "no OS data"); }
   // Signals (host numbers) delivered straight to the program, not reported.
   virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
   // The kernel's siginfo_t of the signal a thread is stopped with.

@@ -4,6 +4,7 @@ registers, read and written), memory, a hardware watchpoint, exit codes and
 kill. Every test starts its own dbgstub on a free port."""
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -25,11 +26,20 @@ def inferior_pid(stub):
 
 
 class GdbBasic(unittest.TestCase):
-    def run_gdb(self, commands, args=(), timeout=60):
+
+    def gdb_or_fail(self, stub, commands, file, timeout):
+        """gdb() that turns a hang into a failure showing what gdb printed."""
+        try:
+            return gdb(commands, port=stub.port, file=file, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
+                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
+    def run_gdb(self, commands, args=(), timeout=30):
         """Serves basic (with `args`) and runs the gdb commands against it;
         returns (gdb output, stub). dbgstub has exited when this returns."""
         with Stub(*free_port_args(BASIC, *args)) as stub:
-            out = gdb(commands, port=stub.port, file=BASIC, timeout=timeout)
+            out = self.gdb_or_fail(stub, commands, BASIC, timeout)
             stub.wait()
         return out, stub
 

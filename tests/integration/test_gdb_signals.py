@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -28,9 +29,18 @@ def inferior_pid(stub):
 
 
 class GdbSignals(unittest.TestCase):
-    def run_gdb(self, commands, args=(), stub_args=(), timeout=60):
+
+    def gdb_or_fail(self, stub, commands, file, timeout):
+        """gdb() that turns a hang into a failure showing what gdb printed."""
+        try:
+            return gdb(commands, port=stub.port, file=file, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
+                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
+    def run_gdb(self, commands, args=(), stub_args=(), timeout=30):
         with Stub(*stub_args, *free_port_args(SIGNALS, *args)) as stub:
-            out = gdb(commands, port=stub.port, file=SIGNALS, timeout=timeout)
+            out = self.gdb_or_fail(stub, commands, SIGNALS, timeout)
             stub.wait()
         return out, stub
 
@@ -124,6 +134,8 @@ class GdbSignals(unittest.TestCase):
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
             lines = []
+            watchdog = threading.Timer(40, proc.kill)  # a hang fails the test instead of blocking it
+            watchdog.start()
             try:
                 def interrupt_when_running():
                     # Running means gdb has sent the resume and waits for a stop.
@@ -143,11 +155,12 @@ class GdbSignals(unittest.TestCase):
                         interrupt_when_running()
                 lines.append(proc.communicate(timeout=30)[0])
             finally:
+                watchdog.cancel()
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
             stub.wait()
-        out = "".join(lines)
+        out = "".join(lines) + f"\n[gdb exit status {proc.returncode}]"
         self.assertEqual(out.count("Program received signal SIGINT, Interrupt."), 2, out)
         # Almost always stopped in usleep's nanosleep; rarely in tick or main.
         self.assertRegex(out, r"#\d+  (0x[0-9a-f]+ in )?(usleep|tick|main) \(")

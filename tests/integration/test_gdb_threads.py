@@ -3,6 +3,7 @@ workers meeting at a barrier): thread list, backtraces of all threads, a
 breakpoint hit by every worker, and stepping one thread while the others run."""
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -23,10 +24,19 @@ def inferior_pid(stub):
 
 
 class GdbThreads(unittest.TestCase):
+
+    def gdb_or_fail(self, stub, commands, file, timeout):
+        """gdb() that turns a hang into a failure showing what gdb printed."""
+        try:
+            return gdb(commands, port=stub.port, file=file, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
+                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
     def run_gdb(self, commands, timeout=20):
         with Stub(*free_port_args(THREADS)) as stub:
             pid = inferior_pid(stub)
-            out = gdb(commands, port=stub.port, file=THREADS, timeout=timeout)
+            out = self.gdb_or_fail(stub, commands, THREADS, timeout)
             stub.wait()
         self.assertTrue(harness.eventually(lambda: process_state(pid) is None, timeout=5),
                         f"program {pid} still exists")
