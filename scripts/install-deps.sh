@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build python3
   libasio-dev libspdlog-dev nlohmann-json3-dev doctest-dev libcli11-dev
+  libbpf-dev pkg-config
   gdb gdbserver lldb
 )
 missing=()

@@ -233,6 +233,9 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     return;
   }
   if (event != 0) {
+    // Any ptrace-stop satisfies a pending PTRACE_INTERRUPT (the kernel
+    // clears the trap request on every stop): no PTRACE_EVENT_STOP follows.
+    if (event != PTRACE_EVENT_STOP) t.stop_wanted = false;
     on_ptrace_event(t, event, sig);
     return;
   }
@@ -320,18 +323,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       if (t.stop_wanted) {
         t.stop_wanted = false;
         if (p.attaching) {
-          bool all = true;
-          for (auto& [id, th] : threads_)
-            if (th.pid == p.pid && !th.stopped) all = false;
-          if (all) {
-            p.attaching = false;
-            // gdbserver reports the attach stop as SIGTRAP; GDB ignores it.
-            StopEvent ev;
-            ev.thread = {p.pid, p.pid};
-            ev.signal = SIGTRAP;
-            ev.reason = StopEvent::Reason::Start;
-            if (!reporting_) reporting_ = ev;
-          }
+          // Reported once every thread is stopped (maybe_finish_stop).
         } else if (interrupt_requested_ && !reporting_) {
           StopEvent ev;
           ev.thread = {t.pid, t.tid};
@@ -542,6 +534,16 @@ void ProcessTarget::maybe_finish_stop() {
     if (p.launching) return;
   phase_ = Phase::Stopped;
   interrupt_requested_ = false;
+  for (auto& [pid, p] : procs_) {
+    if (!p.attaching) continue;
+    p.attaching = false;
+    // gdbserver reports the attach stop as SIGTRAP; GDB ignores it.
+    StopEvent ev;
+    ev.thread = {pid, pid};
+    ev.signal = SIGTRAP;
+    ev.reason = StopEvent::Reason::Start;
+    if (!reporting_) reporting_ = ev;
+  }
   if (release_pending_) {
     release_pending_ = false;
     std::vector<pid_t> pids;

@@ -129,8 +129,8 @@ class GdbSignals(unittest.TestCase):
             pid = inferior_pid(stub)
             cmd = ["gdb", "-nx", "-batch", "-ex", "set confirm off", "-ex", "set pagination off",
                    "-ex", "set width 0", "-ex", f"file {SPIN}", "-ex", f"target remote 127.0.0.1:{stub.port}",
-                   "-ex", "continue", "-ex", "bt", "-ex", "p ticks > 0",
-                   "-ex", "continue", "-ex", "bt 1", "-ex", "info threads"]
+                   "-ex", "continue", "-ex", "bt", "-ex", "p ticks > 0", "-ex", "info threads",
+                   "-ex", "continue", "-ex", "bt 1"]
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
             lines = []
@@ -141,9 +141,13 @@ class GdbSignals(unittest.TestCase):
                     # Running means gdb has sent the resume and waits for a stop.
                     self.assertTrue(eventually(lambda: process_state(pid) in ("R", "S", "D"), timeout=20),
                                     f"program never ran: {process_state(pid)}")
-                    time.sleep(0.2)
+                    time.sleep(0.3)
                     os.kill(proc.pid, signal.SIGINT)
 
+                # The first time, also wait until main runs (spin prints its pid),
+                # so that gdb is done with the shared-library stop of the startup.
+                self.assertTrue(eventually(lambda: f"spin pid {pid}" in stub.output(), timeout=20),
+                                "spin never started:\n" + stub.output())
                 interrupt_when_running()
                 stops = 0
                 for line in proc.stdout:
@@ -153,7 +157,10 @@ class GdbSignals(unittest.TestCase):
                         if stops == 2:
                             break
                         interrupt_when_running()
-                lines.append(proc.communicate(timeout=30)[0])
+                # Not communicate(): it reads the pipe directly and would lose
+                # what the text wrapper has already buffered.
+                lines.append(proc.stdout.read())
+                proc.wait(30)
             finally:
                 watchdog.cancel()
                 if proc.poll() is None:
@@ -167,6 +174,7 @@ class GdbSignals(unittest.TestCase):
         self.assertRegex(out, r"#\d+  (0x[0-9a-f]+ in )?main \(\) at \S*spin\.c:1[2-5]")
         self.assertIn("$1 = 1\n", out)
         self.assertRegex(out, r"\* 1\s+Thread \d+\.\d+")
+        self.assertEqual(out.count("\n#0  "), 2, out)  # `bt` after the first stop, `bt 1` after the second
         self.assertNotIn("exited", out)
         self.assertTrue(eventually(lambda: process_state(pid) is None, timeout=5))
 

@@ -1,0 +1,223 @@
+// Processes of this machine from /proc: gdb's "info os processes" document
+// (as gdbserver's nat/linux-osdata.c builds it) and WinDbg's !process.
+#include <dirent.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "targets/local_kernel/local_kernel_internal.h"
+
+namespace dbgstub::lk {
+
+namespace {
+
+bool all_digits(const char* s) {
+  if (!*s) return false;
+  for (; *s; ++s)
+    if (!std::isdigit(static_cast<unsigned char>(*s))) return false;
+  return true;
+}
+
+// Numeric entries of a directory, in directory order (as gdbserver's readdir loop).
+std::vector<std::string> numeric_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d))
+    if (all_digits(e->d_name) && std::char_traits<char>::length(e->d_name) <= 19) out.emplace_back(e->d_name);
+  ::closedir(d);
+  return out;
+}
+
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::nullopt;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Fields of /proc/PID/stat after "(comm)": [0] is the state.
+std::vector<std::string> stat_fields_after_comm(const std::string& stat) {
+  std::vector<std::string> out;
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return out;
+  std::istringstream in(stat.substr(close + 1));
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// gdbserver's command_from_pid: "%lld %17s" from /proc/PID/stat, without
+// the first and last character of the token. (So a name with a space, or
+// longer than 15 characters, comes out cut short, as in gdbserver.)
+std::string command_from_pid(const std::string& proc_root, const std::string& pid) {
+  auto stat = read_file(proc_root + "/" + pid + "/stat");
+  if (!stat) return pid;
+  std::istringstream in(*stat);
+  std::string stat_pid, token;
+  if (!(in >> stat_pid >> token) || stat_pid != pid) return "";
+  if (token.size() > 17) token.resize(17);
+  if (token.size() < 2) return "";
+  token.pop_back();
+  return token.substr(1);
+}
+
+std::string commandline_from_pid(const std::string& proc_root, const std::string& pid) {
+  auto cmdline = read_file(proc_root + "/" + pid + "/cmdline");
+  if (!cmdline) return "";
+  if (cmdline->empty()) {
+    std::string c = "[" + command_from_pid(proc_root, pid);
+    if (c.size() > 30) c.resize(30);
+    if (c.size() < 31) c += "]";
+    return c;
+  }
+  for (char& c : *cmdline)
+    if (c == '\0') c = ' ';
+  return *cmdline;
+}
+
+std::string user_of(const std::string& proc_root, const std::string& pid) {
+  struct stat st;
+  if (::stat((proc_root + "/" + pid).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "?";
+  passwd pwd;
+  passwd* found = nullptr;
+  char buf[1024];
+  if (::getpwuid_r(st.st_uid, &pwd, buf, sizeof buf, &found) != 0 || !found) return "";
+  std::string name = found->pw_name;
+  if (name.size() > 31) name.resize(31);  // UT_NAMESIZE - 1
+  return name;
+}
+
+std::string cores_of(const std::string& proc_root, const std::string& pid) {
+  long num_cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::map<long, int> cores;
+  std::string task_dir = proc_root + "/" + pid + "/task";
+  for (const auto& tid : numeric_entries(task_dir)) {
+    auto stat = read_file(task_dir + "/" + tid + "/stat");
+    if (!stat) continue;
+    auto f = stat_fields_after_comm(*stat);
+    if (f.size() <= 36) continue;
+    char* end = nullptr;
+    long core = std::strtol(f[36].c_str(), &end, 10);
+    if (end == f[36].c_str()) continue;
+    if (core >= 0 && core < num_cores) ++cores[core];
+  }
+  std::string out;
+  for (auto& [core, n] : cores) {
+    (void)n;
+    if (!out.empty()) out += ",";
+    out += std::to_string(core);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string xml_escape_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\'': out += "&apos;"; break;
+      case '"': out += "&quot;"; break;
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<ProcEntry> list_processes(const std::string& proc_root) {
+  std::vector<ProcEntry> out;
+  for (const auto& pid : numeric_entries(proc_root)) {
+    auto stat = read_file(proc_root + "/" + pid + "/stat");
+    if (!stat) continue;  // gone meanwhile
+    ProcEntry e;
+    e.pid = std::atoi(pid.c_str());
+    auto open = stat->find('(');
+    auto close = stat->rfind(')');
+    if (open != std::string::npos && close != std::string::npos && close > open)
+      e.comm = stat->substr(open + 1, close - open - 1);
+    auto f = stat_fields_after_comm(*stat);
+    if (f.size() > 1) e.ppid = std::atoi(f[1].c_str());
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string osdata_processes(const std::string& proc_root) {
+  std::string x = "<osdata type=\"processes\">\n";
+  for (const auto& pid : numeric_entries(proc_root)) {
+    x += "<item>";
+    x += "<column name=\"pid\">" + pid + "</column>";
+    x += "<column name=\"user\">" + xml_escape_text(user_of(proc_root, pid)) + "</column>";
+    x += "<column name=\"command\">" + xml_escape_text(commandline_from_pid(proc_root, pid)) + "</column>";
+    x += "<column name=\"cores\">" + xml_escape_text(cores_of(proc_root, pid)) + "</column>";
+    x += "</item>";
+  }
+  x += "</osdata>\n";
+  return x;
+}
+
+std::string osdata_types() {
+  return "<osdata type=\"types\">\n"
+         "<item><column name=\"Type\">processes</column>"
+         "<column name=\"Description\">Listing of all processes</column>"
+         "<column name=\"Title\">Processes</column></item>"
+         "</osdata>\n";
+}
+
+CommandOutput bang_process(const std::string& proc_root, const std::string& args) {
+  const std::string usage =
+      "Usage: !process [CID [FLAGS [IMAGE]]]   (CID in hex, 0 for all processes; FLAGS are accepted and ignored; "
+      "IMAGE may use * and ?; e.g. !process 0 0)\n";
+  std::istringstream in(args);
+  std::vector<std::string> w;
+  for (std::string s; in >> s;) w.push_back(s);
+  if (w.size() > 3) return {false, usage};
+  uint64_t cid = 0;
+  if (!w.empty()) {
+    if (w[0] == "-1") {
+      cid = 0;
+    } else if (auto v = parse_address(w[0])) {
+      cid = *v;
+    } else {
+      return {false, usage};
+    }
+  }
+  if (w.size() > 1 && !parse_address(w[1])) return {false, usage};
+  std::string image = w.size() > 2 ? w[2] : "";
+
+  auto procs = list_processes(proc_root);
+  std::string out;
+  if (cid == 0) out += "**** ACTIVE PROCESS DUMP (from " + proc_root + ") ****\n";
+  out += "(task_struct addresses are not available from /proc: PROCESS shows 0)\n";
+  int shown = 0;
+  for (const auto& p : procs) {
+    if (cid != 0 && static_cast<uint64_t>(p.pid) != cid) continue;
+    if (!image.empty() && !wildcard_match(image, p.comm)) continue;
+    char line[128];
+    std::snprintf(line, sizeof line, "PROCESS 0  SessionId: none  Cid: %04x  Peb: 0  ParentCid: %04x\n", p.pid, p.ppid);
+    out += line;
+    out += "    Image: " + p.comm + "\n\n";
+    ++shown;
+  }
+  if (shown == 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(cid));
+    if (cid != 0) return {false, out + "No process with Cid " + buf + "\n"};
+    if (!image.empty()) out += "No process with image '" + image + "'\n";
+  }
+  return {true, out};
+}
+
+}  // namespace dbgstub::lk
