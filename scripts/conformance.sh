@@ -19,7 +19,10 @@
 #                                                 registers, memory
 #                                     threads     all of gdb.threads (long)
 #                                     gdb.X/foo.exp  any single test file
-#   --timeout SECS                  wall-clock limit of one runtest run (default 600)
+#   --timeout SECS                  wall-clock limit of one set for one stub
+#                                   (default 600); files not started by then are
+#                                   listed as not run
+#   --file-timeout SECS             limit of one test file (default 180)
 #   --sequential                    with both stubs, run them one after the other
 #                                   (default: both at once, one runtest each)
 #   --no-run                        only (re)print the report of the last results
@@ -49,6 +52,7 @@ gdbserver_bin="${GDBSERVER_BIN:-/usr/bin/gdbserver}"
 stub_choice=both
 sets=()
 run_timeout=600
+file_timeout=180
 parallel=1
 do_run=1
 
@@ -63,6 +67,8 @@ while [ $# -gt 0 ]; do
     --set=*) sets+=("${1#*=}"); shift ;;
     --timeout) run_timeout="${2:?}"; shift 2 ;;
     --timeout=*) run_timeout="${1#*=}"; shift ;;
+    --file-timeout) file_timeout="${2:?}"; shift 2 ;;
+    --file-timeout=*) file_timeout="${1#*=}"; shift ;;
     --sequential) parallel=0; shift ;;
     --no-run) do_run=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -225,27 +231,42 @@ configure_objdir() {
   fi
 }
 
+# Each test file is its own runtest run, so that one file that hangs against
+# a stub costs at most --file-timeout and the rest of the set still runs.
 run_stub() {
-  local stub="$1" s label out files rc start
+  local stub="$1" s label out files f fo rc start t left
   local obj="$dir/obj/$stub"
   for s in "${sets[@]}"; do
     label="$(set_label "$s")"
     out="$dir/results/$stub/$label"
-    rm -rf "$out"; mkdir -p "$out"
+    rm -rf "$out"; mkdir -p "$out/files"
+    : > "$out/gdb.sum"; : > "$out/gdb.log"; : > "$out/timed-out"; : > "$out/not-run"
     mapfile -t files < <(set_args "$ts" "$s")
     start=$(date +%s)
-    echo "conformance: $stub: $label (${#files[@]} files), log $out/gdb.log"
-    rc=0
-    # timeout signals its whole process group: runtest, gdb, the stub.
-    (cd "$obj" && timeout -k 10 "$run_timeout" runtest --tool gdb \
-        GDB="$gdb_bin" GDBSERVER="$(stub_path "$stub")" \
-        --target_board="conformance-$stub" --outdir "$out" \
-        ${RUNTESTFLAGS:-} "${files[@]}" >"$out/runtest.out" 2>&1) || rc=$?
-    echo "$rc $(( $(date +%s) - start ))" > "$out/status"
-    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-      echo "conformance: $stub: $label hit the ${run_timeout}s limit; results are partial"
-    fi
-    echo "conformance: $stub: $label done in $(( $(date +%s) - start ))s (runtest exit $rc)"
+    echo "conformance: $stub: $label (${#files[@]} files), results in $out"
+    for f in "${files[@]}"; do
+      left=$(( run_timeout - ($(date +%s) - start) ))
+      if [ "$left" -le 5 ]; then echo "$f" >> "$out/not-run"; continue; fi
+      t=$(( file_timeout < left ? file_timeout : left ))
+      fo="$out/files/${f//\//_}"
+      mkdir -p "$fo"
+      rc=0
+      # timeout signals its whole process group: runtest, gdb, the stub.
+      (cd "$obj" && timeout -k 10 "$t" runtest --tool gdb \
+          GDB="$gdb_bin" GDBSERVER="$(stub_path "$stub")" \
+          --target_board="conformance-$stub" --outdir "$fo" \
+          ${RUNTESTFLAGS:-} "$f" >"$fo/runtest.out" 2>&1) || rc=$?
+      # Keep the per-file lines only (drop each run's header and summary).
+      sed -n '/^Running .*\.exp \.\.\.$/,/=== gdb Summary ===/p' "$fo/gdb.sum" 2>/dev/null \
+        | grep -v '=== gdb Summary ===' >> "$out/gdb.sum" || true
+      cat "$fo/gdb.log" >> "$out/gdb.log" 2>/dev/null || true
+      if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "$f $t" >> "$out/timed-out"
+        echo "conformance: $stub: $f hit the ${t}s limit"
+      fi
+    done
+    echo "0 $(( $(date +%s) - start ))" > "$out/status"
+    echo "conformance: $stub: $label done in $(( $(date +%s) - start ))s"
   done
 }
 

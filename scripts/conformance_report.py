@@ -74,6 +74,13 @@ def counts(results):
     }
 
 
+def read_list(path):
+    try:
+        return [l.split()[0] for l in open(path) if l.strip()]
+    except OSError:
+        return []
+
+
 def read_status(path):
     try:
         rc, secs = open(path).read().split()
@@ -111,22 +118,37 @@ def main():
             results, files = parse_sum(os.path.join(d, "gdb.sum"))
             rc, secs = read_status(os.path.join(d, "status"))
             c = counts(results)
-            note = ""
+            timed_out = read_list(os.path.join(d, "timed-out"))
+            not_run = read_list(os.path.join(d, "not-run"))
+            notes = []
             if rc is None:
-                note = "not run"
+                notes.append("not run")
             elif rc in (124, 137):
-                note = "TIMED OUT (partial)"
+                notes.append("TIMED OUT (partial)")
             elif not os.path.exists(os.path.join(d, "gdb.sum")):
-                note = "no gdb.sum"
+                notes.append("no gdb.sum")
+            if timed_out:
+                notes.append("%d file(s) timed out" % len(timed_out))
+            if not_run:
+                notes.append("%d file(s) not run (set time limit)" % len(not_run))
+            note = "; ".join(notes)
             data[(s, st)] = (results, files)
             report["sets"][s][st] = dict(c, files=len(set(files)), seconds=secs,
-                                         runtest_exit=rc, note=note)
+                                         runtest_exit=rc, note=note,
+                                         timed_out=timed_out, not_run=not_run)
             say("%-14s %-10s %6d %6d %6d %6d %6d %6d %7s  %s" % (
                 s, st, len(set(files)), c["pass"], c["fail"], c["error"],
                 c["unsupported"], c["other"], secs if secs is not None else "-", note))
     say("")
     say("error = ERROR + UNRESOLVED; unsup = UNSUPPORTED + UNTESTED; "
         "x/k = XFAIL + KFAIL + XPASS + KPASS")
+    for s in sets:
+        for st in stubs:
+            r = report["sets"][s][st]
+            if r["timed_out"]:
+                say("%s/%s timed out: %s" % (s, st, " ".join(r["timed_out"])))
+            if r["not_run"]:
+                say("%s/%s not run: %s" % (s, st, " ".join(r["not_run"])))
 
     if "gdbserver" in stubs and "dbgstub" in stubs:
         for s in sets:

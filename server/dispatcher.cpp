@@ -77,7 +77,9 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   });
 }
 
-bool Dispatcher::nothing_left() const { return target_.mode() == Mode::User && target_.processes().empty(); }
+bool Dispatcher::nothing_left() const {
+  return target_.mode() == Mode::User && target_.processes().empty() && !target_.exit_report_owed();
+}
 
 // ---------------------------------------------------------------------------
 
@@ -545,7 +547,7 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
     hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
     return refuse(1, st.error().message);
   }
-  if (target_.processes().empty()) return "W00";
+  if (target_.processes().empty() && !target_.exit_report_owed()) return "W00";
   auto st = target_.resume(actions);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;

@@ -106,7 +106,8 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 
 void Server::maybe_finish() {
   // Only a user-mode session runs out of things to debug; a machine stays.
-  bool nothing_left = target_.mode() == Mode::User && target_.processes().empty() && !target_.running();
+  bool nothing_left = target_.mode() == Mode::User && target_.processes().empty() && !target_.running() &&
+                      !target_.exit_report_owed();
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {
       session_->close_when_flushed();

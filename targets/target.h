@@ -136,6 +136,8 @@ class Target {
   // Stop that caused the current all-stop state (the "?" query).
   virtual std::optional<StopEvent> last_stop() const = 0;
   virtual bool running() const = 0;
+  // An exit the debugger has not been told of yet (after "monitor .kill").
+  virtual bool exit_report_owed() const { return false; }
 
   // --- registers: layout described by target.xml, raw little-endian bytes
   virtual std::string target_xml() const = 0;

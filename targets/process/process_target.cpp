@@ -245,7 +245,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     report(t, ev);
     return;
   }
-  if (pass_signals_.count(sig) && !t.stepping && phase_ == Phase::Running) {
+  if (pass_signals_.count(sig) && !t.stepping && (phase_ == Phase::Running || runs_free(t))) {
     resume_thread(t, false, sig);  // deliver without telling the debugger
     return;
   }
@@ -263,7 +263,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       unsigned long new_tid = 0;
       ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &new_tid);
       if (new_tid && !threads_.count(static_cast<pid_t>(new_tid))) add_thread(t.pid, static_cast<pid_t>(new_tid), true);
-      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
       return;
     }
@@ -280,7 +280,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
         report(t, ev);
         return;
       }
-      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
       return;
     case PTRACE_EVENT_EXEC: {
@@ -316,7 +316,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
         // First stop of a new thread: give it the process's debug registers.
         t.fresh = false;
         p.debug_regs.apply(t.tid);
-        if (phase_ == Phase::Running) resume_thread(t, false, 0);
+        if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, false, 0);
         maybe_finish_stop();
         return;
       }
@@ -337,12 +337,12 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       // A late PTRACE_INTERRUPT (the thread reported something else first)
       // or a group-stop: neither is news for the debugger.
       (void)sig;
-      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
       return;
     }
     default:
-      if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+      if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
   }
 }
@@ -385,7 +385,20 @@ void ProcessTarget::on_fork(Thread& t, int event) {
     spdlog::info("following {} child {} of {}", event == PTRACE_EVENT_VFORK ? "vfork" : "fork", child, t.pid);
   }
   bool vfork = event == PTRACE_EVENT_VFORK;
-  if (vfork ? child_policy_.report_vfork : child_policy_.report_fork) {
+  bool reported = vfork ? child_policy_.report_vfork : child_policy_.report_fork;
+  auto ci = procs_.find(child);
+  if (runs_free(t)) reported = false;  // a hidden process's children are hidden too
+  if (!reported && ci != procs_.end() && ci->second.origin == ProcessInfo::Origin::Child && !ci->second.hidden) {
+    Process& c = ci->second;
+    c.hidden = true;
+    // Nobody will step it over the int3s it inherited: take them out of
+    // its copy of memory (a vfork child shares the parent's: leave those).
+    if (!vfork && c.mem_fd >= 0)
+      for (auto& [addr, orig] : c.breakpoints) (void)!::pwrite(c.mem_fd, &orig, 1, static_cast<off_t>(addr));
+    c.breakpoints.clear();
+    c.debug_regs = x86::DebugRegisterState{};
+  }
+  if (reported) {
     StopEvent ev;
     ev.thread = {t.pid, t.tid};
     ev.signal = SIGTRAP;
@@ -395,7 +408,7 @@ void ProcessTarget::on_fork(Thread& t, int event) {
     return;
   }
   // Followed for .childdbg only: the debugger isn't told; both run on.
-  if (phase_ == Phase::Running) resume_thread(t, t.stepping, 0);
+  if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
   maybe_finish_stop();
 }
 
@@ -448,7 +461,7 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   auto it = procs_.find(pid);
   if (it == procs_.end()) return;
   Process& p = it->second;
-  bool silent = p.kill_requested && !p.kill_reported;
+  bool silent = (p.kill_requested && !p.kill_reported) || p.hidden;
   bool reported_kill = p.kill_requested && p.kill_reported;
   if (reported_kill) spdlog::info("process {} ended by .kill", pid);
   for (auto t = threads_.begin(); t != threads_.end();) {
@@ -504,7 +517,17 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
 // ---------------------------------------------------------------------------
 // All-stop
 
+bool ProcessTarget::runs_free(const Thread& t) const {
+  auto it = procs_.find(t.pid);
+  return it != procs_.end() && it->second.hidden;
+}
+
 void ProcessTarget::report(Thread& t, StopEvent ev) {
+  if (runs_free(t)) {
+    t.stop_wanted = false;
+    resume_thread(t, false, ev.signal == SIGTRAP ? 0 : ev.signal);
+    return;
+  }
   if (phase_ == Phase::Running) {
     phase_ = Phase::Stopping;
     reporting_ = ev;
@@ -521,7 +544,7 @@ void ProcessTarget::report(Thread& t, StopEvent ev) {
 
 void ProcessTarget::stop_all_others() {
   for (auto& [tid, t] : threads_) {
-    if (t.stopped || t.fresh || t.stop_wanted) continue;
+    if (t.stopped || t.fresh || t.stop_wanted || runs_free(t)) continue;
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) t.stop_wanted = true;
   }
 }
@@ -529,7 +552,7 @@ void ProcessTarget::stop_all_others() {
 void ProcessTarget::maybe_finish_stop() {
   if (phase_ != Phase::Stopping) return;
   for (auto& [tid, t] : threads_)
-    if (!t.stopped) return;
+    if (!t.stopped && !runs_free(t)) return;
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
@@ -604,9 +627,16 @@ bool ProcessTarget::pending_still_valid(Thread& t) {
 
 Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
   if (phase_ != Phase::Stopped) return make_error(16, "target is running");
-  if (!orphan_events_.empty()) {
-    StopEvent ev = orphan_events_.front();
-    orphan_events_.erase(orphan_events_.begin());
+  // An exit that happened while stopped is the answer to the first resume
+  // that covers that process (all threads, or that pid); a resume of other
+  // processes only (gdb stepping a parent over a breakpoint) goes ahead.
+  for (auto it = orphan_events_.begin(); it != orphan_events_.end(); ++it) {
+    bool covered = false;
+    for (auto& a : actions)
+      if (!a.thread || a.thread->pid <= 0 || a.thread->pid == it->thread.pid) covered = true;
+    if (!covered) continue;
+    StopEvent ev = *it;
+    orphan_events_.erase(it);
     phase_ = Phase::Running;  // briefly: the event is on its way
     asio::post(io_, [this, ev] {
       phase_ = Phase::Stopped;
@@ -627,7 +657,7 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
         if (!a.thread) { chosen = &a; break; }
       }
     }
-    if (procs_[t.pid].kill_requested) continue;  // dying: nothing to resume
+    if (procs_[t.pid].kill_requested || procs_[t.pid].hidden) continue;  // dying, or running free
     if (chosen && chosen->kind != ResumeAction::Kind::Stop) plan.push_back({&t, chosen});
   }
   if (plan.empty()) {
@@ -663,6 +693,13 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
   phase_ = Phase::Running;
   reporting_.reset();
   return ok_status();
+}
+
+bool ProcessTarget::exit_report_owed() const {
+  if (!orphan_events_.empty()) return true;
+  for (auto& [pid, p] : procs_)
+    if (p.kill_requested && p.kill_reported) return true;
+  return false;
 }
 
 Status ProcessTarget::interrupt() {
@@ -820,7 +857,8 @@ std::vector<ThreadRef> ProcessTarget::threads() const {
   std::vector<ThreadRef> out;
   for (auto& [tid, t] : threads_) {
     auto p = procs_.find(t.pid);
-    if (p == procs_.end() || p->second.kill_requested || p->second.launching || t.fresh) continue;
+    if (p == procs_.end() || p->second.kill_requested || p->second.launching || p->second.hidden || t.fresh)
+      continue;
     out.push_back({t.pid, tid});
   }
   // The leader first, as GDB numbers threads in list order.
@@ -832,7 +870,7 @@ std::string ProcessTarget::thread_name(ThreadRef t) const { return procdocs::thr
 
 bool ProcessTarget::thread_alive(ThreadRef r) const {
   auto it = threads_.find(r.tid);
-  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid);
+  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid) && !runs_free(it->second);
 }
 
 // ---------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::string thread_name(ThreadRef t) const override;
   std::optional<StopEvent> last_stop() const override { return last_stop_; }
   bool running() const override { return phase_ != Phase::Stopped; }
+  bool exit_report_owed() const override;
 
   std::string target_xml() const override;
   Result<std::string> read_registers(ThreadRef t) override;
@@ -89,6 +90,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool attaching = false;     // attached, initial stops not all seen
     bool kill_requested = false;
     bool kill_reported = false;  // report the exit at the next resume
+    // A child followed only for .childdbg / -o while the debugger did not
+    // ask for fork events: it runs free under our tracing, unseen by the
+    // debugger (listed by |*), its signals passed straight on.
+    bool hidden = false;
     int index = 0;
     int parent = 0;
     ProcessInfo::Origin origin = ProcessInfo::Origin::Created;
@@ -117,6 +122,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   bool pending_still_valid(Thread& t);
   void detach_now(Process& p);
   bool deliver_fatal_signal(Process& p);
+  bool runs_free(const Thread& t) const;
   void emit(const StopEvent& ev);
 
   asio::io_context& io_;

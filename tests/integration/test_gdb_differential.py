@@ -73,6 +73,15 @@ def facts(output, drop_extra=(), program_output=(), special=None):
         fs = []
         rows = []
         for line in lines:
+            # The program writes to the same terminal as native gdb, so its
+            # output can land inside one of gdb's lines: cut it out.
+            for p in program_output:
+                if p in line and line.strip() != p:
+                    line = line.replace(p, "")
+            # Native gdb announces thread exits ("[Thread ... exited]");
+            # gdbserver and dbgstub do not, unless asked (QThreadEvents).
+            if re.fullmatch(r"\[?Thread .*exited\]", line.strip()) or line.strip() in ("[", "]"):
+                continue
             if not line.strip() or any(d.search(line) for d in drops) or line.strip() in program_output:
                 continue
             n = normalise(line)

@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stub, gdb, lldb, main  # noqa: E402
+from harness import Stub, close_stub, gdb, lldb, main  # noqa: E402
 
 REFUSED = "not supported in a local kernel session"
 
@@ -60,11 +60,7 @@ class LocalKernelGdb(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.stub.stop()
-        try:
-            cls.stub.proc.stdout.close()
-        except (OSError, ValueError):
-            pass
+        close_stub(cls.stub)
 
     def gdb(self, *commands):
         return gdb(list(commands), port=self.stub.port)
@@ -86,7 +82,9 @@ class LocalKernelGdb(unittest.TestCase):
     def test_ln_x_dt(self):
         if self.stext is None:
             self.skipTest("no _stext in /proc/kallsyms")
-        commands = [f"monitor ln {self.stext:x}", f"monitor ln {self.stext + 0x10:x}", "monitor x *schedule",
+        sched = kallsyms_address("schedule")
+        self.assertIsNotNone(sched)
+        commands = [f"monitor ln {self.stext:x}", f"monitor ln {sched + 1:x}", "monitor x *schedule",
                     "monitor ln", "monitor x"]
         btf = os.access("/sys/kernel/btf/vmlinux", os.R_OK)
         if btf:
@@ -99,9 +97,7 @@ class LocalKernelGdb(unittest.TestCase):
         else:
             self.assertIn(f"({self.stext:016x})   ", out)
             self.assertRegex(out, r"Exact matches:\n(    \S+\n)*    _stext\n")
-            self.assertRegex(out, r"\(%016x\)   \S+\+0x10   \|  \(" % self.stext)
-            sched = kallsyms_address("schedule")
-            self.assertIsNotNone(sched)
+            self.assertRegex(out, r"\(%016x\)   schedule\+0x1   \|  \([0-9a-f]{16}\)   \S+\n" % sched)
             self.assertRegex(out, r"(?m)^%016x schedule$" % sched)
         if btf:
             self.assertRegex(out, r"struct task_struct \(size 0x[0-9a-f]+, \d+ members\)")
@@ -137,15 +133,16 @@ class LocalKernelGdb(unittest.TestCase):
 
 class LocalKernelLldb(unittest.TestCase):
     def test_kill_refused_stub_keeps_serving(self):
-        with Stub("--local-kernel", "127.0.0.1:0") as stub:
-            out = lldb([f"gdb-remote 127.0.0.1:{stub.port}", "kill"])
-            self.assertIn("Process 1 stopped", out)
-            self.assertIn(".kill is " + REFUSED, decoded_console(out), out)
-            self.assertIsNone(stub.proc.poll())
-            self.assertIn("kill refused", stub.output())
-            out = lldb([f"gdb-remote 127.0.0.1:{stub.port}", "process plugin packet monitor .session"])
-            self.assertIn("mode: local-kernel", out)
-            self.assertIsNone(stub.proc.poll())
+        stub = Stub("--local-kernel", "127.0.0.1:0")
+        self.addCleanup(close_stub, stub)
+        out = lldb([f"gdb-remote 127.0.0.1:{stub.port}", "kill"])
+        self.assertIn("Process 1 stopped", out)
+        self.assertIn(".kill is " + REFUSED, decoded_console(out), out)
+        self.assertIsNone(stub.proc.poll())
+        self.assertIn("kill refused", stub.output())
+        out = lldb([f"gdb-remote 127.0.0.1:{stub.port}", "process plugin packet monitor .session"])
+        self.assertIn("mode: local-kernel", out)
+        self.assertIsNone(stub.proc.poll())
 
 
 if __name__ == "__main__":
