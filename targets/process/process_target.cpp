@@ -40,15 +40,6 @@ void poke_pc(pid_t tid, uint64_t pc) {
 
 }  // namespace
 
-const char* mode_name(Mode m) {
-  switch (m) {
-    case Mode::User: return "user";
-    case Mode::Kernel: return "kernel";
-    case Mode::LocalKernel: return "local-kernel";
-  }
-  return "?";
-}
-
 ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events) {}
 
 ProcessTarget::~ProcessTarget() {
