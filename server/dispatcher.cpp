@@ -311,6 +311,8 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           },
           [&](const rsp::ThreadInfoNext&) { return std::string("l"); },
           [&](const rsp::QueryAttached& a) {
+            // A machine is never ours to end: report it as attached.
+            if (target_.mode() != Mode::User) return std::string("1");
             int pid = a.pid ? static_cast<int>(*a.pid) : current_pid();
             for (auto& p : target_.processes())
               if (p.pid == pid) return std::string(p.attached ? "1" : "0");
@@ -509,7 +511,10 @@ std::string Dispatcher::on_read_memory(const rsp::ReadMemory& m) {
   uint64_t len = std::min<uint64_t>(m.length, cap);
   if (len == 0) return m.binary ? std::string("") : std::string("");
   auto data = target_.read_memory(current_pid(), m.addr, static_cast<std::size_t>(len));
-  if (!data) return rsp::reply_error(data.error().code);
+  if (!data) {
+    spdlog::debug("read of {} bytes at {:#x}: {}", len, m.addr, data.error().message);
+    return rsp::reply_error_message(data.error().code, data.error().message, error_strings_);
+  }
   return m.binary ? *data : rsp::to_hex(*data);
 }
 
@@ -543,8 +548,8 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
 std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool& deferred) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Resume); !st) {
     // gdb is waiting for a stop reply here, the one place where it prints
-    // console output before an error: say why.
-    hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
+    // console output before an error: say why. (lldb takes E.message.)
+    if (!lldb_client_) hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
     return refuse(1, st.error().message);
   }
   if (target_.processes().empty() && !target_.exit_report_owed()) return "W00";
@@ -654,9 +659,9 @@ std::string Dispatcher::on_detach(const rsp::Detach& d) {
 std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, bool legacy) {
   KillDecision d = ModePolicy::kill(target_.mode(), legacy ? KillSource::PacketK : KillSource::PacketVKill);
   if (d.action == KillDecision::Action::Refuse) {
-    if (legacy) {
-      // GDB does not read a reply to 'k'; tell the user and log it.
-      hooks_.send(rsp::reply_console_output("dbgstub: " + d.message + "\n"));
+    if (legacy && !lldb_client_) {
+      // GDB reads no reply to 'k' (a stray one would answer its next
+      // packet): the refusal can only be logged.
       spdlog::warn("kill refused: {}", d.message);
       deferred = true;
       return "";

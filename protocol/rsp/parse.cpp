@@ -484,6 +484,8 @@ Result<Request> parse_vrun(sv p) {
 // vFile:fstat:fd  vFile:readlink:hexname  vFile:setfs:pid  vFile:unlink:hexname
 // vFile:pwrite:fd,offset,binary (parsed so it can be refused cleanly)
 Result<Request> parse_vfile(sv p) {
+  // Bare "vFile" (5 bytes) reaches here too: substr(6) would throw.
+  if (p.size() < 6) return bad("vFile", "missing operation arguments");
   auto rest = p.substr(6);  // after "vFile:"
   auto colon = rest.find(':');
   if (colon == sv::npos) return bad("vFile", "missing operation arguments");

@@ -139,7 +139,7 @@ class LocalKernelLldb(unittest.TestCase):
         self.assertIn("Process 1 stopped", out)
         self.assertIn(".kill is " + REFUSED, decoded_console(out), out)
         self.assertIsNone(stub.proc.poll())
-        self.assertIn("kill refused", stub.output())
+        self.assertIn("refused: .kill is " + REFUSED, stub.output())
         out = lldb([f"gdb-remote 127.0.0.1:{stub.port}", "process plugin packet monitor .session"])
         self.assertIn("mode: local-kernel", out)
         self.assertIsNone(stub.proc.poll())

@@ -407,3 +407,13 @@ TEST_CASE("host I/O requests") {
     CHECK_MESSAGE(!parse_request(bad).ok(), bad);
   }
 }
+
+// Found by fuzz_parse_request: a bare "vFile" made parse_vfile call
+// substr(6) on a 5-byte payload, which threw std::out_of_range.
+TEST_CASE("bare vFile is an error, not an exception") {
+  for (const char* p : {"vFile", "vFile;", "vFile:"}) {
+    auto r = parse_request(p);
+    CHECK_MESSAGE(!r.ok(), p);
+    if (!r.ok()) CHECK(r.error().message == "vFile: missing operation arguments");
+  }
+}
