@@ -7,6 +7,7 @@ packages=(
   libasio-dev libspdlog-dev nlohmann-json3-dev doctest-dev libcli11-dev
   libbpf-dev pkg-config
   gdb gdbserver lldb
+  clang-14 libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

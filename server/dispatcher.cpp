@@ -50,17 +50,32 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
     : target_(target), config_(std::move(config)), hooks_(std::move(hooks)),
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
-  monitor_.add("exit", "end dbgstub after this session", [this](const std::string&) {
+  monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {
     if (hooks_.exit_server) hooks_.exit_server();
     return MonitorResult{"", true};
   });
-  monitor_.add(".session", "show the session mode and target", [this](const std::string&) {
+  monitor_.add(".session", "Show the session mode and target", [this](const std::string&) {
     return MonitorResult{std::string("mode: ") + mode_name(target_.mode()) + "; target: " + target_.describe() + "\n", true};
   });
-  monitor_.add("set debug", "0|1: debug logging off/on", [this](const std::string& a) {
+  monitor_.add("set debug", "<0|1>", "Enable general debugging messages", [this](const std::string& a) {
+    if (a != "0" && a != "1") return MonitorResult{"Usage: set debug <0|1>\n", false};
     if (hooks_.set_log_level) hooks_.set_log_level(a == "0" ? "info" : "debug");
-    return MonitorResult{"", true};
+    return MonitorResult{a == "1" ? "Debug output enabled.\n" : "Debug output disabled.\n", true};
   });
+  monitor_.add("set remote-debug", "<0|1>", "Enable remote protocol debugging messages", [this](const std::string& a) {
+    if (a != "0" && a != "1") return MonitorResult{"Usage: set remote-debug <0|1>\n", false};
+    if (hooks_.set_packet_log) hooks_.set_packet_log(a == "1");
+    return MonitorResult{a == "1" ? "Protocol debug output enabled.\n" : "Protocol debug output disabled.\n", true};
+  });
+  monitor_.add("set debug-format", "option1[,option2,...]",
+               "Add additional information to debugging messages (all, none, timestamp)", [](const std::string& a) {
+                 if (a == "all" || a == "timestamp") return MonitorResult{"All extra debug format options enabled.\n", true};
+                 if (a == "none") return MonitorResult{"All extra debug format options disabled.\n", true};
+                 return MonitorResult{"Unknown debug-format argument: \"" + a + "\"\n", false};
+               });
+  monitor_.add("set libthread-db-search-path", "[PATH]",
+               "Accepted for gdbserver compatibility (dbgstub finds threads without libthread_db)",
+               [](const std::string& a) { return MonitorResult{"libthread-db-search-path set to `" + a + "'\n", true}; });
   for (auto& c : target_.commands()) {
     auto run = c.run;
     monitor_.add(c.name, c.help, [run](const std::string& a) {
@@ -71,7 +86,7 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   childdbg_ = config_.debug_children;
   add_process_commands();
   apply_child_policy();
-  monitor_.add("set log-level", "trace|debug|info|warn|error: logging level", [this](const std::string& a) {
+  monitor_.add("set log-level", "<trace|debug|info|warn|error>", "Set the logging level", [this](const std::string& a) {
     if (hooks_.set_log_level) hooks_.set_log_level(a);
     return MonitorResult{"", true};
   });
@@ -258,7 +273,16 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
         break;
     }
   }
-  return rsp::build_stop_reply(r, multiprocess_);
+  if (disabled("T")) {
+    // Only the signal: "S05" (what old stubs send).
+    return "S" + rsp::hex_u8(static_cast<uint8_t>(r.signal));
+  }
+  std::string reply = rsp::build_stop_reply(r, multiprocess_);
+  if (disabled("Tthread")) {
+    auto at = reply.find("thread:");
+    if (at != std::string::npos) reply.erase(at, reply.find(';', at) - at + 1);
+  }
+  return reply;
 }
 
 std::string Dispatcher::on_halt_reason() {
@@ -294,22 +318,24 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::WriteMemory& m) { return on_write_memory(m); },
           [&](const rsp::Breakpoint& b) { return on_breakpoint(b); },
           [&](const rsp::Resume& r) { return on_legacy_resume(r, deferred); },
-          [&](const rsp::VContQuery&) { return std::string("vCont;c;C;s;S;t"); },
-          [&](const rsp::VCont& v) { return on_vcont(v, deferred); },
+          [&](const rsp::VContQuery&) { return disabled("vCont") ? std::string() : std::string("vCont;c;C;s;S;t"); },
+          [&](const rsp::VCont& v) { return disabled("vCont") ? std::string() : on_vcont(v, deferred); },
           [&](const rsp::SetThread& h) { return on_set_thread(h); },
           [&](const rsp::ThreadAlive& t) {
             return resolve(t.thread) ? rsp::reply_ok() : rsp::reply_error(1);
           },
           [&](const rsp::QueryCurrentThread&) {
+            if (disabled("qC")) return std::string();
             auto t = current_thread();
             return t.tid ? "QC" + rsp::format_thread_id(wire_id(t), multiprocess_) : std::string("QC0");
           },
           [&](const rsp::ThreadInfoFirst&) {
+            if (disabled("qfThreadInfo")) return std::string();
             std::vector<rsp::ThreadId> ids;
             for (auto& t : target_.threads()) ids.push_back(wire_id(t));
             return rsp::build_thread_list(ids, multiprocess_);
           },
-          [&](const rsp::ThreadInfoNext&) { return std::string("l"); },
+          [&](const rsp::ThreadInfoNext&) { return disabled("qfThreadInfo") ? std::string() : std::string("l"); },
           [&](const rsp::QueryAttached& a) {
             // A machine is never ours to end: report it as attached.
             if (target_.mode() != Mode::User) return std::string("1");
@@ -370,7 +396,19 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::HostFile& f) { return host_files_.handle(f, config_.packet_size - 16); },
           [&](const rsp::JsonRequest&) { return rsp::reply_empty(); },
           [&](const rsp::Unsupported& u) {
-            if (u.name == "!") return rsp::reply_ok();  // extended mode is always on offer
+            if (u.name == "!") {
+              extended_ = true;
+              return rsp::reply_ok();
+            }
+            if (u.name == "R" && extended_ && last_run_) {
+              // Restart: run the last program again; gdb waits for no reply.
+              for (auto& p : target_.processes())
+                if (!p.attached) target_.kill_process(p.pid);
+              if (auto st = target_.launcher() ? target_.launcher()->launch(*last_run_) : make_error(1, "no launcher"); !st)
+                spdlog::warn("restart failed: {}", st.error().message);
+              deferred = true;
+              return std::string();
+            }
             spdlog::debug("unsupported packet '{}'", u.name);
             return rsp::reply_empty();
           },
@@ -401,7 +439,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "qXfer:auxv:read+",
       "qXfer:libraries-svr4:read+",
       "qXfer:exec-file:read+",
-      "qXfer:threads:read+",
+      disabled("threads") ? "qXfer:threads:read-" : "qXfer:threads:read+",
       "qXfer:siginfo:read+",
       "qXfer:osdata:read+",
       "QDisableRandomization+",
@@ -606,6 +644,7 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
     if (x.annex != "target.xml") return rsp::reply_error(0);
     doc = target_.target_xml();
   } else if (x.object == "threads") {
+    if (disabled("threads")) return rsp::reply_empty();
     doc = threads_xml();
   } else if (x.object == "osdata") {
     auto d = target_.osdata(x.annex);
@@ -639,9 +678,8 @@ std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
   MonitorResult r = monitor_.run(m.command);
   if (!r.output.empty()) hooks_.send(rsp::reply_console_output(r.output));
   if (!r.ok) spdlog::info("monitor {}: {}", m.command, r.output.substr(0, r.output.find('\n')));
-  // As gdbserver: a failed command says why in its output and still ends
-  // with OK; gdb would print an unhelpful "Protocol error with Rcmd" for E.
-  return rsp::reply_ok();
+  // As gdbserver: a failed command says why in its output, then errors.
+  return r.ok ? rsp::reply_ok() : rsp::reply_error(1);
 }
 
 // ---------------------------------------------------------------------------
@@ -700,6 +738,8 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   // gdb expects the run to replace any process of the previous run.
   for (auto& p : target_.processes())
     if (!p.attached) target_.kill_process(p.pid);
+  spec.wrapper = config_.wrapper;
+  last_run_ = spec;
   auto st = l->launch(spec);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;

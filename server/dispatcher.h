@@ -24,6 +24,8 @@ struct DispatcherConfig {
   std::vector<std::string> default_program;  // argv used by vRun with an empty name
   std::size_t packet_size = 0x4000;
   bool debug_children = false;  // -o: follow child processes from the start
+  std::set<std::string> disabled_packets;  // --disable-packet (testing)
+  std::vector<std::string> wrapper;        // --wrapper
 };
 
 struct SessionHooks {
@@ -31,6 +33,7 @@ struct SessionHooks {
   std::function<void()> start_no_ack;          // after the OK to QStartNoAckMode went out
   std::function<void()> exit_server;           // "monitor exit"
   std::function<void(const std::string&)> set_log_level;
+  std::function<void(bool)> set_packet_log;
 };
 
 class Dispatcher {
@@ -44,6 +47,8 @@ class Dispatcher {
   bool waiting_for_stop() const { return waiting_for_stop_; }
   // Without --multi the server ends when nothing is left to debug.
   bool nothing_left() const;
+  // The client asked for extended mode ('!'): stay up with no process.
+  bool extended() const { return extended_; }
 
  private:
   using Req = rsp::Request;
@@ -105,6 +110,9 @@ class Dispatcher {
   bool fork_events_ = false, vfork_events_ = false, exec_events_ = false;
   bool childdbg_ = false;
   int selected_pid_ = 0;
+  bool extended_ = false;
+  std::optional<LaunchSpec> last_run_;  // for 'R' (restart)
+  bool disabled(const char* packet) const { return config_.disabled_packets.count(packet) > 0; }
   ThreadRef g_thread_{}, c_thread_{};
   bool c_thread_all_ = true;
   std::vector<rsp::ThreadId> thread_list_cursor_;

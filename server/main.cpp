@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
     spec.argv = opts->program;
     for (char** e = environ; e && *e; ++e) spec.env.push_back(*e);
     spec.disable_aslr = opts->disable_randomization;
+    spec.wrapper = opts->wrapper;
     auto st = target.launch(spec);
     if (!st || !wait_first_stop(io, target)) {
       std::cerr << "dbgstub: cannot start " << opts->program[0] << ": "

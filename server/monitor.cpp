@@ -3,20 +3,30 @@
 namespace dbgstub {
 
 Monitor::Monitor() {
-  add("help", "list monitor commands", [this](const std::string&) {
-    std::string out = "dbgstub monitor commands:\n";
-    for (auto& [name, c] : commands_) out += "  " + name + std::string(name.size() < 14 ? 14 - name.size() : 1, ' ') + c.help + "\n";
-    return MonitorResult{out, true};
-  });
+  add("help", "List the monitor commands", [this](const std::string&) { return MonitorResult{help_text(), true}; });
+}
+
+// gdbserver's layout, which GDB's testsuite (and users) know.
+std::string Monitor::help_text() const {
+  std::string out = "The following monitor commands are supported:\n";
+  for (auto& [name, c] : commands_) {
+    out += "  " + name + (c.usage.empty() ? "" : " " + c.usage) + "\n";
+    out += "    " + c.help + "\n";
+  }
+  return out;
 }
 
 void Monitor::add(const std::string& name, const std::string& help, Handler h) {
-  commands_[name] = Command{help, std::move(h)};
+  add(name, "", help, std::move(h));
+}
+
+void Monitor::add(const std::string& name, const std::string& usage, const std::string& help, Handler h) {
+  commands_[name] = Command{usage, help, std::move(h)};
 }
 
 MonitorResult Monitor::run(const std::string& line) {
   std::size_t b = line.find_first_not_of(" \t");
-  if (b == std::string::npos) return {"", true};
+  if (b == std::string::npos) return {"Unknown monitor command.\n\n" + help_text(), false};
   // WinDbg's "|*", "|1s": the command is the bar, the rest its argument.
   if (line[b] == '|' && commands_.count("|")) return commands_["|"].handler(line.substr(b + 1));
   std::size_t e = line.find_first_of(" \t", b);
@@ -31,12 +41,12 @@ MonitorResult Monitor::run(const std::string& line) {
     std::string second = args.substr(0, args.find_first_of(" \t"));
     auto two = commands_.find(name + " " + second);
     if (two != commands_.end()) {
-      std::string rest = args.size() > second.size() ? args.substr(second.size() + 1) : "";
-      return two->second.handler(rest);
+      std::size_t rest = args.find_first_not_of(" \t", second.size());
+      return two->second.handler(rest == std::string::npos ? "" : args.substr(rest));
     }
   }
   auto it = commands_.find(name);
-  if (it == commands_.end()) return {"Unknown monitor command '" + name + "'. Try \"monitor help\".\n", false};
+  if (it == commands_.end()) return {"Unknown monitor command.\n\n" + help_text(), false};
   return it->second.handler(args);
 }
 

@@ -18,10 +18,13 @@ class Monitor {
   using Handler = std::function<MonitorResult(const std::string& args)>;
   Monitor();
   void add(const std::string& name, const std::string& help, Handler h);
+  void add(const std::string& name, const std::string& usage, const std::string& help, Handler h);
   MonitorResult run(const std::string& line);
+  std::string help_text() const;
 
  private:
   struct Command {
+    std::string usage;
     std::string help;
     Handler handler;
   };

@@ -41,6 +41,8 @@ std::string usage() {
          "  --no-disable-randomization   keep ASLR on for programs started here\n"
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
+         "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
+         "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
          "  --help, --version\n"
          "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n";
 }
@@ -68,6 +70,25 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     else if (a == "--disable-randomization") o.disable_randomization = true;
     else if (a == "--log-packets" || a == "--remote-debug") o.log_packets = true;
     else if (a == "--help") o.help = true;
+    else if (a.rfind("--disable-packet=", 0) == 0) {
+      // gdbserver's testing switch: pretend not to support these packets.
+      std::string list = a.substr(17);
+      for (std::size_t b = 0; b <= list.size();) {
+        std::size_t e = list.find(',', b);
+        if (e == std::string::npos) e = list.size();
+        std::string name = list.substr(b, e - b);
+        if (name != "vCont" && name != "T" && name != "Tthread" && name != "qC" && name != "qfThreadInfo" &&
+            name != "threads")
+          return make_error(22, "--disable-packet: unknown packet '" + name + "'");
+        o.disabled_packets.insert(name);
+        b = e + 1;
+      }
+    } else if (a == "--wrapper") {
+      // gdbserver's --wrapper WRAPPER... --: run programs through WRAPPER.
+      for (++i; i < args.size() && args[i] != "--"; ++i) o.wrapper.push_back(args[i]);
+      if (i >= args.size()) return make_error(22, "--wrapper needs its arguments ended by --");
+      if (o.wrapper.empty()) return make_error(22, "--wrapper needs a program");
+    }
     else if (a == "--version") o.version = true;
     else if (a == "--log-level" || a.rfind("--log-level=", 0) == 0) {
       if (a == "--log-level") {
@@ -86,6 +107,11 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   if (o.help || o.version) return o;
   if (i >= args.size()) return make_error(22, "missing [HOST]:PORT");
   if (auto st = parse_comm(args[i++], o); !st) return st.error();
+  // gdbserver also takes "COMM --attach PID".
+  if (!attach && i < args.size() && args[i] == "--attach") {
+    attach = true;
+    ++i;
+  }
   if (attach) {
     if (i >= args.size()) return make_error(22, "--attach needs a PID");
     int pid = 0;

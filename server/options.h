@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,9 @@ struct Options {
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network
   bool disable_randomization = true;
-  bool debug_children = false;  // -o: follow child processes (WinDbg's -o)
+  bool debug_children = false;
+  std::set<std::string> disabled_packets;  // --disable-packet=T,qC,... (testing, as gdbserver)
+  std::vector<std::string> wrapper;        // --wrapper ... --: launch prefix  // -o: follow child processes (WinDbg's -o)
   std::string log_level = "info";
   bool log_packets = false;
   bool help = false;

@@ -30,11 +30,11 @@ std::vector<std::string> words(const std::string& s) {
 }  // namespace
 
 void Dispatcher::add_process_commands() {
-  monitor_.add(".kill", "[/h|/n] end the current process (/n: by its pending signal)",
+  monitor_.add(".kill", "[/h|/n]", "End the current process now (/n: by the signal it is stopped with)",
                [this](const std::string& a) { return cmd_kill(a); });
-  monitor_.add("|", "list processes (|*), show (|) or select (|Ns) the current one",
+  monitor_.add("|", "[*|Ns]", "List processes (|*), show (|) or select (|Ns) the current one",
                [this](const std::string& a) { return cmd_processes(a); });
-  monitor_.add(".childdbg", "[0|1] show or set whether child processes are debugged",
+  monitor_.add(".childdbg", "[0|1]", "Show or set whether child processes are debugged",
                [this](const std::string& a) { return cmd_childdbg(a); });
 }
 

@@ -21,13 +21,21 @@ Server::Server(asio::io_context& io, const Options& options, Target& target)
 Status Server::listen() {
   asio::error_code ec;
   auto addr = asio::ip::make_address(options_.host, ec);
-  if (ec) return make_error(22, "bad listen address '" + options_.host + "': " + ec.message());
+  if (ec) {
+    // A name, not a number: resolve it (gdbserver's wording on failure).
+    asio::ip::tcp::resolver resolver(io_);
+    auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
+    if (ec || results.empty())
+      return make_error(22, options_.host + ":" + std::to_string(options_.port) + ": cannot resolve name: " +
+                                (ec ? ec.message() : "no address"));
+    addr = results.begin()->endpoint().address();
+  }
   asio::ip::tcp::endpoint ep(addr, options_.port);
   acceptor_.open(ep.protocol(), ec);
   if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return make_error(ec.value(), "cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " + ec.message());
+  if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
   port_ = acceptor_.local_endpoint().port();
   // GDB's testsuite (and our tests) wait for exactly this line.
   std::cerr << "Listening on port " << port_ << std::endl;
@@ -57,6 +65,8 @@ void Server::accept() {
     cfg.disable_randomization = options_.disable_randomization;
     cfg.default_program = options_.program;
     cfg.debug_children = options_.debug_children;
+    cfg.disabled_packets = options_.disabled_packets;
+    cfg.wrapper = options_.wrapper;
     session_ = std::make_shared<Session>(std::move(socket), target_, cfg, options_.log_packets,
                                          SessionEvents{
                                              [this] { on_session_closed(); },
@@ -106,7 +116,8 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 
 void Server::maybe_finish() {
   // Only a user-mode session runs out of things to debug; a machine stays.
-  bool nothing_left = target_.mode() == Mode::User && target_.processes().empty() && !target_.running() &&
+  bool extended = session_ && session_->dispatcher().extended();
+  bool nothing_left = !extended && target_.mode() == Mode::User && target_.processes().empty() && !target_.running() &&
                       !target_.exit_report_owed();
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {

@@ -30,6 +30,7 @@ Session::Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig 
                       [this] { ack_mode_ = false; },
                       [this] { if (events_.exit_server) events_.exit_server(); },
                       [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
+                      [this](bool on) { log_packets_ = on; },
                   }),
       log_packets_(log_packets),
       events_(std::move(events)) {}

@@ -67,6 +67,9 @@ struct LaunchSpec {
   std::vector<std::string> env;
   std::string cwd;
   bool disable_aslr = true;   // gdbserver's default
+  // Run argv through this program (gdbserver's --wrapper): the stop comes
+  // after the wrapper has exec'd the program itself.
+  std::vector<std::string> wrapper;
 };
 
 // Capability of targets that can start or attach to programs (user mode).

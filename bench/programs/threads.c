@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 static pthread_barrier_t barrier;
+static int parked;
 
 __attribute__((noinline)) static void park(void)
 {
+    __atomic_add_fetch(&parked, 1, __ATOMIC_SEQ_CST);
     for (;;)
         pause();
 }
@@ -39,6 +41,9 @@ int main(int argc, char **argv)
         pthread_create(&t, 0, worker, 0);
     }
     pthread_barrier_wait(&barrier);
+    while (__atomic_load_n(&parked, __ATOMIC_SEQ_CST) < n)
+        usleep(1000);
+    usleep(1000); /* let the last ones get from the count into pause() */
     for (int r = 0; r < rounds; r++)
         all_ready(r);
     return 0;

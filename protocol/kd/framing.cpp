@@ -13,6 +13,13 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
+// Constructs the event in place (also sidesteps GCC 12's false
+// -Wmaybe-uninitialized on moving a temporary variant).
+template <class T>
+void emit(std::vector<KdEvent>& out, T&& ev) {
+  out.emplace_back(std::in_place_type<std::decay_t<T>>, std::forward<T>(ev));
+}
+
 bool is_leader_byte(uint8_t c) { return c == kPacketLeaderByte || c == kControlPacketLeaderByte; }
 
 }  // namespace
@@ -135,7 +142,7 @@ void KdFramer::flush_junk(std::vector<KdEvent>& out) {
   if (junk_count_ == 0) return;
   std::string note = std::to_string(junk_count_) + " junk byte(s) outside packets: " + junk_note_;
   if (junk_count_ > kMaxJunkNote) note += "...";
-  out.push_back(FrameError{FrameError::Kind::Junk, 0, 0, std::move(note)});
+  emit<FrameError>(out, FrameError{FrameError::Kind::Junk, 0, 0, std::move(note)});
   junk_count_ = 0;
   junk_note_.clear();
 }
@@ -158,7 +165,7 @@ void KdFramer::step(uint8_t c, std::vector<KdEvent>& out) {
         // 0x62 or BREAKIN_PACKET (0x62626262): one event per run.
         if (!in_breakin_run_) {
           flush_junk(out);
-          out.push_back(BreakIn{});
+          emit<BreakIn>(out, BreakIn{});
         }
         in_breakin_run_ = true;
         return;
@@ -198,7 +205,7 @@ void KdFramer::step(uint8_t c, std::vector<KdEvent>& out) {
       if (c == kPacketTrailingByte) {
         finish_data(out);
       } else {
-        out.push_back(FrameError{FrameError::Kind::BadTrailer, current_.type, current_.id,
+        emit<FrameError>(out, FrameError{FrameError::Kind::BadTrailer, current_.type, current_.id,
                                  "expected 0xAA trailer after packet " + hex32(current_.id)});
         state_ = State::Idle;
         payload_.clear();
@@ -215,16 +222,16 @@ void KdFramer::header_done(std::vector<KdEvent>& out) {
   state_ = State::Idle;
   leader_count_ = 0;
   if (current_.is_control()) {
-    out.push_back(ControlPacket{current_.type, current_.id});
+    emit<ControlPacket>(out, ControlPacket{current_.type, current_.id});
     return;
   }
   if (current_.byte_count > kPacketMaxSize) {
-    out.push_back(FrameError{FrameError::Kind::Oversize, current_.type, current_.id,
+    emit<FrameError>(out, FrameError{FrameError::Kind::Oversize, current_.type, current_.id,
                              "ByteCount " + std::to_string(current_.byte_count) + " exceeds PACKET_MAX_SIZE"});
     return;
   }
   if (current_.byte_count < min_payload_size(current_.type)) {
-    out.push_back(FrameError{FrameError::Kind::BadLength, current_.type, current_.id,
+    emit<FrameError>(out, FrameError{FrameError::Kind::BadLength, current_.type, current_.id,
                              "ByteCount " + std::to_string(current_.byte_count) + " below the " +
                                  std::to_string(min_payload_size(current_.type)) + "-byte header of type " +
                                  std::to_string(current_.type)});
@@ -239,12 +246,12 @@ void KdFramer::finish_data(std::vector<KdEvent>& out) {
   state_ = State::Idle;
   uint32_t sum = checksum(payload_);
   if (sum != current_.checksum) {
-    out.push_back(FrameError{FrameError::Kind::BadChecksum, current_.type, current_.id,
+    emit<FrameError>(out, FrameError{FrameError::Kind::BadChecksum, current_.type, current_.id,
                              "checksum " + hex32(current_.checksum) + ", computed " + hex32(sum)});
     payload_.clear();
     return;
   }
-  out.push_back(DataPacket{current_.type, current_.id, std::move(payload_)});
+  emit<DataPacket>(out, DataPacket{current_.type, current_.id, std::move(payload_)});
   payload_ = Bytes();
 }
 

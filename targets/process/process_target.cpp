@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "targets/local_kernel/local_kernel_internal.h"
 #include "targets/process/process_documents.h"
 
 namespace dbgstub {
@@ -62,12 +63,29 @@ std::string ProcessTarget::describe() const {
 Status ProcessTarget::launch(const LaunchSpec& spec) {
   if (spec.argv.empty() || spec.argv[0].empty()) return make_error(22, "no program to run");
   if (::access(spec.argv[0].c_str(), X_OK) != 0) return errno_error("cannot run " + spec.argv[0]);
+  std::vector<std::string> full = spec.wrapper;
+  if (!full.empty() && full[0].find('/') == std::string::npos) {
+    // Like execvp: find the wrapper on PATH (before fork, not in the child).
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+    for (std::size_t b = 0; b <= dirs.size();) {
+      std::size_t e = dirs.find(':', b);
+      if (e == std::string::npos) e = dirs.size();
+      std::string cand = dirs.substr(b, e - b) + "/" + full[0];
+      if (::access(cand.c_str(), X_OK) == 0) {
+        full[0] = cand;
+        break;
+      }
+      b = e + 1;
+    }
+  }
+  full.insert(full.end(), spec.argv.begin(), spec.argv.end());
   // The child waits on `gate` until we have seized it, so that the exec is
   // traced without any blocking wait here.
   int gate[2];
   if (::pipe2(gate, O_CLOEXEC) != 0) return errno_error("pipe");
   std::vector<char*> argv, envp;
-  for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  for (auto& a : full) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   for (auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
@@ -109,6 +127,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   Process p;
   p.pid = pid;
   p.launching = true;
+  p.execs_to_go = spec.wrapper.empty() ? 1 : 2;
   p.index = next_index_++;
   p.origin = ProcessInfo::Origin::Created;
   procs_[pid] = std::move(p);
@@ -210,6 +229,10 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   if (p.launching) {
     // Between fork and exec only our own gate exists; the exec event is
     // the stop "before the program's first instruction".
+    if (event == PTRACE_EVENT_EXEC && --p.execs_to_go > 0) {
+      resume_thread(t, false, 0);  // the wrapper started: wait for its exec of the program
+      return;
+    }
     if (event == PTRACE_EVENT_EXEC) {
       p.launching = false;
       open_mem(p);
@@ -1029,6 +1052,13 @@ Result<std::string> ProcessTarget::libraries_svr4(int pid, const std::string& an
   int id = p->pid;
   return procdocs::libraries_svr4(*av, [this, id](uint64_t a, std::size_t n) { return read_memory(id, a, n); },
                                   *which);
+}
+
+// gdb's "info os": the same /proc listing the local-kernel target serves.
+Result<std::string> ProcessTarget::osdata(const std::string& annex) {
+  if (annex.empty()) return lk::osdata_types();
+  if (annex == "processes") return lk::osdata_processes("/proc");
+  return make_error(22, "unknown OS data type '" + annex + "'");
 }
 
 Result<MemoryRegion> ProcessTarget::memory_region(int pid, uint64_t addr) {

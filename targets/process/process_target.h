@@ -63,6 +63,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Result<std::string> exec_file(int pid) override;
   Result<std::string> libraries_svr4(int pid, const std::string& annex) override;
   Result<MemoryRegion> memory_region(int pid, uint64_t addr) override;
+  Result<std::string> osdata(const std::string& annex) override;
 
   Status launch(const LaunchSpec& spec) override;
   Status attach(int pid) override;
@@ -87,6 +88,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     pid_t pid = 0;
     bool attached = false;
     bool launching = false;     // launched, exec not seen yet
+    int execs_to_go = 1;        // execs until the program proper (2 with a wrapper)
     bool attaching = false;     // attached, initial stops not all seen
     bool kill_requested = false;
     bool kill_reported = false;  // report the exit at the next resume
