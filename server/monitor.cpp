@@ -1,17 +1,21 @@
 #include "server/monitor.h"
 
+#include <algorithm>
+
 namespace dbgstub {
 
 Monitor::Monitor() {
   add("help", "List the monitor commands", [this](const std::string&) { return MonitorResult{help_text(), true}; });
 }
 
-// gdbserver's layout, which GDB's testsuite (and users) know.
+// gdbserver's header (GDB's testsuite looks for it), one line a command.
 std::string Monitor::help_text() const {
   std::string out = "The following monitor commands are supported:\n";
+  std::size_t width = 0;
+  for (auto& [name, c] : commands_) width = std::max(width, name.size() + (c.usage.empty() ? 0 : c.usage.size() + 1));
   for (auto& [name, c] : commands_) {
-    out += "  " + name + (c.usage.empty() ? "" : " " + c.usage) + "\n";
-    out += "    " + c.help + "\n";
+    std::string left = name + (c.usage.empty() ? "" : " " + c.usage);
+    out += "  " + left + std::string(width - left.size() + 2, ' ') + c.help + "\n";
   }
   return out;
 }

@@ -1,6 +1,9 @@
 #include "protocol/kd/framing.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <type_traits>
+#include <utility>
 
 namespace dbgstub::kd {
 namespace {

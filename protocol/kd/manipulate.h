@@ -4,7 +4,9 @@
 // padding and the union) with ReturnStatus and the API's result fields
 // overwritten and result data appended -- the same bytes the kernel sends.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <variant>
 

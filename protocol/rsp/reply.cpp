@@ -115,7 +115,7 @@ std::string build_key_values(const std::vector<std::pair<std::string, std::strin
 std::string build_file_reply(int64_t result, int err, std::string_view attachment, bool with_attachment) {
   std::string out = "F";
   if (result < 0) {
-    out += "-" + hex_u64(static_cast<uint64_t>(-result));
+    out += "-" + hex_u64(0 - static_cast<uint64_t>(result));  // no overflow at INT64_MIN
     out += "," + hex_u64(static_cast<uint64_t>(err));
     return out;
   }

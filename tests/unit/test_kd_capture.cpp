@@ -226,7 +226,7 @@ TEST_CASE("kd capture: replies rebuilt from the target's values are byte-identic
     CHECK(ours == pl);
     rebuilt += ours == pl;
   }
-  CHECK(replies == 84);
+  CHECK(replies == 92);
   CHECK(rebuilt == replies);
 }
 
