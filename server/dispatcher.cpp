@@ -99,6 +99,10 @@ bool Dispatcher::nothing_left() const {
 // ---------------------------------------------------------------------------
 
 void Dispatcher::handle_packet(std::string_view payload) {
+  if (restarting_) {
+    if (held_.size() < 64) held_.emplace_back(payload);
+    return;
+  }
   auto req = rsp::parse_request(payload);
   if (!req) {
     spdlog::warn("bad request '{}': {}", std::string(payload.substr(0, 64)), req.error().message);
@@ -125,6 +129,13 @@ void Dispatcher::handle_stop(const StopEvent& ev) {
   if (ev.kind == StopEvent::Kind::Signal) {
     g_thread_ = ev.thread;
     selected_pid_ = ev.thread.pid;
+  }
+  if (restarting_) {
+    restarting_ = false;
+    std::vector<std::string> held = std::move(held_);
+    held_.clear();
+    for (auto& p : held) handle_packet(p);
+    return;
   }
   if (!waiting_for_stop_) return;  // kept as last_stop() for '?'
   waiting_for_stop_ = false;
@@ -406,6 +417,8 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
                 if (!p.attached) target_.kill_process(p.pid);
               if (auto st = target_.launcher() ? target_.launcher()->launch(*last_run_) : make_error(1, "no launcher"); !st)
                 spdlog::warn("restart failed: {}", st.error().message);
+              else
+                restarting_ = true;
               deferred = true;
               return std::string();
             }

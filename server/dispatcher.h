@@ -111,6 +111,10 @@ class Dispatcher {
   bool childdbg_ = false;
   int selected_pid_ = 0;
   bool extended_ = false;
+  // After 'R' gdb expects no reply but asks about the new process at once:
+  // hold its packets until the relaunched program has stopped.
+  bool restarting_ = false;
+  std::vector<std::string> held_;
   std::optional<LaunchSpec> last_run_;  // for 'R' (restart)
   bool disabled(const char* packet) const { return config_.disabled_packets.count(packet) > 0; }
   ThreadRef g_thread_{}, c_thread_{};
