@@ -211,10 +211,10 @@ if [ "\${DBGSTUB_PACKET_LOG:-0}" = 1 ]; then
   echo "# \$0 \$*" > "\$log"
   # Packet logs go to a file; everything else still reaches the terminal the
   # testsuite reads ("Listening on port", the inferior's output).
-  exec "${DBGSTUB:-/nonexistent/dbgstub}" --allow-run --allow-attach --log-packets --log-level debug "\${extra[@]}" "\$@" \\
+  exec "${DBGSTUB:-/nonexistent/dbgstub}" --allow-run --allow-attach --allow-file-write --log-packets --log-level debug "\${extra[@]}" "\$@" \\
     2> >(tee -a "\$log" | grep --line-buffered -v '^\[[0-9:.]*\] \[' >&2)
 fi
-exec "${DBGSTUB:-/nonexistent/dbgstub}" --allow-run --allow-attach "\${extra[@]}" "\$@"
+exec "${DBGSTUB:-/nonexistent/dbgstub}" --allow-run --allow-attach --allow-file-write "\${extra[@]}" "\$@"
 EOF
 chmod +x "$wrapper"
 

@@ -47,7 +47,7 @@ std::string xml_escape(const std::string& s) {
 }  // namespace
 
 Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
-    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)),
+    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)), host_files_(config_.allow_file_write),
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
   monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {

@@ -26,6 +26,7 @@ struct DispatcherConfig {
   bool debug_children = false;  // -o: follow child processes from the start
   std::set<std::string> disabled_packets;  // --disable-packet (testing)
   std::vector<std::string> wrapper;        // --wrapper
+  bool allow_file_write = false;           // vFile may create, write, delete
 };
 
 struct SessionHooks {

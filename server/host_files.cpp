@@ -60,17 +60,37 @@ std::string HostFiles::handle(const rsp::HostFile& req, std::size_t max_reply) {
       if (n < 0) return fail(errno);
       return rsp::build_file_reply(n, 0, std::string_view(buf, static_cast<std::size_t>(n)), true);
     }
-    case Op::Pwrite:
+    case Op::Pwrite: {
+      if (!allow_write_) return fail(EROFS);
+      auto it = fds_.find(static_cast<int>(req.fd));
+      if (it == fds_.end()) return fail(EBADF);
+      ssize_t n = ::pwrite(it->first, req.data.data(), req.data.size(), static_cast<off_t>(req.offset));
+      if (n < 0) return fail(errno);
+      return rsp::build_file_reply(n);
+    }
     case Op::Unlink:
-      return fail(EROFS);
+      if (!allow_write_) return fail(EROFS);
+      if (::unlink(req.path.c_str()) != 0) return fail(errno);
+      return rsp::build_file_reply(0);
   }
   return fail(EINVAL);
 }
 
 std::string HostFiles::open(const rsp::HostFile& req) {
-  if (req.flags & kFileioWriteMask) return fail(EROFS);
+  if ((req.flags & kFileioWriteMask) && !allow_write_) return fail(EROFS);
   if (fds_.size() >= kMaxOpen) return fail(EMFILE);
-  int fd = ::open(req.path.c_str(), O_RDONLY | O_CLOEXEC);
+  // GDB's fileio flag values are not the host's.
+  int flags = O_CLOEXEC;
+  switch (req.flags & 3) {
+    case 1: flags |= O_WRONLY; break;
+    case 2: flags |= O_RDWR; break;
+    default: flags |= O_RDONLY; break;
+  }
+  if (req.flags & 0x8) flags |= O_APPEND;
+  if (req.flags & 0x200) flags |= O_CREAT;
+  if (req.flags & 0x400) flags |= O_TRUNC;
+  if (req.flags & 0x800) flags |= O_EXCL;
+  int fd = ::open(req.path.c_str(), flags, static_cast<mode_t>(req.mode & 07777));
   if (fd < 0) return fail(errno);
   fds_[fd] = fd;
   return rsp::build_file_reply(fd);

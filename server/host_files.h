@@ -1,8 +1,8 @@
 // GDB's host I/O (vFile): lets the debugger read the program image and
 // /proc files from the machine dbgstub runs on, as it does with gdbserver
-// ("Reading symbols from target:..."). Read-only on purpose: a remote
-// client may read what it could debug anyway, but never create, write or
-// delete files here.
+// ("Reading symbols from target:..."). Read-only unless dbgstub was
+// started with --allow-file-write: by default a remote client may read
+// what it could debug anyway, but never create, write or delete files.
 #pragma once
 #include <map>
 #include <string>
@@ -13,7 +13,7 @@ namespace dbgstub {
 
 class HostFiles {
  public:
-  HostFiles() = default;
+  explicit HostFiles(bool allow_write = false) : allow_write_(allow_write) {}
   ~HostFiles();
   HostFiles(const HostFiles&) = delete;
   HostFiles& operator=(const HostFiles&) = delete;
@@ -23,6 +23,7 @@ class HostFiles {
  private:
   std::string open(const rsp::HostFile& req);
   std::string fstat(int fd);
+  bool allow_write_;
   std::map<int, int> fds_;  // the client's numbers are our real fds; kept to close them
   static constexpr std::size_t kMaxOpen = 64;
 };

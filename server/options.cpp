@@ -37,6 +37,7 @@ std::string usage() {
          "  --once              exit after the first debugger disconnects\n"
          "  --allow-run         let a remote debugger start programs (vRun)\n"
          "  --allow-attach      let a remote debugger attach to processes (vAttach)\n"
+         "  --allow-file-write  let a remote debugger write and delete files here (remote put/delete)\n"
          "  -o, --debug-children  debug child processes too (WinDbg's -o; .childdbg 1)\n"
          "  --no-disable-randomization   keep ASLR on for programs started here\n"
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
@@ -66,6 +67,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     else if (a == "--local-kernel") o.local_kernel = true;
     else if (a == "--debug-children") o.debug_children = true;
     else if (a == "--allow-attach") o.allow_attach = true;
+    else if (a == "--allow-file-write") o.allow_file_write = true;
     else if (a == "--no-disable-randomization") o.disable_randomization = false;
     else if (a == "--disable-randomization") o.disable_randomization = true;
     else if (a == "--log-packets" || a == "--remote-debug") o.log_packets = true;

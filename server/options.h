@@ -23,6 +23,7 @@ struct Options {
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network
+  bool allow_file_write = false;  // let vFile create, write and delete files here
   bool disable_randomization = true;
   bool debug_children = false;
   std::set<std::string> disabled_packets;  // --disable-packet=T,qC,... (testing, as gdbserver)

@@ -67,6 +67,7 @@ void Server::accept() {
     cfg.debug_children = options_.debug_children;
     cfg.disabled_packets = options_.disabled_packets;
     cfg.wrapper = options_.wrapper;
+    cfg.allow_file_write = options_.allow_file_write;
     session_ = std::make_shared<Session>(std::move(socket), target_, cfg, options_.log_packets,
                                          SessionEvents{
                                              [this] { on_session_closed(); },

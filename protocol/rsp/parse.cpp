@@ -532,7 +532,16 @@ Result<Request> parse_vfile(sv p) {
     f.count = std::min<uint64_t>(v[1], kMaxTransfer);
     f.offset = v[2];
   } else if (op == "pwrite") {
+    auto c1 = args.find(',');
+    auto c2 = c1 == sv::npos ? sv::npos : args.find(',', c1 + 1);
+    if (c2 == sv::npos) return bad("vFile:pwrite", "bad arguments");
+    auto fd = parse_hex_u64(args.substr(0, c1));
+    auto off = parse_hex_u64(args.substr(c1 + 1, c2 - c1 - 1));
+    if (!fd || !off || *fd > kMaxPositiveId || *off > kMaxPositiveId) return bad("vFile:pwrite", "bad fd or offset");
     f.op = HostFile::Op::Pwrite;
+    f.fd = static_cast<int64_t>(*fd);
+    f.offset = *off;
+    f.data = std::string(args.substr(c2 + 1));
   } else {
     return unsupported("vFile:" + std::string(op));
   }

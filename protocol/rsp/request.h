@@ -95,6 +95,7 @@ struct HostFile {
   int64_t fd = -1;         // close, pread, pwrite, fstat; pid for setfs
   uint64_t flags = 0, mode = 0;     // open (GDB's fileio flag values)
   uint64_t count = 0, offset = 0;   // pread / pwrite
+  std::string data;                 // pwrite (binary, already unescaped)
 };
 struct JsonRequest { std::string name; std::string json; };       // jThreadsInfo, jThreadExtendedInfo:..., etc.
 // A packet dbgstub recognises as a known family but does not implement,

@@ -76,3 +76,26 @@ TEST_CASE("host I/O bounds the number of open files") {
   CHECK(opened == 64);
   CHECK(files.handle(open, 4096) == "F-1,18");  // EMFILE
 }
+
+TEST_CASE("host I/O writes and deletes only when allowed") {
+  std::string path = "/tmp/dbgstub-hostfile-write-" + std::to_string(getpid());
+  HostFiles files(true);
+  auto open = req(Op::Open);
+  open.path = path;
+  open.flags = 0x1 | 0x200 | 0x400;  // WRONLY | CREAT | TRUNC (GDB's values)
+  open.mode = 0644;
+  std::string r = files.handle(open, 4096);
+  REQUIRE(r[1] != '-');
+  auto fd = static_cast<int64_t>(*rsp::parse_hex_u64(r.substr(1)));
+  auto pwrite = req(Op::Pwrite);
+  pwrite.fd = fd;
+  pwrite.data = std::string("a#b$c}d*\0e", 10);
+  CHECK(files.handle(pwrite, 4096) == "Fa");
+  std::ifstream in(path, std::ios::binary);
+  std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(back == pwrite.data);
+  auto unlink = req(Op::Unlink);
+  unlink.path = path;
+  CHECK(files.handle(unlink, 4096) == "F0");
+  CHECK(access(path.c_str(), F_OK) != 0);
+}

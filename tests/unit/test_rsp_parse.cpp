@@ -417,3 +417,13 @@ TEST_CASE("bare vFile is an error, not an exception") {
     if (!r.ok()) CHECK(r.error().message == "vFile: missing operation arguments");
   }
 }
+
+TEST_CASE("vFile:pwrite carries binary data") {
+  auto w = parse_as<HostFile>(std::string_view("vFile:pwrite:3,10,a,b\0c", 23));
+  CHECK(w.op == HostFile::Op::Pwrite);
+  CHECK(w.fd == 3);
+  CHECK(w.offset == 0x10);
+  CHECK(w.data == std::string("a,b\0c", 5));
+  CHECK_FALSE(parse_request("vFile:pwrite:3").ok());
+  CHECK_FALSE(parse_request("vFile:pwrite:x,0,").ok());
+}
