@@ -752,6 +752,7 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   for (auto& p : target_.processes())
     if (!p.attached) target_.kill_process(p.pid);
   spec.wrapper = config_.wrapper;
+  spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
   auto st = l->launch(spec);
   if (!st) return refuse(st.error().code, st.error().message);

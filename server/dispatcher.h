@@ -27,6 +27,7 @@ struct DispatcherConfig {
   std::set<std::string> disabled_packets;  // --disable-packet (testing)
   std::vector<std::string> wrapper;        // --wrapper
   bool allow_file_write = false;           // vFile may create, write, delete
+  bool redirect_stdio = false;             // the session runs over our stdin/stdout
 };
 
 struct SessionHooks {

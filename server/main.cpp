@@ -79,6 +79,11 @@ int main(int argc, char** argv) {
     for (char** e = environ; e && *e; ++e) spec.env.push_back(*e);
     spec.disable_aslr = opts->disable_randomization;
     spec.wrapper = opts->wrapper;
+    if (opts->stdio) {
+      // The protocol owns our stdout: the program must not write into it.
+      spec.redirect_stdio = true;
+      std::cerr << "stdin/stdout redirected" << std::endl;
+    }
     auto st = target.launch(spec);
     if (!st || !wait_first_stop(io, target)) {
       std::cerr << "dbgstub: cannot start " << opts->program[0] << ": "
@@ -112,7 +117,7 @@ int serve(asio::io_context& io, const Options& opts, Target& target) {
     spdlog::info("signal {}: shutting down", sig);
     server.shutdown();
   });
-  if (auto st = server.listen(); !st) {
+  if (auto st = opts.stdio ? server.serve_stdio() : server.listen(); !st) {
     std::cerr << "dbgstub: " << st.error().message << "\n";
     target.release_all();
     return 1;

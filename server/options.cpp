@@ -8,6 +8,10 @@ namespace {
 // "[HOST]:PORT", "HOST:PORT", "PORT" is not accepted (gdbserver's COMM is
 // host:port or a device; dbgstub only speaks TCP).
 Status parse_comm(const std::string& comm, Options& o) {
+  if (comm == "stdio" || comm == "-") {
+    o.stdio = true;  // gdb's "target remote | dbgstub - PROG"
+    return ok_status();
+  }
   auto colon = comm.rfind(':');
   if (colon == std::string::npos) return make_error(22, "expected [HOST]:PORT, got '" + comm + "'");
   std::string host = comm.substr(0, colon);
@@ -45,7 +49,8 @@ std::string usage() {
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
          "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
          "  --help, --version\n"
-         "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n";
+         "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n"
+         "COMM may also be - (or stdio): speak over stdin/stdout, for gdb's \"target remote | dbgstub - PROG\".\n";
 }
 
 Result<Options> parse_options(const std::vector<std::string>& args) {

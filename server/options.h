@@ -19,6 +19,7 @@ struct Options {
   std::vector<std::string> program;   // PROG ARGS...
   std::optional<int> attach_pid;
   bool multi = false;
+  bool stdio = false;          // COMM "-" or "stdio": talk over stdin/stdout
   bool local_kernel = false;   // serve this machine's kernel, read-only
   bool once = false;
   bool allow_run = false;      // accept vRun from the network

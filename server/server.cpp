@@ -58,25 +58,37 @@ void Server::accept() {
     }
     std::cerr << "Remote debugging from host " << remote.address().to_string() << ", port " << remote.port()
               << std::endl;
-    DispatcherConfig cfg;
-    cfg.multi = options_.multi;
-    cfg.allow_run = options_.allow_run;
-    cfg.allow_attach = options_.allow_attach;
-    cfg.disable_randomization = options_.disable_randomization;
-    cfg.default_program = options_.program;
-    cfg.debug_children = options_.debug_children;
-    cfg.disabled_packets = options_.disabled_packets;
-    cfg.wrapper = options_.wrapper;
-    cfg.allow_file_write = options_.allow_file_write;
-    session_ = std::make_shared<Session>(std::move(socket), target_, cfg, options_.log_packets,
-                                         SessionEvents{
-                                             [this] { on_session_closed(); },
-                                             [this] { exiting_ = true; },
-                                             [this] { maybe_finish(); },
-                                         });
-    session_->start();
+    start_session(std::make_unique<TcpTransport>(std::move(socket)));
     accept();
   });
+}
+
+void Server::start_session(std::unique_ptr<Transport> transport) {
+  DispatcherConfig cfg;
+  cfg.multi = options_.multi;
+  cfg.allow_run = options_.allow_run;
+  cfg.allow_attach = options_.allow_attach;
+  cfg.disable_randomization = options_.disable_randomization;
+  cfg.default_program = options_.program;
+  cfg.debug_children = options_.debug_children;
+  cfg.disabled_packets = options_.disabled_packets;
+  cfg.wrapper = options_.wrapper;
+  cfg.allow_file_write = options_.allow_file_write;
+  cfg.redirect_stdio = options_.stdio;
+  session_ = std::make_shared<Session>(std::move(transport), target_, cfg, options_.log_packets,
+                                       SessionEvents{
+                                           [this] { on_session_closed(); },
+                                           [this] { exiting_ = true; },
+                                           [this] { maybe_finish(); },
+                                       });
+  session_->start();
+}
+
+Status Server::serve_stdio() {
+  // One session over our own stdin/stdout; it ends dbgstub when it ends.
+  options_.once = true;
+  start_session(std::make_unique<StdioTransport>(io_));
+  return ok_status();
 }
 
 // A second debugger gets its first packet answered with an error that says

@@ -17,12 +17,14 @@ class Server {
  public:
   Server(asio::io_context& io, const Options& options, Target& target);
   Status listen();
+  Status serve_stdio();
   uint16_t port() const { return port_; }
   // Release the target (kill launched, detach attached) and stop the loop.
   void shutdown();
 
  private:
   void accept();
+  void start_session(std::unique_ptr<Transport> transport);
   void refuse_busy(asio::ip::tcp::socket socket);
   void on_session_closed();
   void maybe_finish();

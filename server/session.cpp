@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <asio/write.hpp>
 
 namespace dbgstub {
 namespace {
@@ -20,9 +19,9 @@ std::string printable(std::string_view s) {
 
 }  // namespace
 
-Session::Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig config, bool log_packets,
+Session::Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
                  SessionEvents events)
-    : socket_(std::move(socket)),
+    : transport_(std::move(transport)),
       framer_(config.packet_size),
       dispatcher_(target, config,
                   SessionHooks{
@@ -35,15 +34,11 @@ Session::Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig 
       log_packets_(log_packets),
       events_(std::move(events)) {}
 
-void Session::start() {
-  asio::error_code ec;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  read();
-}
+void Session::start() { read(); }
 
 void Session::read() {
   auto self = shared_from_this();
-  socket_.async_read_some(asio::buffer(buf_), [this, self](const asio::error_code& ec, std::size_t n) {
+  transport_->read_some(asio::buffer(buf_), [this, self](const asio::error_code& ec, std::size_t n) {
     if (ec) {
       if (ec != asio::error::operation_aborted) spdlog::info("debugger disconnected ({})", ec.message());
       shutdown();
@@ -121,7 +116,7 @@ void Session::write_next() {
   }
   writing_ = true;
   auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(out_.front()), [this, self](const asio::error_code& ec, std::size_t) {
+  transport_->write_all(asio::buffer(out_.front()), [this, self](const asio::error_code& ec, std::size_t) {
     if (ec) {
       spdlog::info("write to debugger failed ({})", ec.message());
       out_.clear();
@@ -142,9 +137,7 @@ void Session::close_when_flushed() {
 void Session::shutdown() {
   if (closed_) return;
   closed_ = true;
-  asio::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  transport_->close();
   if (events_.closed) events_.closed();
 }
 

@@ -1,7 +1,7 @@
 // One debugger connection: bytes in, framing and acknowledgements, the
 // dispatcher in the middle, framed replies out.
 #pragma once
-#include <asio/ip/tcp.hpp>
+#include "server/transport.h"
 #include <deque>
 #include <functional>
 #include <memory>
@@ -20,7 +20,8 @@ struct SessionEvents {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(asio::ip::tcp::socket socket, Target& target, DispatcherConfig config, bool log_packets, SessionEvents events);
+  Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
+          SessionEvents events);
   void start();
   // Closes after everything queued has been written.
   void close_when_flushed();
@@ -36,7 +37,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_next();
   void shutdown();
 
-  asio::ip::tcp::socket socket_;
+  std::unique_ptr<Transport> transport_;
   rsp::Framer framer_;
   Dispatcher dispatcher_;
   bool log_packets_;

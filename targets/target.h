@@ -70,6 +70,8 @@ struct LaunchSpec {
   // Run argv through this program (gdbserver's --wrapper): the stop comes
   // after the wrapper has exec'd the program itself.
   std::vector<std::string> wrapper;
+  // stdin from /dev/null and stdout to stderr (when the protocol uses them).
+  bool redirect_stdio = false;
 };
 
 // Capability of targets that can start or attach to programs (user mode).

@@ -112,6 +112,11 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     // dbgstub, not for the program (as gdbserver does).
     ::setpgid(0, 0);
     if (spec.disable_aslr) ::personality(ADDR_NO_RANDOMIZE);
+    if (spec.redirect_stdio) {
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0) ::dup2(null, 0);
+      ::dup2(2, 1);
+    }
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) ::_exit(127);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
