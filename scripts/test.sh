@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds (warnings as errors), and runs the whole
-# test suite: unit tests and the gdb/lldb integration tests, then the unit
-# tests again under AddressSanitizer and UBSan.
+# test suite: the unit tests under AddressSanitizer and UBSan, then every
+# test (unit, and the gdb/lldb integration tests) with ctest.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" -DDBGSTUB_WERROR=ON
-cd "${BUILD_DIR:-$root/build}"
-ctest --output-on-failure -j2 --timeout 300
 
-# The sanitizer configuration: the codecs, policy and targets' unit tests.
+# The sanitizer configuration: the codecs', policy's and targets' unit tests.
 asan="${ASAN_BUILD_DIR:-$root/build-asan}"
 cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDBGSTUB_SANITIZE=ON -DDBGSTUB_WERROR=ON >/dev/null
 cmake --build "$asan" -j"$(nproc)" --target unit_tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan/tests/unit_tests"
+
+"$root/scripts/build.sh" -DDBGSTUB_WERROR=ON
+cd "${BUILD_DIR:-$root/build}"
+ctest --output-on-failure -j2 --timeout 300
