@@ -93,7 +93,7 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
 }
 
 bool Dispatcher::nothing_left() const {
-  return target_.mode() == Mode::User && target_.processes().empty() && !target_.exit_report_owed();
+  return target_.mode() == Mode::User && !target_.has_processes() && !target_.exit_report_owed();
 }
 
 // ---------------------------------------------------------------------------
@@ -298,7 +298,7 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
 
 std::string Dispatcher::on_halt_reason() {
   auto last = target_.last_stop();
-  if (target_.processes().empty() && target_.threads().empty()) {
+  if (!target_.has_processes() && target_.threads().empty()) {
     if (last && (last->kind == StopEvent::Kind::Exited || last->kind == StopEvent::Kind::Terminated))
       return stop_reply(*last);
     return "W00";
@@ -560,7 +560,8 @@ std::string Dispatcher::on_read_memory(const rsp::ReadMemory& m) {
   // Replies must fit in our advertised packet size: hex doubles the bytes.
   uint64_t cap = m.binary ? config_.packet_size - 8 : (config_.packet_size - 8) / 2;
   uint64_t len = std::min<uint64_t>(m.length, cap);
-  if (len == 0) return m.binary ? std::string("") : std::string("");
+  // "x addr,0" is lldb's probe for binary reads: say yes.
+  if (len == 0) return m.binary ? rsp::reply_ok() : std::string();
   auto data = target_.read_memory(current_pid(), m.addr, static_cast<std::size_t>(len));
   if (!data) {
     spdlog::debug("read of {} bytes at {:#x}: {}", len, m.addr, data.error().message);
@@ -603,7 +604,7 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
     if (!lldb_client_) hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
     return refuse(1, st.error().message);
   }
-  if (target_.processes().empty() && !target_.exit_report_owed()) return "W00";
+  if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
   auto st = target_.resume(actions);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;
@@ -701,7 +702,7 @@ std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
 std::string Dispatcher::on_detach(const rsp::Detach& d) {
   if (target_.mode() != Mode::User) return rsp::reply_ok();  // nothing attached: the debugger just leaves
   int pid = d.pid ? static_cast<int>(*d.pid) : current_pid();
-  if (target_.processes().empty()) return rsp::reply_error(3);
+  if (!target_.has_processes()) return rsp::reply_error(3);
   auto st = target_.detach_process(pid);
   if (!st) return refuse(st.error().code, st.error().message);
   return rsp::reply_ok();

@@ -130,7 +130,7 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 void Server::maybe_finish() {
   // Only a user-mode session runs out of things to debug; a machine stays.
   bool extended = session_ && session_->dispatcher().extended();
-  bool nothing_left = !extended && target_.mode() == Mode::User && target_.processes().empty() && !target_.running() &&
+  bool nothing_left = !extended && target_.mode() == Mode::User && !target_.has_processes() && !target_.running() &&
                       !target_.exit_report_owed();
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {
@@ -168,7 +168,7 @@ void Server::shutdown() {
 void Server::stop_when_released() {
   // Releasing an attached, running process is asynchronous (stop all
   // threads, then detach); give it a moment before ending the loop.
-  if (target_.processes().empty() || ++release_polls_ > 200) {
+  if (!target_.has_processes() || ++release_polls_ > 200) {
     io_.stop();
     return;
   }

@@ -135,6 +135,8 @@ class Target {
 
   // --- processes and threads -------------------------------------------
   virtual std::vector<ProcessInfo> processes() const = 0;
+  // Cheap "is anything being debugged": checked after every packet.
+  virtual bool has_processes() const { return !processes().empty(); }
   virtual std::vector<ThreadRef> threads() const = 0;
   virtual bool thread_alive(ThreadRef t) const = 0;
   virtual std::string thread_name(ThreadRef /*t*/) const { return ""; }

@@ -854,6 +854,12 @@ ProcessTarget::Thread* ProcessTarget::find_thread(ThreadRef r) {
   return it == threads_.end() ? nullptr : &it->second;
 }
 
+bool ProcessTarget::has_processes() const {
+  for (auto& [pid, p] : procs_)
+    if (!p.kill_requested) return true;
+  return false;
+}
+
 std::vector<ProcessInfo> ProcessTarget::processes() const {
   std::vector<ProcessInfo> out;
   for (auto& [pid, p] : procs_) {

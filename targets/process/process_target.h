@@ -29,6 +29,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void set_stop_handler(StopHandler h) override { on_stop_ = std::move(h); }
 
   std::vector<ProcessInfo> processes() const override;
+  bool has_processes() const override;
   std::vector<ThreadRef> threads() const override;
   bool thread_alive(ThreadRef t) const override;
   std::string thread_name(ThreadRef t) const override;

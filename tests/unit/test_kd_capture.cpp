@@ -4,6 +4,7 @@
 // byte-identical to what Windows sent.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -33,8 +34,12 @@ Bytes from_hex(const std::string& s) {
 }
 
 std::filesystem::path capture_path() {
-  // tests/unit/<this file> -> repository root -> ../shared/kd/
-  std::filesystem::path root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+  // $DBGSTUB_KD_VECTORS overrides; otherwise tests/unit/<this file> ->
+  // repository root -> ../shared/kd/ (CMake passes __FILE__ absolute; a
+  // relative one is taken from the current directory).
+  if (const char* env = std::getenv("DBGSTUB_KD_VECTORS"); env && *env) return env;
+  std::filesystem::path self = std::filesystem::absolute(__FILE__);
+  std::filesystem::path root = self.parent_path().parent_path().parent_path();
   return root.parent_path() / "shared" / "kd" / "windbg-session.tsv";
 }
 
