@@ -653,6 +653,13 @@ std::string Dispatcher::on_vcont(const rsp::VCont& v, bool& deferred) {
 // Documents
 
 std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
+  // A document read in several chunks must be one snapshot: a process
+  // list made anew for each chunk would be cut at different places. The
+  // first chunk (offset 0) builds it; later ones read that copy.
+  std::string key = x.object + ":" + x.annex;
+  uint64_t cap = config_.packet_size - 8;
+  if (x.offset > 0 && xfer_cache_key_ == key)
+    return rsp::build_xfer_chunk(xfer_cache_, x.offset, std::min<uint64_t>(x.length, cap));
   std::string doc;
   if (x.object == "features") {
     if (x.annex != "target.xml") return rsp::reply_error(0);
@@ -683,7 +690,8 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
   } else {
     return rsp::reply_empty();
   }
-  uint64_t cap = config_.packet_size - 8;
+  xfer_cache_key_ = key;
+  xfer_cache_ = doc;
   return rsp::build_xfer_chunk(doc, x.offset, std::min<uint64_t>(x.length, cap));
 }
 

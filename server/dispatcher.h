@@ -113,6 +113,7 @@ class Dispatcher {
   bool childdbg_ = false;
   int selected_pid_ = 0;
   bool extended_ = false;
+  std::string xfer_cache_key_, xfer_cache_;  // the document being read in chunks
   // After 'R' gdb expects no reply but asks about the new process at once:
   // hold its packets until the relaunched program has stopped.
   bool restarting_ = false;

@@ -32,8 +32,9 @@ struct StopEvent {
     Terminated,  // process killed by `signal`
     NoProcess,   // nothing left to debug
   };
-  // Start: the first stop after launch or attach.
-  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt, Start };
+  // Start: the first stop after launch or attach. Spurious: a target's
+  // internal note that a stop is no news (never reported).
+  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt, Start, Spurious };
   Kind kind = Kind::Signal;
   Reason reason = Reason::None;
   ThreadRef thread;

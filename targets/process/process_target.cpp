@@ -261,6 +261,12 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   // Signal-delivery-stop.
   if (sig == SIGTRAP) {
     StopEvent ev = classify_sigtrap(t);
+    if (ev.reason == StopEvent::Reason::Spurious) {
+      t.stop_wanted = false;
+      if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
+      maybe_finish_stop();
+      return;
+    }
     report(t, ev);
     return;
   }
@@ -314,6 +320,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
         }
       }
       p.breakpoints.clear();
+      p.removed_breakpoints.clear();
       p.debug_regs = x86::DebugRegisterState{};
       open_mem(p);
       StopEvent ev;
@@ -458,6 +465,16 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
       // int3 leaves pc after the breakpoint; GDB wants it at the breakpoint.
       poke_pc(t.tid, pc - 1);
       ev.reason = StopEvent::Reason::SwBreak;
+      return ev;
+    }
+    uint8_t now = 0;
+    if (pc && p.removed_breakpoints.count(pc - 1) && p.mem_fd >= 0 &&
+        ::pread(p.mem_fd, &now, 1, static_cast<off_t>(pc - 1)) == 1 && now != 0xCC) {
+      // This thread hit a breakpoint while another one's stop was being
+      // reported, and the kernel delivered that SIGTRAP only now, after
+      // the debugger removed the breakpoint: as if it never ran the int3.
+      poke_pc(t.tid, pc - 1);
+      ev.reason = StopEvent::Reason::Spurious;
       return ev;
     }
   }
@@ -987,8 +1004,19 @@ Status ProcessTarget::write_memory(int pid, uint64_t addr, const std::string& da
 // ---------------------------------------------------------------------------
 // Breakpoints
 
+bool ProcessTarget::exit_pending(int pid) const {
+  auto it = procs_.find(pid);
+  if (it != procs_.end() && it->second.kill_requested) return true;
+  for (auto& ev : orphan_events_)
+    if (ev.thread.pid == pid) return true;
+  return false;
+}
+
 Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) {
   Process* p = find_process(pid);
+  // gdb may still plant breakpoints in a process ended by ".kill" that it
+  // has not yet been told about: nothing to do there.
+  if (!p && exit_pending(pid)) return ok_status();
   if (!p) return make_error(3, "no such process");
   if (type == BreakpointType::Software) {
     if (p->breakpoints.count(addr)) return ok_status();
@@ -999,6 +1027,7 @@ Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t a
     if (::pwrite(p->mem_fd, &int3, 1, static_cast<off_t>(addr)) != 1)
       return make_error(14, "cannot write a breakpoint");
     p->breakpoints[addr] = orig;
+    p->removed_breakpoints.erase(addr);
     return ok_status();
   }
   int len = type == BreakpointType::Hardware ? 1 : static_cast<int>(kind);
@@ -1011,12 +1040,15 @@ Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t a
 
 Status ProcessTarget::remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) {
   Process* p = find_process(pid);
+  if (!p && exit_pending(pid)) return ok_status();
   if (!p) return make_error(3, "no such process");
   if (type == BreakpointType::Software) {
     auto it = p->breakpoints.find(addr);
     if (it == p->breakpoints.end()) return ok_status();
     uint8_t orig = it->second;
     p->breakpoints.erase(it);
+    if (p->removed_breakpoints.size() > 4096) p->removed_breakpoints.clear();
+    p->removed_breakpoints.insert(addr);
     if (p->mem_fd < 0 || ::pwrite(p->mem_fd, &orig, 1, static_cast<off_t>(addr)) != 1)
       return make_error(14, "cannot remove a breakpoint");
     return ok_status();

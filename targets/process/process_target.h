@@ -102,6 +102,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     ProcessInfo::Origin origin = ProcessInfo::Origin::Created;
     int mem_fd = -1;
     std::map<uint64_t, uint8_t> breakpoints;  // addr -> original byte
+    std::set<uint64_t> removed_breakpoints;   // to recognise late SIGTRAPs from them
     x86::DebugRegisterState debug_regs;
   };
   enum class Phase { Stopped, Running, Stopping };
@@ -126,6 +127,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void detach_now(Process& p);
   bool deliver_fatal_signal(Process& p);
   bool runs_free(const Thread& t) const;
+  bool exit_pending(int pid) const;  // ended by .kill, debugger not told yet
   void emit(const StopEvent& ev);
 
   asio::io_context& io_;
