@@ -605,9 +605,13 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
     return refuse(1, st.error().message);
   }
   if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
-  auto st = target_.resume(actions);
-  if (!st) return refuse(st.error().code, st.error().message);
+  // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
+  auto st = target_.resume(actions);
+  if (!st) {
+    waiting_for_stop_ = false;
+    return refuse(st.error().code, st.error().message);
+  }
   deferred = true;
   return "";
 }

@@ -699,10 +699,10 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
   if (plan.empty()) {
     for (auto& [pid, p] : procs_) {
       if (p.kill_requested && p.kill_reported) {
-        // Its exit is on the way and will be the stop this resume gets.
+        // Its exit is on the way and will be the stop this resume gets
+        // (from the event loop, never from inside this call).
         phase_ = Phase::Running;
         reporting_.reset();
-        events_.poll();
         return ok_status();
       }
     }
