@@ -313,3 +313,21 @@ def close_stub(stub):
         stub.proc.stdout.close()
     except (OSError, ValueError):
         pass
+
+
+def inferior_pid(stub):
+    """The pid dbgstub printed for the program it started."""
+    m = re.search(r"created; pid = (\d+)", stub.output())
+    assert m, "dbgstub did not report the program's pid:\n" + stub.output()
+    return int(m.group(1))
+
+
+class GdbTestCase(unittest.TestCase):
+    def gdb_or_fail(self, stub, commands, file, timeout):
+        """gdb() that turns a hang into a failure showing what gdb printed."""
+        try:
+            return gdb(commands, port=stub.port, file=file, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
+                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")

@@ -12,29 +12,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Stub, free_port_args, gdb, program, process_state  # noqa: E402
+from harness import inferior_pid, Stub, free_port_args, gdb, program, process_state  # noqa: E402
 
 BASIC = program("basic")
 SRC = r"\S*basic\.c"
 
 
-def inferior_pid(stub):
-    """The pid dbgstub printed for the program it started."""
-    m = re.search(r"created; pid = (\d+)", stub.output())
-    assert m, "dbgstub did not report the program's pid:\n" + stub.output()
-    return int(m.group(1))
 
 
-class GdbBasic(unittest.TestCase):
+class GdbBasic(harness.GdbTestCase):
 
-    def gdb_or_fail(self, stub, commands, file, timeout):
-        """gdb() that turns a hang into a failure showing what gdb printed."""
-        try:
-            return gdb(commands, port=stub.port, file=file, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
-                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
     def run_gdb(self, commands, args=(), timeout=30):
         """Serves basic (with `args`) and runs the gdb commands against it;
         returns (gdb output, stub). dbgstub has exited when this returns."""

@@ -13,7 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Stub, eventually, free_port_args, gdb, program, process_state  # noqa: E402
+from harness import inferior_pid, Stub, eventually, free_port_args, gdb, program, process_state  # noqa: E402
 
 SIGNALS = program("signals")
 SPIN = program("spin")
@@ -22,22 +22,10 @@ SRC = r"\S*signals\.c"
 GDB_SIGUSR1 = "1e"
 
 
-def inferior_pid(stub):
-    m = re.search(r"created; pid = (\d+)", stub.output())
-    assert m, "dbgstub did not report the program's pid:\n" + stub.output()
-    return int(m.group(1))
 
 
-class GdbSignals(unittest.TestCase):
+class GdbSignals(harness.GdbTestCase):
 
-    def gdb_or_fail(self, stub, commands, file, timeout):
-        """gdb() that turns a hang into a failure showing what gdb printed."""
-        try:
-            return gdb(commands, port=stub.port, file=file, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
-                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
     def run_gdb(self, commands, args=(), stub_args=(), timeout=30):
         with Stub(*stub_args, *free_port_args(SIGNALS, *args)) as stub:
             out = self.gdb_or_fail(stub, commands, SIGNALS, timeout)

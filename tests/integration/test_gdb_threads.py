@@ -9,7 +9,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Stub, free_port_args, gdb, program, process_state  # noqa: E402
+from harness import inferior_pid, Stub, free_port_args, gdb, program, process_state  # noqa: E402
 
 THREADS = program("threads")
 SRC = r"\S*threads\.c"
@@ -17,22 +17,10 @@ SRC = r"\S*threads\.c"
 NAME = r'(?: "[^"]*")?'
 
 
-def inferior_pid(stub):
-    m = re.search(r"created; pid = (\d+)", stub.output())
-    assert m, "dbgstub did not report the program's pid:\n" + stub.output()
-    return int(m.group(1))
 
 
-class GdbThreads(unittest.TestCase):
+class GdbThreads(harness.GdbTestCase):
 
-    def gdb_or_fail(self, stub, commands, file, timeout):
-        """gdb() that turns a hang into a failure showing what gdb printed."""
-        try:
-            return gdb(commands, port=stub.port, file=file, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-            self.fail(f"gdb did not finish in {timeout} s (dbgstub stopped answering?)\n--- gdb:\n"
-                      f"{partial[-3000:]}\n--- dbgstub:\n{stub.output()[-2000:]}")
     def run_gdb(self, commands, timeout=20):
         with Stub(*free_port_args(THREADS)) as stub:
             pid = inferior_pid(stub)
