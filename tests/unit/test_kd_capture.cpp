@@ -34,13 +34,14 @@ Bytes from_hex(const std::string& s) {
 }
 
 std::filesystem::path capture_path() {
-  // $DBGSTUB_KD_VECTORS overrides; otherwise tests/unit/<this file> ->
-  // repository root -> ../shared/kd/ (CMake passes __FILE__ absolute; a
-  // relative one is taken from the current directory).
+  // $DBGSTUB_KD_VECTORS overrides; otherwise the copy kept in the
+  // repository (tests/data/kd, from shared/kd), found from this file's
+  // path (CMake passes __FILE__ absolute; a relative one is taken from the
+  // current directory).
   if (const char* env = std::getenv("DBGSTUB_KD_VECTORS"); env && *env) return env;
   std::filesystem::path self = std::filesystem::absolute(__FILE__);
-  std::filesystem::path root = self.parent_path().parent_path().parent_path();
-  return root.parent_path() / "shared" / "kd" / "windbg-session.tsv";
+  std::filesystem::path tests = self.parent_path().parent_path();
+  return tests / "data" / "kd" / "windbg-session.tsv";
 }
 
 const std::vector<Row>& capture() {
@@ -61,7 +62,7 @@ const std::vector<Row>& capture() {
 
 void require_capture() {
   INFO("KD test vectors not found at " << capture_path().string()
-                                       << " (expected shared/kd/ beside the repository clone)");
+                                       << " (tests/data/kd/ in the repository)");
   REQUIRE(capture().size() == 527);
 }
 
