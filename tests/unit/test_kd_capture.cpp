@@ -1,5 +1,5 @@
 // Test vectors from a real WinDbg session (KDNET-carried KD packets, see
-// ../shared/kd/README.md beside the repository): every packet decodes, every
+// tests/data/kd/README.md): every packet decodes, every
 // host request parses, and the replies we build from the target's values are
 // byte-identical to what Windows sent.
 #include <doctest/doctest.h>
