@@ -46,6 +46,7 @@ std::string usage() {
          "  --no-disable-randomization   keep ASLR on for programs started here\n"
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
+         "  --handshake-timeout=SECONDS  drop a client that sends nothing this long after connecting (30; 0 = never)\n"
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
          "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
          "  --help, --version\n"
@@ -104,6 +105,13 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       } else {
         o.log_level = a.substr(12);
       }
+    } else if (a.rfind("--handshake-timeout=", 0) == 0) {
+      std::string v = a.substr(20);
+      int secs = -1;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
+      if (ec != std::errc() || p != v.data() + v.size() || secs < 0)
+        return make_error(22, "--handshake-timeout needs whole seconds, got '" + v + "'");
+      o.handshake_timeout = secs;
     } else if (a == "--") {
       ++i;
       break;

@@ -31,6 +31,7 @@ struct Options {
   std::vector<std::string> wrapper;        // --wrapper ... --: launch prefix  // -o: follow child processes (WinDbg's -o)
   std::string log_level = "info";
   bool log_packets = false;
+  int handshake_timeout = 30;  // seconds a new client may stay silent (0 = forever)
   bool help = false;
   bool version = false;
 };

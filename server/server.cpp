@@ -82,6 +82,7 @@ void Server::start_session(std::unique_ptr<Transport> transport) {
                                            [this] { maybe_finish(); },
                                        });
   session_->start();
+  session_->set_handshake_timeout(io_, std::chrono::seconds(options_.handshake_timeout));
 }
 
 Status Server::serve_stdio() {
@@ -142,7 +143,14 @@ void Server::maybe_finish() {
 }
 
 void Server::on_session_closed() {
+  bool was_debugger = session_ && session_->heard_from_client();
   session_.reset();
+  if (!was_debugger && !exiting_ && !options_.stdio) {
+    // Connected and said nothing: no debugging session happened, so the
+    // target stays as it is for the next debugger.
+    spdlog::info("connection closed before any packet: still waiting for a debugger");
+    return;
+  }
   spdlog::info("debugger session ended");
   // As gdbserver: what we launched dies with the session, what we attached
   // to is let go and keeps running.

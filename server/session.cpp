@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 
 namespace dbgstub {
 namespace {
@@ -36,6 +38,18 @@ Session::Session(std::unique_ptr<Transport> transport, Target& target, Dispatche
 
 void Session::start() { read(); }
 
+void Session::set_handshake_timeout(asio::io_context& io, std::chrono::seconds t) {
+  if (t.count() <= 0) return;
+  handshake_timer_.emplace(io);
+  handshake_timer_->expires_after(t);
+  auto self = shared_from_this();
+  handshake_timer_->async_wait([this, self, t](const asio::error_code& ec) {
+    if (ec || heard_from_client_ || closed_) return;
+    spdlog::warn("debugger sent no packet within {} s of connecting: closing the connection", t.count());
+    shutdown();
+  });
+}
+
 void Session::read() {
   auto self = shared_from_this();
   transport_->read_some(asio::buffer(buf_), [this, self](const asio::error_code& ec, std::size_t n) {
@@ -57,6 +71,10 @@ void Session::on_bytes(std::size_t n) {
     using K = rsp::FrameEvent::Kind;
     switch (e.kind) {
       case K::Packet:
+        if (!heard_from_client_) {
+          heard_from_client_ = true;
+          if (handshake_timer_) handshake_timer_->cancel();
+        }
         if (log_packets_) spdlog::info("<- ${}", printable(e.payload));
         if (ack_mode_) write_raw("+");
         dispatcher_.handle_packet(e.payload);
@@ -104,6 +122,15 @@ void Session::send(std::string payload) {
 }
 
 void Session::write_raw(std::string bytes) {
+  if (closed_) return;
+  queued_bytes_ += bytes.size();
+  if (queued_bytes_ > kMaxQueued) {
+    spdlog::warn("debugger is not reading ({} bytes unsent): closing the connection", queued_bytes_);
+    out_.clear();
+    queued_bytes_ = 0;
+    shutdown();
+    return;
+  }
   out_.push_back(std::move(bytes));
   if (!writing_) write_next();
 }
@@ -124,6 +151,7 @@ void Session::write_next() {
       shutdown();
       return;
     }
+    queued_bytes_ -= std::min(queued_bytes_, out_.front().size());
     out_.pop_front();
     write_next();
   });
@@ -137,6 +165,7 @@ void Session::close_when_flushed() {
 void Session::shutdown() {
   if (closed_) return;
   closed_ = true;
+  if (handshake_timer_) handshake_timer_->cancel();
   transport_->close();
   if (events_.closed) events_.closed();
 }

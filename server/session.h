@@ -1,6 +1,10 @@
 // One debugger connection: bytes in, framing and acknowledgements, the
 // dispatcher in the middle, framed replies out.
 #pragma once
+#include <asio/steady_timer.hpp>
+#include <chrono>
+#include <optional>
+
 #include "server/transport.h"
 #include <deque>
 #include <functional>
@@ -22,11 +26,16 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
           SessionEvents events);
+  // A client that sends no packet within this time after connecting is
+  // dropped, so a silent connection can't hold the target (0 = never).
+  void set_handshake_timeout(asio::io_context& io, std::chrono::seconds t);
   void start();
   // Closes after everything queued has been written.
   void close_when_flushed();
   void on_stop(const StopEvent& ev);
   bool idle() const { return !dispatcher_.waiting_for_stop(); }
+  // False for a connection that never sent a packet (not a debugger yet).
+  bool heard_from_client() const { return heard_from_client_; }
   const Dispatcher& dispatcher() const { return dispatcher_; }
 
  private:
@@ -49,6 +58,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
+  std::optional<asio::steady_timer> handshake_timer_;
+  bool heard_from_client_ = false;
+  std::size_t queued_bytes_ = 0;
+  // A client that stops reading: past this much unsent output, hang up.
+  static constexpr std::size_t kMaxQueued = 16 << 20;
 };
 
 }  // namespace dbgstub
