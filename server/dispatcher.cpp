@@ -92,10 +92,6 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   });
 }
 
-bool Dispatcher::nothing_left() const {
-  return target_.mode() == Mode::User && !target_.has_processes() && !target_.exit_report_owed();
-}
-
 // ---------------------------------------------------------------------------
 
 void Dispatcher::handle_packet(std::string_view payload) {

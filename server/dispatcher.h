@@ -47,8 +47,6 @@ class Dispatcher {
   // From the target: a stop after resume/interrupt/run/attach.
   void handle_stop(const StopEvent& ev);
   bool waiting_for_stop() const { return waiting_for_stop_; }
-  // Without --multi the server ends when nothing is left to debug.
-  bool nothing_left() const;
   // The client asked for extended mode ('!'): stay up with no process.
   bool extended() const { return extended_; }
 
@@ -122,7 +120,6 @@ class Dispatcher {
   bool disabled(const char* packet) const { return config_.disabled_packets.count(packet) > 0; }
   ThreadRef g_thread_{}, c_thread_{};
   bool c_thread_all_ = true;
-  std::vector<rsp::ThreadId> thread_list_cursor_;
   std::set<int> pass_signals_;   // host numbers
   std::vector<std::string> environment_;
   std::string working_dir_;

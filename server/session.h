@@ -33,7 +33,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // Closes after everything queued has been written.
   void close_when_flushed();
   void on_stop(const StopEvent& ev);
-  bool idle() const { return !dispatcher_.waiting_for_stop(); }
   // False for a connection that never sent a packet (not a debugger yet).
   bool heard_from_client() const { return heard_from_client_; }
   const Dispatcher& dispatcher() const { return dispatcher_; }

@@ -71,8 +71,6 @@ class ProcessTarget : public Target, public ProcessLauncher {
 
   // Signals reported to the debugger only if not in this set ("QPassSignals").
   void set_pass_signals(const std::set<int>& s) override { pass_signals_ = s; }
-  // True while some process is being released after a disconnect.
-  bool releasing() const { return release_pending_; }
 
  private:
   struct Thread {
