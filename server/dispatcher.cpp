@@ -177,6 +177,13 @@ std::optional<ThreadRef> Dispatcher::resolve(const rsp::ThreadId& t) const {
   return std::nullopt;
 }
 
+// The thread a register request is about: lldb names it ("thread-suffix"),
+// gdb relies on Hg.
+std::optional<ThreadRef> Dispatcher::thread_for(const std::optional<rsp::ThreadId>& named) const {
+  if (named) return resolve(*named);
+  return current_thread();
+}
+
 rsp::ThreadId Dispatcher::wire_id(ThreadRef t) const { return rsp::ThreadId{t.pid, t.tid}; }
 
 std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
@@ -501,12 +508,9 @@ std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
 // Registers and memory
 
 std::string Dispatcher::on_read_registers(std::optional<rsp::ThreadId> t) {
-  ThreadRef th = current_thread();
-  if (t) {
-    auto r = resolve(*t);
-    if (!r) return rsp::reply_error(1);
-    th = *r;
-  }
+  auto found = thread_for(t);
+  if (!found) return rsp::reply_error(1);
+  ThreadRef th = *found;
   auto regs = target_.read_registers(th);
   if (!regs) return refuse(regs.error().code, regs.error().message);
   return rsp::to_hex(*regs);
@@ -514,24 +518,18 @@ std::string Dispatcher::on_read_registers(std::optional<rsp::ThreadId> t) {
 
 std::string Dispatcher::on_write_registers(const rsp::WriteAllRegisters& w) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteRegisters); !st) return refuse(1, st.error().message);
-  ThreadRef th = current_thread();
-  if (w.thread) {
-    auto r = resolve(*w.thread);
-    if (!r) return rsp::reply_error(1);
-    th = *r;
-  }
+  auto found = thread_for(w.thread);
+  if (!found) return rsp::reply_error(1);
+  ThreadRef th = *found;
   auto st = target_.write_registers(th, w.data);
   if (!st) return refuse(st.error().code, st.error().message);
   return rsp::reply_ok();
 }
 
 std::string Dispatcher::on_read_register(const rsp::ReadRegister& r) {
-  ThreadRef th = current_thread();
-  if (r.thread) {
-    auto t = resolve(*r.thread);
-    if (!t) return rsp::reply_error(1);
-    th = *t;
-  }
+  auto found = thread_for(r.thread);
+  if (!found) return rsp::reply_error(1);
+  ThreadRef th = *found;
   if (r.regno > 10000) return rsp::reply_error(22);
   auto v = target_.read_register(th, static_cast<int>(r.regno));
   if (!v) return rsp::reply_error(v.error().code);
@@ -540,12 +538,9 @@ std::string Dispatcher::on_read_register(const rsp::ReadRegister& r) {
 
 std::string Dispatcher::on_write_register(const rsp::WriteRegister& w) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteRegisters); !st) return refuse(1, st.error().message);
-  ThreadRef th = current_thread();
-  if (w.thread) {
-    auto t = resolve(*w.thread);
-    if (!t) return rsp::reply_error(1);
-    th = *t;
-  }
+  auto found = thread_for(w.thread);
+  if (!found) return rsp::reply_error(1);
+  ThreadRef th = *found;
   if (w.regno > 10000) return rsp::reply_error(22);
   auto st = target_.write_register(th, static_cast<int>(w.regno), w.value);
   if (!st) return rsp::reply_error(st.error().code);

@@ -92,6 +92,7 @@ class Dispatcher {
   std::string refuse(int code, const std::string& message);
   std::optional<ThreadRef> resolve(const rsp::ThreadId& t) const;
   ThreadRef current_thread() const;
+  std::optional<ThreadRef> thread_for(const std::optional<rsp::ThreadId>& named) const;
   int current_pid() const;
   int selected_pid() const;  // last chosen by Hg, Hc or |Ns: what k ends
   rsp::ThreadId wire_id(ThreadRef t) const;

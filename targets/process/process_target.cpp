@@ -196,6 +196,18 @@ void ProcessTarget::add_thread(pid_t pid, pid_t tid, bool fresh) {
   events_.watch(tid, [this](pid_t id, int status) { on_status(id, status); });
 }
 
+// Drops every thread of `pid` except `keep` (0: none) from our books.
+void ProcessTarget::forget_threads(pid_t pid, pid_t keep) {
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (it->second.pid == pid && it->first != keep) {
+      events_.unwatch(it->first);
+      it = threads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void ProcessTarget::remove_thread(pid_t tid) {
   events_.unwatch(tid);
   threads_.erase(tid);
@@ -311,14 +323,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
     case PTRACE_EVENT_EXEC: {
       // The new image has none of the old breakpoints, and every other
       // thread is gone; the leader now carries the process id.
-      for (auto it = threads_.begin(); it != threads_.end();) {
-        if (it->second.pid == t.pid && it->first != t.tid) {
-          events_.unwatch(it->first);
-          it = threads_.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      forget_threads(t.pid, t.tid);
       p.breakpoints.clear();
       p.removed_breakpoints.clear();
       p.debug_regs = x86::DebugRegisterState{};
@@ -500,14 +505,7 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   bool silent = (p.kill_requested && !p.kill_reported) || p.hidden;
   bool reported_kill = p.kill_requested && p.kill_reported;
   if (reported_kill) spdlog::info("process {} ended by .kill", pid);
-  for (auto t = threads_.begin(); t != threads_.end();) {
-    if (t->second.pid == pid) {
-      events_.unwatch(t->first);
-      t = threads_.erase(t);
-    } else {
-      ++t;
-    }
-  }
+  forget_threads(pid);
   close_mem(p);
   procs_.erase(it);
   if (silent) {

@@ -112,6 +112,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   StopEvent classify_sigtrap(Thread& t);
   void add_thread(pid_t pid, pid_t tid, bool fresh);
   void remove_thread(pid_t tid);
+  void forget_threads(pid_t pid, pid_t keep = 0);
   void report(Thread& t, StopEvent ev);
   void stop_all_others();
   void maybe_finish_stop();
