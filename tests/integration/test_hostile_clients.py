@@ -7,7 +7,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Stub, free_port_args, gdb, program, main  # noqa: E402
+from harness import Stub, eventually, free_port_args, gdb, program, main  # noqa: E402
 
 
 class SilentClient(unittest.TestCase):
@@ -19,6 +19,8 @@ class SilentClient(unittest.TestCase):
             self.assertEqual(silent.recv(100), b"", "the server should hang up on the silent client")
             self.assertLess(time.time() - start, 4.5)
             silent.close()
+            # The log line is read from dbgstub's stderr by another thread.
+            eventually(lambda: "sent no packet within 1 s" in stub.output(), timeout=5)
             self.assertIn("sent no packet within 1 s", stub.output())
             # The target is still there, untouched, for the next debugger.
             out = gdb(["break add", "continue", "p a + b"], port=stub.port, file=program("basic"))
