@@ -105,6 +105,7 @@ void Dispatcher::handle_packet(std::string_view payload) {
     hooks_.send(refuse(22, req.error().message));
     return;
   }
+  if (ns_.enabled && ns_hold(payload, *req)) return;
   bool deferred = false;
   std::string reply = dispatch(*req, deferred);
   if (deferred) return;
@@ -114,6 +115,12 @@ void Dispatcher::handle_packet(std::string_view payload) {
 
 void Dispatcher::handle_interrupt() {
   if (!target_.running()) return;
+  if (ns_.enabled) {
+    // gdb stops threads with vCont;t in non-stop mode; a ^C stops them all.
+    for (auto& [k, r] : ns_.running) ns_.stop_requested.insert(k);
+    ns_reconcile();
+    return;
+  }
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Interrupt); !st) {
     spdlog::warn("interrupt refused: {}", st.error().message);
     return;
@@ -122,7 +129,9 @@ void Dispatcher::handle_interrupt() {
 }
 
 void Dispatcher::handle_stop(const StopEvent& ev) {
-  if (ev.kind == StopEvent::Kind::Signal) {
+  // A stop selects its thread, as in gdbserver; except a non-stop
+  // notification, which may come between gdb's Hg and the P it was for.
+  if (ev.kind == StopEvent::Kind::Signal && (!ns_.enabled || waiting_for_stop_)) {
     g_thread_ = ev.thread;
     selected_pid_ = ev.thread.pid;
   }
@@ -131,6 +140,10 @@ void Dispatcher::handle_stop(const StopEvent& ev) {
     std::vector<std::string> held = std::move(held_);
     held_.clear();
     for (auto& p : held) handle_packet(p);
+    return;
+  }
+  if (ns_.enabled) {
+    ns_handle_stop(ev);
     return;
   }
   if (!waiting_for_stop_) return;  // kept as last_stop() for '?'
@@ -323,7 +336,9 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
       Overloaded{
           [&](const rsp::QSupported& q) { return on_supported(q); },
           [&](const rsp::StartNoAckMode&) { return rsp::reply_ok(); },
-          [&](const rsp::QueryHaltReason&) { return on_halt_reason(); },
+          [&](const rsp::QueryHaltReason&) { return ns_.enabled ? ns_halt_reason() : on_halt_reason(); },
+          [&](const rsp::VCtrlC&) { return ns_ctrl_c(); },
+          [&](const rsp::VStopped&) { return ns_.enabled ? ns_vstopped() : rsp::reply_empty(); },
           [&](const rsp::ReadAllRegisters& r) { return on_read_registers(r.thread); },
           [&](const rsp::WriteAllRegisters& w) { return on_write_registers(w); },
           [&](const rsp::ReadRegister& r) { return on_read_register(r); },
@@ -467,6 +482,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QThreadSuffixSupported+",
       "QListThreadsInStopReply+",
   };
+  if (!disabled("QNonStop")) out.push_back("QNonStop+");
   if (multiprocess_) out.push_back("multiprocess+");
   if (fork_events_) out.push_back("fork-events+");
   if (vfork_events_) out.push_back("vfork-events+");
@@ -487,7 +503,12 @@ std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
           "dbgstub: starting programs remotely is not allowed (start dbgstub with --allow-run)\n"));
     return rsp::reply_ok();
   }
-  if (f.name == "QNonStop") return f.value ? refuse(1, "non-stop mode is not supported") : rsp::reply_ok();
+  if (f.name == "QNonStop") {
+    if (disabled("QNonStop")) return rsp::reply_empty();
+    if (f.value != ns_.enabled) ns_.reset();
+    ns_.enabled = f.value;
+    return rsp::reply_ok();
+  }
   if (f.name == "QListThreadsInStopReply") {
     list_threads_in_stop_ = true;
     return rsp::reply_ok();
@@ -595,6 +616,7 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
     if (!lldb_client_) hooks_.send(rsp::reply_console_output("dbgstub: " + st.error().message + "\n"));
     return refuse(1, st.error().message);
   }
+  if (ns_.enabled) return ns_vcont(actions);
   if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
   // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
@@ -725,6 +747,10 @@ std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, 
   }
   int pid = pid_arg ? static_cast<int>(*pid_arg) : selected_pid();
   auto st = target_.kill_process(pid);
+  if (ns_.enabled && st) {
+    ns_.killed.insert(pid);  // its exit is not news to gdb
+    ns_reconcile();
+  }
   if (legacy) {
     // GDB does not read a reply to 'k' (a stray one would be taken as the
     // answer to its next packet); lldb waits for the exit report.
@@ -773,7 +799,9 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
   if (!l) return refuse(1, "this target cannot attach to processes");
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
-  waiting_for_stop_ = true;
+  // Non-stop: "OK" once the process is stopped, the stops come later.
+  if (ns_.enabled) ns_.attach_pending = true;
+  else waiting_for_stop_ = true;
   deferred = true;
   return "";
 }

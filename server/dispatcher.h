@@ -12,6 +12,7 @@
 #include "protocol/rsp/request.h"
 #include "server/host_files.h"
 #include "server/monitor.h"
+#include "server/non_stop.h"
 #include "targets/target.h"
 
 namespace dbgstub {
@@ -36,6 +37,7 @@ struct SessionHooks {
   std::function<void()> exit_server;           // "monitor exit"
   std::function<void(const std::string&)> set_log_level;
   std::function<void(bool)> set_packet_log;
+  std::function<void(std::string)> notify;     // one notification ("%Stop:...")
 };
 
 class Dispatcher {
@@ -49,6 +51,9 @@ class Dispatcher {
   bool waiting_for_stop() const { return waiting_for_stop_; }
   // The client asked for extended mode ('!'): stay up with no process.
   bool extended() const { return extended_; }
+  // Non-stop mode: the last exit reaches gdb as a notification it drains
+  // and acts on later, so the session ends when gdb hangs up.
+  bool non_stop() const { return ns_.enabled; }
 
  private:
   using Req = rsp::Request;
@@ -87,6 +92,18 @@ class Dispatcher {
   MonitorResult cmd_childdbg(const std::string& args);
   void apply_child_policy();
 
+  // Non-stop mode over the all-stop target (non_stop.cpp).
+  bool ns_hold(std::string_view payload, const Req& req);
+  std::string ns_vcont(const std::vector<ResumeAction>& actions);
+  void ns_handle_stop(const StopEvent& ev);
+  void ns_reconcile();
+  void ns_enqueue(std::string reply);
+  void ns_place_new_threads(const StopEvent* ev);
+  std::string ns_halt_reason();
+  std::string ns_vstopped();
+  std::string ns_ctrl_c();
+  std::string ns_stopped_reply(ThreadRef t, bool use_last);
+
   std::string stop_reply(const StopEvent& ev);
   std::string threads_xml() const;
   std::string refuse(int code, const std::string& message);
@@ -112,6 +129,7 @@ class Dispatcher {
   bool childdbg_ = false;
   int selected_pid_ = 0;
   bool extended_ = false;
+  NonStopView ns_;
   std::string xfer_cache_key_, xfer_cache_;  // the document being read in chunks
   // After 'R' gdb expects no reply but asks about the new process at once:
   // hold its packets until the relaunched program has stopped.

@@ -132,7 +132,7 @@ void Server::maybe_finish() {
   // Only a user-mode session runs out of things to debug; a machine stays.
   bool extended = session_ && session_->dispatcher().extended();
   bool nothing_left = !extended && target_.mode() == Mode::User && !target_.has_processes() && !target_.running() &&
-                      !target_.exit_report_owed();
+                      !target_.exit_report_owed() && !(session_ && session_->dispatcher().non_stop());
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {
       session_->close_when_flushed();

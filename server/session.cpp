@@ -32,6 +32,7 @@ Session::Session(std::unique_ptr<Transport> transport, Target& target, Dispatche
                       [this] { if (events_.exit_server) events_.exit_server(); },
                       [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
                       [this](bool on) { log_packets_ = on; },
+                      [this](std::string p) { notify(std::move(p)); },
                   }),
       log_packets_(log_packets),
       events_(std::move(events)) {}
@@ -119,6 +120,13 @@ void Session::send(std::string payload) {
   std::string framed = rsp::frame_packet(payload);
   last_packet_ = framed;
   write_raw(std::move(framed));
+}
+
+// Notifications are neither acknowledged nor retransmitted.
+void Session::notify(std::string payload) {
+  if (closed_) return;
+  if (log_packets_) spdlog::info("-> %{}", printable(payload));
+  write_raw(rsp::frame_notification(payload));
 }
 
 void Session::write_raw(std::string bytes) {

@@ -41,6 +41,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read();
   void on_bytes(std::size_t n);
   void send(std::string payload);
+  void notify(std::string payload);
   void write_raw(std::string bytes);
   void write_next();
   void shutdown();

@@ -550,6 +550,8 @@ Result<Request> parse_vfile(sv p) {
 
 Result<Request> parse_v(sv p) {
   if (p == "vCont?") return Request{VContQuery{}};
+  if (p == "vStopped") return Request{VStopped{}};
+  if (p == "vCtrlC") return Request{VCtrlC{}};
   sv name = p.substr(0, p.find_first_of(";:"));
   if (name == "vCont") return parse_vcont(p);
   if (name == "vRun") return parse_vrun(p);

@@ -48,6 +48,8 @@ struct Resume {
   std::optional<uint64_t> addr;
 };
 struct VContQuery {};                                             // vCont?
+struct VCtrlC {};                                                 // vCtrlC (non-stop: interrupt)
+struct VStopped {};                                               // vStopped (non-stop: next queued stop)
 struct VContAction {
   char action = 'c';   // c C s S t r
   int signal = 0;      // for C/S
@@ -104,7 +106,7 @@ struct Unsupported { std::string name; };
 
 using Request = std::variant<
     QSupported, StartNoAckMode, QueryHaltReason, ReadAllRegisters, WriteAllRegisters,
-    ReadRegister, WriteRegister, ReadMemory, WriteMemory, Breakpoint, Resume, VContQuery,
+    ReadRegister, WriteRegister, ReadMemory, WriteMemory, Breakpoint, Resume, VContQuery, VStopped, VCtrlC,
     VCont, SetThread, ThreadAlive, QueryCurrentThread, ThreadInfoFirst, ThreadInfoNext,
     QueryAttached, XferRead, MonitorCommand, Detach, Kill, VKill, VRun, VAttach, PassSignals,
     ProgramSignals, SetFlag, SetEnvironment, SetWorkingDir, QueryOffsets, QuerySymbol,

@@ -671,11 +671,7 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     if (!covered) continue;
     StopEvent ev = *it;
     orphan_events_.erase(it);
-    phase_ = Phase::Running;  // briefly: the event is on its way
-    asio::post(io_, [this, ev] {
-      phase_ = Phase::Stopped;
-      emit(ev);
-    });
+    post_stop(ev);
     return ok_status();
   }
   struct Plan { Thread* t; const ResumeAction* a; };
@@ -710,11 +706,7 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     if (pending_still_valid(*pl.t)) {
       StopEvent ev = *pl.t->pending;
       pl.t->pending.reset();
-      phase_ = Phase::Running;
-      asio::post(io_, [this, ev] {
-        phase_ = Phase::Stopped;
-        emit(ev);
-      });
+      post_stop(ev);
       return ok_status();
     }
   }
@@ -736,8 +728,23 @@ bool ProcessTarget::exit_report_owed() const {
   return false;
 }
 
+// A stop known already (a pending event, an exit that happened while
+// stopped) is the answer to this resume; it is reported from the event
+// loop, never from inside resume(). Until then the target counts as
+// running, with no thread resumed.
+void ProcessTarget::post_stop(const StopEvent& ev) {
+  phase_ = Phase::Running;
+  posted_stop_ = true;
+  asio::post(io_, [this, ev] {
+    posted_stop_ = false;
+    phase_ = Phase::Stopped;
+    emit(ev);
+  });
+}
+
 Status ProcessTarget::interrupt() {
   if (phase_ == Phase::Stopped) return ok_status();
+  if (posted_stop_) return ok_status();  // that stop is on its way
   interrupt_requested_ = true;
   if (phase_ == Phase::Running) {
     phase_ = Phase::Stopping;

@@ -128,6 +128,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   bool runs_free(const Thread& t) const;
   bool exit_pending(int pid) const;  // ended by .kill, debugger not told yet
   void emit(const StopEvent& ev);
+  void post_stop(const StopEvent& ev);
 
   asio::io_context& io_;
   ChildEvents& events_;
@@ -137,6 +138,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Phase phase_ = Phase::Stopped;
   std::optional<StopEvent> reporting_;   // chosen event of the stop in progress
   bool interrupt_requested_ = false;
+  bool posted_stop_ = false;  // post_stop(): a stop is on its way
   bool release_pending_ = false;
   std::optional<StopEvent> last_stop_;
   std::vector<StopEvent> orphan_events_;  // exits seen while stopped

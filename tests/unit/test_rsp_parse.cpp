@@ -83,6 +83,8 @@ TEST_CASE("simple queries") {
   parse_as<QueryHostInfo>("qHostInfo");
   parse_as<QueryWorkingDir>("qGetWorkingDir");
   parse_as<VContQuery>("vCont?");
+  parse_as<VStopped>("vStopped");
+  parse_as<VCtrlC>("vCtrlC");
   parse_as<Kill>("k");
   CHECK_FALSE(parse_as<QueryProcessInfo>("qProcessInfo").pid);
   CHECK(parse_as<QueryProcessInfo>("qProcessInfoPID:1234").pid == 1234);  // decimal
@@ -299,7 +301,6 @@ TEST_CASE("unknown and unimplemented packets are Unsupported") {
   CHECK(unsupported_name("!") == "!");
   CHECK(unsupported_name("qCRC:0,10") == "qCRC");
   CHECK(unsupported_name("qThreadExtraInfo,1") == "qThreadExtraInfo");
-  CHECK(unsupported_name("vStopped") == "vStopped");
   CHECK(unsupported_name("QSetDisableASLR:1") == "QSetDisableASLR");
 }
 

@@ -1,0 +1,267 @@
+// Non-stop mode over the all-stop process target: see non_stop.h.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include "protocol/rsp/reply.h"
+#include "server/dispatcher.h"
+#include "server/mode_policy.h"
+
+namespace dbgstub {
+namespace {
+
+using Key = NonStopView::Key;
+
+// The action of a vCont that applies to thread t: its own, then its
+// process's (pPID.-1), then the default one; as the target chooses.
+const ResumeAction* action_for(const std::vector<ResumeAction>& actions, ThreadRef t) {
+  for (auto& a : actions)
+    if (a.thread && a.thread->tid == t.tid && (a.thread->pid <= 0 || a.thread->pid == t.pid)) return &a;
+  for (auto& a : actions) {
+    if (a.thread && a.thread->tid <= 0 && a.thread->pid == t.pid) return &a;
+    if (!a.thread) return &a;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+// A packet that needs every thread stopped (detach) waits while the target
+// runs; so do the packets after it, to keep their order.
+bool Dispatcher::ns_hold(std::string_view payload, const Req& req) {
+  bool needs_stopped = std::holds_alternative<rsp::Detach>(req);
+  if (ns_.held.empty() && !(needs_stopped && target_.running())) return false;
+  ns_.held.emplace_back(payload);
+  if (target_.running() && !ns_.interrupting) {
+    ns_.interrupting = true;
+    target_.interrupt();  // may report the stop (and replay) at once
+  }
+  return true;
+}
+
+std::string Dispatcher::ns_vcont(const std::vector<ResumeAction>& actions) {
+  // Threads made since the last stop (gdb may name them from the list).
+  ns_place_new_threads(nullptr);
+  for (ThreadRef t : target_.threads()) {
+    const ResumeAction* chosen = action_for(actions, t);
+    if (!chosen) continue;
+    Key k = NonStopView::key(t);
+    ns_.known.insert(k);
+    auto it = ns_.running.find(k);
+    if (chosen->kind == ResumeAction::Kind::Stop) {
+      if (it != ns_.running.end()) ns_.stop_requested.insert(k);
+      continue;
+    }
+    if (it != ns_.running.end()) {
+      it->second.frozen = false;  // already running for gdb: nothing to change
+      continue;
+    }
+    ResumeAction a = *chosen;
+    a.thread = t;
+    ns_.running[k] = {a, false};
+  }
+  ns_reconcile();
+  return rsp::reply_ok();
+}
+
+// Brings the target in line with gdb's view: threads gdb asked to stop are
+// reported stopped, and every thread gdb believes runs is running. The
+// target can only change what runs while stopped, so a change while it
+// runs stops it first; ns_handle_stop comes back here.
+void Dispatcher::ns_reconcile() {
+  std::set<Key> live;
+  for (ThreadRef t : target_.threads()) live.insert(NonStopView::key(t));
+  std::erase_if(ns_.running, [&](const auto& kv) { return !live.count(kv.first); });
+  std::erase_if(ns_.stop_requested, [&](const Key& k) { return !live.count(k); });
+
+  // A frozen thread is stopped already: asked to stop, it is reported now.
+  for (auto it = ns_.stop_requested.begin(); it != ns_.stop_requested.end();) {
+    auto r = ns_.running.find(*it);
+    if (r != ns_.running.end() && r->second.frozen) {
+      ns_.running.erase(r);
+      ns_enqueue(ns_stopped_reply(NonStopView::ref(*it), false));
+      it = ns_.stop_requested.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
+  bool wants_run = false, missing = false;
+  for (auto& [k, r] : ns_.running) {
+    if (r.frozen) continue;
+    wants_run = true;
+    if (!ns_.resumed.count(k)) missing = true;
+  }
+  if (target_.running()) {
+    bool change = missing || !ns_.stop_requested.empty() || !wants_run;
+    if (change && !ns_.interrupting) {
+      ns_.interrupting = true;
+      target_.interrupt();  // may report the stop (and come back here) at once
+    }
+    return;
+  }
+  for (const Key& k : ns_.stop_requested)
+    if (ns_.running.erase(k)) ns_enqueue(ns_stopped_reply(NonStopView::ref(k), false));
+  ns_.stop_requested.clear();
+
+  std::vector<ResumeAction> actions;
+  ns_.resumed.clear();
+  for (auto& [k, r] : ns_.running) {
+    if (r.frozen) continue;
+    actions.push_back(r.action);
+    ns_.resumed.insert(k);
+    r.action.signal = 0;  // delivered once; later resumes just continue
+    r.action.addr.reset();
+  }
+  if (actions.empty()) return;
+  if (auto st = target_.resume(actions); !st) {
+    spdlog::warn("non-stop: resume failed: {}", st.error().message);
+    ns_.resumed.clear();
+  }
+}
+
+void Dispatcher::ns_handle_stop(const StopEvent& ev) {
+  ns_.interrupting = false;
+  ns_.resumed.clear();  // the whole target is stopped now
+  if (waiting_for_stop_) {
+    // vRun: answered with the stop itself, even in non-stop mode (gdbserver
+    // does the same; gdb takes the new process's thread from it).
+    waiting_for_stop_ = false;
+    hooks_.send(stop_reply(ev));
+  } else if (ns_.attach_pending && ev.kind == StopEvent::Kind::Signal) {
+    // vAttach: "OK" now; gdb then stops the threads itself and must hear a
+    // stop for each, so they count as running (held stopped) until it asks.
+    ns_.attach_pending = false;
+    for (ThreadRef t : target_.threads()) {
+      if (t.pid != ev.thread.pid) continue;
+      ns_.known.insert(NonStopView::key(t));
+      ResumeAction a;
+      a.thread = t;
+      ns_.running[NonStopView::key(t)] = {a, true};
+    }
+    hooks_.send(rsp::reply_ok());
+  } else {
+    switch (ev.kind) {
+      case StopEvent::Kind::Signal:
+        // Our own interrupt (to change what runs) is no news.
+        if (ev.reason == StopEvent::Reason::Interrupt || ev.reason == StopEvent::Reason::Spurious) break;
+        ns_.running.erase(NonStopView::key(ev.thread));
+        ns_.stop_requested.erase(NonStopView::key(ev.thread));
+        ns_enqueue(stop_reply(ev));
+        break;
+      case StopEvent::Kind::Exited:
+      case StopEvent::Kind::Terminated: {
+        int pid = ev.thread.pid;
+        std::erase_if(ns_.running, [&](const auto& kv) { return kv.first.first == pid; });
+        std::erase_if(ns_.stop_requested, [&](const Key& k) { return k.first == pid; });
+        if (!ns_.killed.erase(pid)) ns_enqueue(stop_reply(ev));
+        break;
+      }
+      case StopEvent::Kind::NoProcess:
+        break;
+    }
+  }
+  ns_place_new_threads(&ev);
+  for (const Key& k : ns_.stop_requested)
+    if (ns_.running.erase(k)) ns_enqueue(ns_stopped_reply(NonStopView::ref(k), false));
+  ns_.stop_requested.clear();
+  // Packets that waited for a stopped target, in their order.
+  std::deque<std::string> held;
+  held.swap(ns_.held);
+  for (auto& p : held) handle_packet(p);
+  ns_reconcile();
+}
+
+// Threads gdb has not placed yet (new since the last look). gdb takes a thread it finds in the list
+// for running (remote.c: "assume new found threads are executing"), so a
+// new thread runs; a new process it hears of in a stop (the first stop of
+// vRun, a fork child) is stopped until gdb resumes it.
+void Dispatcher::ns_place_new_threads(const StopEvent* ev) {
+  // The thread that reported is stopped, even if gdb first hears of it now.
+  if (ev && ev->kind == StopEvent::Kind::Signal) ns_.known.insert(NonStopView::key(ev->thread));
+  for (ThreadRef t : target_.threads()) {
+    Key k = NonStopView::key(t);
+    if (!ns_.known.insert(k).second) continue;
+    bool fork_child = ev && (ev->reason == StopEvent::Reason::Fork || ev->reason == StopEvent::Reason::VFork) &&
+                      ev->child.pid == t.pid;
+    bool started = ev && ev->reason == StopEvent::Reason::Start && ev->thread.pid == t.pid;
+    if (fork_child || started) continue;
+    ResumeAction a;
+    a.thread = t;
+    ns_.running[k] = {a, false};
+    // Created by a running thread while the target runs: it runs already.
+    if (target_.running()) ns_.resumed.insert(k);
+  }
+}
+
+void Dispatcher::ns_enqueue(std::string reply) {
+  ns_.queue.push_back(std::move(reply));
+  // One notification at a time: gdb drains the rest with vStopped.
+  if (ns_.queue.size() == 1 && hooks_.notify) hooks_.notify("Stop:" + ns_.queue.front());
+}
+
+// The stop of a thread that is stopped for gdb: its last event if it is
+// the one that stopped the target (use_last), else a plain stop (T00, what
+// gdb expects for threads it stopped with vCont;t).
+std::string Dispatcher::ns_stopped_reply(ThreadRef t, bool use_last) {
+  auto last = target_.last_stop();
+  if (use_last && last && last->kind == StopEvent::Kind::Signal && last->thread == t &&
+      last->reason != StopEvent::Reason::Interrupt)
+    return stop_reply(*last);
+  StopEvent ev;
+  ev.thread = t;
+  ev.signal = 0;
+  if (ns_.ctrl_c == NonStopView::key(t)) {
+    ev.signal = SIGINT;
+    ns_.ctrl_c.reset();
+  }
+  return stop_reply(ev);
+}
+
+// vCtrlC: one running thread stops with SIGINT, as if the program got a
+// ^C; gdb stops the others itself if it wants them stopped.
+std::string Dispatcher::ns_ctrl_c() {
+  if (!ns_.enabled) {
+    handle_interrupt();
+    return rsp::reply_ok();
+  }
+  for (auto& [k, r] : ns_.running) {
+    if (r.frozen) continue;
+    ns_.ctrl_c = k;
+    ns_.stop_requested.insert(k);
+    ns_reconcile();
+    return rsp::reply_ok();
+  }
+  return rsp::reply_error(1);
+}
+
+// '?' in non-stop mode: the stops of the threads that are stopped for
+// gdb, the first as the reply and the rest through vStopped; "OK" when
+// none is. Threads gdb has not placed yet (it just connected) are stopped
+// only if one is the thread of the last stop; the others run from now on,
+// as with gdbserver, which reports just that thread after an attach.
+std::string Dispatcher::ns_halt_reason() {
+  ns_.queue.clear();
+  auto last = target_.last_stop();
+  for (ThreadRef t : target_.threads()) {
+    Key k = NonStopView::key(t);
+    bool fresh = ns_.known.insert(k).second;
+    if (ns_.running.count(k)) continue;
+    bool last_one = last && last->kind == StopEvent::Kind::Signal && last->thread == t;
+    if (fresh && !last_one) {
+      ResumeAction a;
+      a.thread = t;
+      ns_.running[k] = {a, false};
+      continue;
+    }
+    ns_.queue.push_back(ns_stopped_reply(t, true));
+  }
+  ns_reconcile();
+  return ns_.queue.empty() ? rsp::reply_ok() : ns_.queue.front();
+}
+
+std::string Dispatcher::ns_vstopped() {
+  if (!ns_.queue.empty()) ns_.queue.pop_front();
+  return ns_.queue.empty() ? rsp::reply_ok() : ns_.queue.front();
+}
+
+}  // namespace dbgstub
