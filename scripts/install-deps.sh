@@ -8,6 +8,7 @@ packages=(
   libbpf-dev pkg-config
   gdb gdbserver lldb
   clang-14 libclang-rt-14-dev
+  qemu-system-x86 cpio
 )
 missing=()
 for p in "${packages[@]}"; do
