@@ -85,6 +85,7 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   }
   childdbg_ = config_.debug_children;
   add_process_commands();
+  add_kernel_commands();
   apply_child_policy();
   monitor_.add("set log-level", "<trace|debug|info|warn|error>", "Set the logging level", [this](const std::string& a) {
     if (hooks_.set_log_level) hooks_.set_log_level(a);
@@ -625,6 +626,7 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
     waiting_for_stop_ = false;
     return refuse(st.error().code, st.error().message);
   }
+  if (target_.mode() == Mode::Kernel) run_terminations();  // the machine runs: now they happen
   deferred = true;
   return "";
 }
@@ -685,7 +687,9 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
     if (disabled("threads")) return rsp::reply_empty();
     doc = threads_xml();
   } else if (x.object == "osdata") {
-    auto d = target_.osdata(x.annex);
+    auto d = target_.mode() == Mode::Kernel && x.annex == "processes" && target_.guest_processes()
+                 ? guest_osdata_processes()
+                 : target_.osdata(x.annex);
     if (!d) return rsp::reply_error(d.error().code);
     doc = *d;
   } else if (x.object == "siginfo") {
@@ -744,6 +748,18 @@ std::string Dispatcher::on_kill(std::optional<int64_t> pid_arg, bool& deferred, 
       return "";
     }
     return refuse(1, d.message);
+  }
+  if (d.action == KillDecision::Action::Schedule) {
+    // A machine: the current process is scheduled for termination (the
+    // pid gdb names is its own idea of the VM, never a guest pid: pid 1
+    // would be init).
+    auto text = schedule_current_process();
+    if (!text) spdlog::warn("kill refused: {}", text.error().message);
+    if (legacy && !lldb_client_) {
+      deferred = true;
+      return "";
+    }
+    return text ? rsp::reply_ok() : refuse(1, text.error().message);
   }
   int pid = pid_arg ? static_cast<int>(*pid_arg) : selected_pid();
   auto st = target_.kill_process(pid);

@@ -3,6 +3,7 @@
 // the `send` hook, and the session feeds packets and interrupts in.
 #pragma once
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,6 +30,9 @@ struct DispatcherConfig {
   std::vector<std::string> wrapper;        // --wrapper
   bool allow_file_write = false;           // vFile may create, write, delete
   bool redirect_stdio = false;             // the session runs over our stdin/stdout
+  // Kernel mode: processes scheduled for termination (owned by the server:
+  // it outlives the connection).
+  class TerminationSchedule* terminations = nullptr;
 };
 
 struct SessionHooks {
@@ -43,6 +47,9 @@ struct SessionHooks {
 class Dispatcher {
  public:
   Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks);
+  ~Dispatcher() { *alive_ = false; }
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
 
   void handle_packet(std::string_view payload);
   void handle_interrupt();
@@ -90,6 +97,15 @@ class Dispatcher {
   MonitorResult cmd_kill(const std::string& args);
   MonitorResult cmd_processes(const std::string& args);
   MonitorResult cmd_childdbg(const std::string& args);
+
+  // Kernel mode: guest processes and deferred termination (kernel_commands.cpp).
+  void add_kernel_commands();
+  MonitorResult cmd_kill_kernel(const std::string& args);
+  MonitorResult cmd_bang_process(const std::string& args);
+  Result<GuestProcess> guest_current_process();
+  Result<std::string> schedule_current_process();
+  void run_terminations();
+  Result<std::string> guest_osdata_processes();
   void apply_child_policy();
 
   // Non-stop mode over the all-stop target (non_stop.cpp).
@@ -130,6 +146,8 @@ class Dispatcher {
   int selected_pid_ = 0;
   bool extended_ = false;
   NonStopView ns_;
+  // For callbacks that may outlive this connection (guest agent replies).
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::string xfer_cache_key_, xfer_cache_;  // the document being read in chunks
   // After 'R' gdb expects no reply but asks about the new process at once:
   // hold its packets until the relaunched program has stopped.

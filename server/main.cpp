@@ -12,6 +12,8 @@
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/child_events.h"
 #include "targets/process/process_target.h"
+#include "targets/guest/linux_guest.h"
+#include "targets/vm/vm_target.h"
 
 using namespace dbgstub;
 
@@ -64,6 +66,29 @@ int main(int argc, char** argv) {
   if (opts->local_kernel) {
     LocalKernelTarget kernel;
     return serve(io, *opts, kernel);
+  }
+  if (opts->vm) {
+    // Kernel mode on a QEMU VM. Connecting halts the VM (QEMU's gdbstub
+    // does that for any client) until a debugger resumes it.
+    VmTarget vm(io, opts->vm->gdbstub_host, opts->vm->gdbstub_port);
+    vm.set_log_packets(opts->log_packets);
+    // The guest's processes: symbols come through the guest agent, which
+    // answers only while the VM runs, so before connecting halts it.
+    std::unique_ptr<guest::LinuxGuest> linux_guest;
+    if (!opts->vm->qga.empty()) {
+      linux_guest = std::make_unique<guest::LinuxGuest>(
+          io, opts->vm->qga, [&vm](uint64_t addr, std::size_t len) { return vm.read_memory(0, addr, len); });
+      if (auto st = linux_guest->fetch_symbols(std::chrono::seconds(20)); !st)
+        spdlog::warn("the guest's processes will not be available: {}", st.error().message);
+      else
+        vm.set_guest(linux_guest.get());
+    }
+    if (auto st = vm.connect(); !st) {
+      std::cerr << "dbgstub: " << st.error().message << "\n";
+      return 1;
+    }
+    std::cerr << "Connected to the " << vm.describe() << std::endl;
+    return serve(io, *opts, vm);
   }
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);

@@ -8,10 +8,9 @@ KillDecision ModePolicy::kill(Mode mode, KillSource) {
       // WinDbg's user-mode .kill and GDB's kill agree: end the process now.
       return {KillDecision::Action::KillNow, ""};
     case Mode::Kernel:
-      // A kill must never end the machine (QEMU's stub would). Scheduling
-      // process termination is the kernel-mode issue's work.
-      return {KillDecision::Action::Refuse,
-              "kill in kernel mode schedules process termination: not yet supported; the machine is not killed"};
+      // A kill must never end the machine (QEMU's stub would): as WinDbg's
+      // kernel-mode .kill, the process is ended the next time it runs.
+      return {KillDecision::Action::Schedule, ""};
     case Mode::LocalKernel:
       return {KillDecision::Action::Refuse, ".kill is not supported in a local kernel session"};
   }

@@ -27,7 +27,52 @@ Status parse_comm(const std::string& comm, Options& o) {
   return ok_status();
 }
 
+// "HOST:PORT" or "[V6ADDR]:PORT" for a field of --vm; HOST may be empty
+// (loopback).
+Status parse_endpoint(const std::string& field, const std::string& value, std::string& host, uint16_t& port) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos) return make_error(22, "--vm: " + field + "= needs HOST:PORT, got '" + value + "'");
+  host = value.substr(0, colon);
+  std::string p = value.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "localhost") host = "127.0.0.1";
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+  if (p.empty() || ec != std::errc() || end != p.data() + p.size() || v == 0 || v > 65535)
+    return make_error(22, "--vm: " + field + "=: bad port '" + p + "'");
+  port = static_cast<uint16_t>(v);
+  return ok_status();
+}
+
 }  // namespace
+
+Result<VmOptions> parse_vm_spec(const std::string& spec) {
+  VmOptions vm;
+  bool have_gdbstub = false, have_qga = false, have_qmp = false;
+  if (spec.empty()) return make_error(22, "--vm needs gdbstub=HOST:PORT");
+  for (std::size_t b = 0; b <= spec.size();) {
+    std::size_t e = spec.find(',', b);
+    if (e == std::string::npos) e = spec.size();
+    std::string item = spec.substr(b, e - b);
+    b = e + 1;
+    auto eq = item.find('=');
+    if (eq == std::string::npos)
+      return make_error(22, "--vm: field '" + item + "' needs a value (gdbstub=HOST:PORT, qga=PATH, qmp=PATH)");
+    std::string name = item.substr(0, eq), value = item.substr(eq + 1);
+    bool* seen = name == "gdbstub" ? &have_gdbstub : name == "qga" ? &have_qga : name == "qmp" ? &have_qmp : nullptr;
+    if (!seen) return make_error(22, "--vm: unknown field '" + name + "' (known: gdbstub, qga, qmp)");
+    if (*seen) return make_error(22, "--vm: field '" + name + "' given twice");
+    *seen = true;
+    if (value.empty()) return make_error(22, "--vm: field '" + name + "' has an empty value");
+    if (name == "gdbstub") {
+      if (auto st = parse_endpoint(name, value, vm.gdbstub_host, vm.gdbstub_port); !st) return st.error();
+    } else {
+      (name == "qga" ? vm.qga : vm.qmp) = value;
+    }
+  }
+  if (!have_gdbstub) return make_error(22, "--vm: missing field gdbstub=HOST:PORT");
+  return vm;
+}
 
 std::string usage() {
   return "Usage:\n"
@@ -35,6 +80,8 @@ std::string usage() {
          "  dbgstub [OPTIONS] --attach [HOST]:PORT PID      attach to a running process\n"
          "  dbgstub [OPTIONS] --multi [HOST]:PORT           extended-remote: wait for run/attach\n"
          "  dbgstub [OPTIONS] --local-kernel [HOST]:PORT    inspect this machine's kernel (read-only)\n"
+         "  dbgstub [OPTIONS] --vm gdbstub=HOST:PORT[,qga=PATH][,qmp=PATH] [HOST]:PORT\n"
+         "                                                  debug a QEMU VM's kernel through its gdbstub\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -98,6 +145,18 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       if (o.wrapper.empty()) return make_error(22, "--wrapper needs a program");
     }
     else if (a == "--version") o.version = true;
+    else if (a == "--vm" || a.rfind("--vm=", 0) == 0) {
+      std::string spec;
+      if (a == "--vm") {
+        if (++i >= args.size()) return make_error(22, "--vm needs gdbstub=HOST:PORT");
+        spec = args[i];
+      } else {
+        spec = a.substr(5);
+      }
+      auto vm = parse_vm_spec(spec);
+      if (!vm) return vm.error();
+      o.vm = *vm;
+    }
     else if (a == "--log-level" || a.rfind("--log-level=", 0) == 0) {
       if (a == "--log-level") {
         if (++i >= args.size()) return make_error(22, "--log-level needs a value");
@@ -128,6 +187,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     ++i;
   }
   if (attach) {
+    if (o.vm) return make_error(22, "--vm takes no PID");
     if (i >= args.size()) return make_error(22, "--attach needs a PID");
     int pid = 0;
     const std::string& s = args[i];
@@ -140,6 +200,11 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   for (; i < args.size(); ++i) o.program.push_back(args[i]);
   if (o.local_kernel) {
     if (!o.program.empty() || attach) return make_error(22, "--local-kernel takes no program or PID");
+    if (o.vm) return make_error(22, "--local-kernel and --vm are different sessions: give one");
+    return o;
+  }
+  if (o.vm) {
+    if (!o.program.empty()) return make_error(22, "--vm takes no program");
     return o;
   }
   if (o.program.empty() && !o.multi) return make_error(22, "missing PROG (or use --multi / --attach)");

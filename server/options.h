@@ -2,6 +2,7 @@
 //   dbgstub [OPTIONS] [HOST]:PORT PROG [ARGS...]
 //   dbgstub [OPTIONS] --attach [HOST]:PORT PID
 //   dbgstub [OPTIONS] --multi [HOST]:PORT
+//   dbgstub [OPTIONS] --vm gdbstub=HOST:PORT[,qga=PATH][,qmp=PATH] [HOST]:PORT
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -13,6 +14,19 @@
 
 namespace dbgstub {
 
+// A QEMU VM to debug in kernel mode (--vm). Only the gdbstub is used so
+// far; the guest agent and QMP sockets are kept for what comes next.
+struct VmOptions {
+  std::string gdbstub_host;   // QEMU's -gdb tcp:HOST:PORT
+  uint16_t gdbstub_port = 0;
+  std::string qga;            // guest agent socket path (optional)
+  std::string qmp;            // QMP socket path (optional)
+};
+
+// Parses the value of --vm ("gdbstub=HOST:PORT,qga=PATH,qmp=PATH"); errors
+// name the field that is wrong or missing.
+Result<VmOptions> parse_vm_spec(const std::string& spec);
+
 struct Options {
   std::string host = "127.0.0.1";  // never all interfaces unless asked
   uint16_t port = 0;
@@ -21,6 +35,7 @@ struct Options {
   bool multi = false;
   bool stdio = false;          // COMM "-" or "stdio": talk over stdin/stdout
   bool local_kernel = false;   // serve this machine's kernel, read-only
+  std::optional<VmOptions> vm; // serve a QEMU VM's kernel through its gdbstub
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

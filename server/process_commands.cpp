@@ -54,6 +54,7 @@ void Dispatcher::apply_child_policy() {
 // ends by SIGKILL. /n continues it as not handled: the signal it stopped
 // with is delivered and ends it (a SIGSEGV ends it by SIGSEGV).
 MonitorResult Dispatcher::cmd_kill(const std::string& args) {
+  if (target_.mode() == Mode::Kernel) return cmd_kill_kernel(args);
   // The mode decides first: in a local kernel session no argument makes
   // .kill acceptable.
   KillDecision d = ModePolicy::kill(target_.mode(), KillSource::MonitorKill);

@@ -75,6 +75,7 @@ void Server::start_session(std::unique_ptr<Transport> transport) {
   cfg.wrapper = options_.wrapper;
   cfg.allow_file_write = options_.allow_file_write;
   cfg.redirect_stdio = options_.stdio;
+  cfg.terminations = &terminations_;
   session_ = std::make_shared<Session>(std::move(transport), target_, cfg, options_.log_packets,
                                        SessionEvents{
                                            [this] { on_session_closed(); },
@@ -153,8 +154,8 @@ void Server::on_session_closed() {
   }
   spdlog::info("debugger session ended");
   // As gdbserver: what we launched dies with the session, what we attached
-  // to is let go and keeps running.
-  target_.release_all();
+  // to is let go and keeps running (a machine: resumed).
+  release_target();
   if (exiting_ || options_.once || (!options_.multi && target_.mode() == Mode::User)) {
     shutdown();
     return;
@@ -169,14 +170,25 @@ void Server::shutdown() {
     auto s = session_;
     s->close_when_flushed();
   }
-  target_.release_all();
+  release_target();
   stop_when_released();
+}
+
+// Lets the target go; a machine runs again, so what a debugger scheduled
+// for termination happens now (the outcome goes to the log).
+void Server::release_target() {
+  target_.release_all();
+  if (target_.mode() == Mode::Kernel && !terminations_.empty())
+    if (GuestProcesses* guest = target_.guest_processes()) terminations_.run(*guest, nullptr);
 }
 
 void Server::stop_when_released() {
   // Releasing an attached, running process is asynchronous (stop all
   // threads, then detach); give it a moment before ending the loop.
-  if (!target_.has_processes() || ++release_polls_ > 200) {
+  // Terminations in a guest take the guest agent a moment (bounded by its
+  // own timeout).
+  bool waiting = target_.has_processes() || terminations_.busy();
+  if (!waiting || ++release_polls_ > (terminations_.busy() ? 4000 : 200)) {
     io_.stop();
     return;
   }

@@ -9,6 +9,7 @@
 
 #include "server/options.h"
 #include "server/session.h"
+#include "server/termination_schedule.h"
 #include "targets/target.h"
 
 namespace dbgstub {
@@ -36,6 +37,9 @@ class Server {
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer release_timer_;
   std::shared_ptr<Session> session_;
+  // Kernel mode: processes scheduled for termination; outlives sessions.
+  TerminationSchedule terminations_;
+  void release_target();
   uint16_t port_ = 0;
   bool exiting_ = false;
   int release_polls_ = 0;

@@ -122,6 +122,30 @@ struct TargetCommand {
   std::function<std::pair<bool, std::string>(const std::string& args)> run;
 };
 
+// A process of a machine's operating system, as a kernel debugger sees it.
+struct GuestProcess {
+  uint64_t address = 0;        // its kernel object (Linux: the task_struct)
+  int pid = 0;                 // the id its users see (Linux: the tgid)
+  std::string name;
+  bool kernel_thread = false;  // no user space: nothing to end
+  bool idle = false;           // a CPU's idle task
+};
+
+// Capability of kernel-mode targets that see the processes of the guest's
+// operating system (read from memory while the machine is halted) and can
+// end one from inside it (while it runs).
+class GuestProcesses {
+ public:
+  virtual ~GuestProcesses() = default;
+  virtual Result<std::vector<GuestProcess>> list() = 0;
+  virtual Result<GuestProcess> at(uint64_t address) = 0;
+  // The process CPU `cpu` (from 0) was running when the machine stopped.
+  virtual Result<GuestProcess> current(unsigned cpu) = 0;
+  // Ends `p` inside the running guest; `done` gets the outcome (a process
+  // that has already gone: error code ESRCH).
+  virtual void terminate(const GuestProcess& p, std::function<void(Status)> done) = 0;
+};
+
 class Target {
  public:
   using StopHandler = std::function<void(const StopEvent&)>;
@@ -189,6 +213,10 @@ class Target {
   virtual Result<MemoryRegion> memory_region(int /*pid*/, uint64_t /*addr*/) {
     return make_error(95, "memory regions not available");
   }
+
+  // Kernel mode: the guest OS's processes, and which CPU a thread is.
+  virtual GuestProcesses* guest_processes() { return nullptr; }
+  virtual std::optional<unsigned> cpu_of(ThreadRef /*t*/) const { return std::nullopt; }
 
   // Forget everything: on disconnect, kill what we launched, detach the rest.
   virtual void release_all() = 0;

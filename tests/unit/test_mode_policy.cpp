@@ -4,6 +4,10 @@
 #include <vector>
 
 #include "server/mode_policy.h"
+#include "server/termination_schedule.h"
+
+#include <cerrno>
+#include <set>
 
 using namespace dbgstub;
 
@@ -34,11 +38,11 @@ TEST_CASE("kill policy table: mode x request") {
       {Mode::User, KillSource::PacketK, A::KillNow, ""},
       {Mode::User, KillSource::PacketVKill, A::KillNow, ""},
       {Mode::User, KillSource::MonitorKill, A::KillNow, ""},
-      // Kernel mode must never end the machine; scheduling comes with the
-      // kernel-mode issue, until then a clear refusal.
-      {Mode::Kernel, KillSource::PacketK, A::Refuse, "not yet supported"},
-      {Mode::Kernel, KillSource::PacketVKill, A::Refuse, "not yet supported"},
-      {Mode::Kernel, KillSource::MonitorKill, A::Refuse, "not yet supported"},
+      // Kernel mode never ends the machine: the process is scheduled for
+      // termination at the next run (WinDbg's kernel-mode .kill).
+      {Mode::Kernel, KillSource::PacketK, A::Schedule, ""},
+      {Mode::Kernel, KillSource::PacketVKill, A::Schedule, ""},
+      {Mode::Kernel, KillSource::MonitorKill, A::Schedule, ""},
       {Mode::LocalKernel, KillSource::PacketK, A::Refuse, ".kill is not supported in a local kernel session"},
       {Mode::LocalKernel, KillSource::PacketVKill, A::Refuse, ".kill is not supported in a local kernel session"},
       {Mode::LocalKernel, KillSource::MonitorKill, A::Refuse, ".kill is not supported in a local kernel session"},
@@ -90,4 +94,66 @@ TEST_CASE("operation policy table: mode x request") {
     CHECK(st.ok() == r.allowed);
     if (!r.allowed) CHECK(st.error().message.find(r.message_part) != std::string::npos);
   }
+}
+
+// The schedule behind kernel mode's .kill: what it says, what it refuses,
+// and that it ends the processes through the guest only when run.
+namespace {
+struct RecordingGuest : GuestProcesses {
+  std::vector<int> ended;
+  std::set<int> gone;
+  Result<std::vector<GuestProcess>> list() override { return std::vector<GuestProcess>{}; }
+  Result<GuestProcess> at(uint64_t) override { return make_error(3, "none"); }
+  Result<GuestProcess> current(unsigned) override { return make_error(3, "none"); }
+  void terminate(const GuestProcess& p, std::function<void(Status)> done) override {
+    if (gone.count(p.pid)) return done(make_error(ESRCH, "it had already gone"));
+    ended.push_back(p.pid);
+    done(ok_status());
+  }
+};
+GuestProcess proc(uint64_t addr, int pid, std::string name, bool kthread = false, bool idle = false) {
+  GuestProcess p;
+  p.address = addr;
+  p.pid = pid;
+  p.name = std::move(name);
+  p.kernel_thread = kthread;
+  p.idle = idle;
+  return p;
+}
+}  // namespace
+
+TEST_CASE("termination schedule: nothing ends until the machine runs") {
+  TerminationSchedule s;
+  RecordingGuest guest;
+  auto a = s.schedule(proc(0xffff8880041b8000, 85, "sleep"));
+  REQUIRE(a);
+  CHECK(*a == "Process ffff8880041b8000 (sleep, pid 85) will be terminated the next time the target runs.\n");
+  auto again = s.schedule(proc(0xffff8880041b8000, 85, "sleep"));
+  REQUIRE(again);
+  CHECK(again->find("already scheduled") != std::string::npos);
+  auto b = s.schedule(proc(0xffff888004a00000, 86, "sleep"));
+  REQUIRE(b);
+  CHECK(b->find("Pending terminations:") != std::string::npos);  // several pending: the list
+  CHECK(guest.ended.empty());
+  guest.gone.insert(86);
+  std::vector<std::string> lines;
+  s.run(guest, [&](const std::string& l) { lines.push_back(l); });
+  CHECK(guest.ended == std::vector<int>{85});
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "Process ffff8880041b8000 (sleep, pid 85) was terminated.\n");
+  CHECK(lines[1].find("was not terminated: it had already gone") != std::string::npos);
+  CHECK(s.empty());
+  CHECK_FALSE(s.busy());
+}
+
+TEST_CASE("termination schedule: kernel threads and idle tasks are refused with how to pick") {
+  TerminationSchedule s;
+  auto k = s.schedule(proc(0xffff888003f00000, 2, "kthreadd", true));
+  REQUIRE_FALSE(k);
+  CHECK(k.error().message.find("is a kernel thread") != std::string::npos);
+  CHECK(k.error().message.find("!process 0 0") != std::string::npos);
+  auto i = s.schedule(proc(0xffffffff82a1aa40, 0, "swapper/0", true, true));
+  REQUIRE_FALSE(i);
+  CHECK(i.error().message.find("idle task") != std::string::npos);
+  CHECK(s.empty());
 }

@@ -42,3 +42,52 @@ TEST_CASE("options: errors name the problem") {
   REQUIRE_FALSE(e.ok());
   CHECK(e.error().message.find("--log-level") != std::string::npos);
 }
+
+TEST_CASE("options: --vm") {
+  auto o = parse_options({"--vm", "gdbstub=127.0.0.1:1234,qga=/tmp/qga.sock,qmp=/tmp/qmp.sock", ":2000"});
+  REQUIRE(o.ok());
+  REQUIRE(o->vm);
+  CHECK(o->vm->gdbstub_host == "127.0.0.1");
+  CHECK(o->vm->gdbstub_port == 1234);
+  CHECK(o->vm->qga == "/tmp/qga.sock");
+  CHECK(o->vm->qmp == "/tmp/qmp.sock");
+  CHECK(o->port == 2000);
+  CHECK(o->program.empty());
+
+  auto eq = parse_options({"--vm=gdbstub=localhost:1", "127.0.0.1:0"});
+  REQUIRE(eq.ok());
+  CHECK(eq->vm->gdbstub_host == "127.0.0.1");
+  CHECK(eq->vm->qga.empty());
+  auto v6 = parse_vm_spec("gdbstub=[::1]:5");
+  REQUIRE(v6.ok());
+  CHECK(v6->gdbstub_host == "::1");
+  auto nohost = parse_vm_spec("qmp=/q,gdbstub=:7");
+  REQUIRE(nohost.ok());
+  CHECK(nohost->gdbstub_host == "127.0.0.1");
+  CHECK(nohost->gdbstub_port == 7);
+}
+
+TEST_CASE("options: --vm errors name the field") {
+  auto error_of = [](std::vector<std::string> args) {
+    auto o = parse_options(args);
+    REQUIRE_FALSE(o.ok());
+    return o.error().message;
+  };
+  CHECK(error_of({"--vm"}).find("gdbstub=") != std::string::npos);
+  CHECK(error_of({"--vm", "", ":1"}).find("gdbstub=") != std::string::npos);
+  CHECK(error_of({"--vm", "qmp=/q", ":1"}).find("missing field gdbstub") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub", ":1"}).find("'gdbstub'") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=", ":1"}).find("'gdbstub' has an empty value") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=1234", ":1"}).find("gdbstub= needs HOST:PORT") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:x", ":1"}).find("gdbstub=: bad port 'x'") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:0", ":1"}).find("bad port") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:70000", ":1"}).find("bad port") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1,qga=", ":1"}).find("'qga' has an empty value") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1,qmp", ":1"}).find("'qmp'") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1,gdbstub=h:2", ":1"}).find("'gdbstub' given twice") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1,kgdb=/dev/x", ":1"}).find("unknown field 'kgdb'") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1"}).find("[HOST]:PORT") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1", ":1", "prog"}).find("--vm takes no program") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1", ":1", "--attach", "5"}).find("--vm takes no PID") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=h:1", "--local-kernel", ":1"}).find("--vm") != std::string::npos);
+}

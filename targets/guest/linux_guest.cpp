@@ -1,0 +1,136 @@
+#include "targets/guest/linux_guest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+
+namespace dbgstub::guest {
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// A BTF blob is a few MiB; the gdbstub answers in packets of a few KiB.
+constexpr std::size_t kReadChunk = 0x10000;
+constexpr std::size_t kMaxBtf = 64u << 20;
+
+}  // namespace
+
+LinuxGuest::LinuxGuest(asio::io_context& io, std::string qga_path, ReadMemory read)
+    : qga_(io, std::move(qga_path)), read_(std::move(read)) {}
+
+Status LinuxGuest::fetch_symbols(std::chrono::milliseconds timeout) {
+  // Only the few lines needed: the agent's channel is a serial line.
+  std::string pattern = " (";
+  for (auto& n : guest_symbol_names()) pattern += (pattern.size() > 2 ? "|" : "") + n;
+  pattern += ")$";
+  auto r = qga_.exec_now({"/bin/sh", "-c", "grep -E '" + pattern + "' /proc/kallsyms"}, timeout);
+  if (!r) {
+    symbols_error_ = "the guest's symbols could not be fetched through the guest agent: " + r.error().message;
+    return make_error(r.error().code, symbols_error_);
+  }
+  auto s = guest_symbols_from_kallsyms(r->out);
+  if (!s) {
+    symbols_error_ = s.error().message;
+    return s.error();
+  }
+  syms_ = *s;
+  spdlog::info("guest: init_task at {:#x}, BTF {:#x}..{:#x}", s->init_task, s->start_btf, s->stop_btf);
+  return ok_status();
+}
+
+Status LinuxGuest::load_layout() {
+  if (layout_) return ok_status();
+  if (!syms_) return make_error(2, symbols_error_);
+  std::size_t size = static_cast<std::size_t>(syms_->stop_btf - syms_->start_btf);
+  if (size > kMaxBtf) return make_error(27, "the guest kernel's BTF is implausibly large");
+  std::string raw;
+  raw.reserve(size);
+  for (std::size_t off = 0; off < size; off += kReadChunk) {
+    auto part = read_(syms_->start_btf + off, std::min(kReadChunk, size - off));
+    if (!part) return make_error(part.error().code, "reading the guest kernel's BTF: " + part.error().message);
+    raw += *part;
+  }
+  auto l = task_layout_from_btf(raw);
+  if (!l) return l.error();
+  layout_ = *l;
+  spdlog::info("guest: task_struct tasks@{:#x} pid@{:#x} comm@{:#x} ({} bytes of BTF)", l->tasks, l->pid, l->comm,
+               size);
+  return ok_status();
+}
+
+GuestProcess LinuxGuest::from_task(const GuestTask& t) {
+  GuestProcess p;
+  p.address = t.address;
+  p.pid = t.tgid;
+  p.name = t.comm;
+  p.kernel_thread = t.kernel_thread;
+  p.idle = t.idle;
+  return p;
+}
+
+Result<std::vector<GuestProcess>> LinuxGuest::list() {
+  if (auto st = load_layout(); !st) return st.error();
+  auto tasks = walk_tasks(read_, *syms_, *layout_);
+  if (!tasks) return tasks.error();
+  std::vector<GuestProcess> out;
+  for (auto& t : *tasks) out.push_back(from_task(t));
+  return out;
+}
+
+Result<GuestProcess> LinuxGuest::at(uint64_t address) {
+  if (auto st = load_layout(); !st) return st.error();
+  // Only what the task list holds: an address from elsewhere is not taken
+  // on trust (it would be read as a task_struct whatever it is).
+  auto all = list();
+  if (!all) return all.error();
+  for (auto& p : *all)
+    if (p.address == address) return p;
+  return make_error(ESRCH, "no process at " + hex(address) + " (\"monitor !process 0 0\" lists them)");
+}
+
+Result<GuestProcess> LinuxGuest::current(unsigned cpu) {
+  if (auto st = load_layout(); !st) return st.error();
+  auto addr = current_task_of_cpu(read_, *syms_, *layout_, cpu);
+  if (!addr) return addr.error();
+  auto t = read_task(read_, *addr, *layout_);
+  if (!t) return t.error();
+  GuestProcess p = from_task(*t);
+  // A thread's process is its group leader: report that one's address.
+  if (t->pid != t->tgid && !t->kernel_thread) {
+    if (auto leader = list())
+      for (auto& q : *leader)
+        if (q.pid == t->tgid) p.address = q.address;
+  }
+  return p;
+}
+
+void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> done) {
+  // The pid is checked against the name first: a process that ended while
+  // the VM was halted may have left its pid to another one.
+  std::string pid = std::to_string(p.pid);
+  std::string script = "c=$(cat /proc/" + pid + "/comm 2>/dev/null) || exit 3; "
+                       "[ \"$c\" = \"$1\" ] || exit 4; kill -9 " + pid + " || exit 5; "
+                       "i=0; while [ -e /proc/" + pid + " ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done; "
+                       "[ -e /proc/" + pid + " ] && exit 6; exit 0";
+  qga_.exec({"/bin/sh", "-c", script, "sh", p.name}, std::chrono::seconds(30),
+            [p, done](Result<ExecResult> r) {
+              if (!r) return done(make_error(r.error().code, r.error().message));
+              switch (r->exit_code) {
+                case 0: return done(ok_status());
+                case 3: return done(make_error(ESRCH, "it had already gone"));
+                case 4: return done(make_error(ESRCH, "it had already gone (pid " + std::to_string(p.pid) +
+                                                          " is another program now)"));
+                case 6: return done(make_error(EBUSY, "it was sent SIGKILL but has not ended yet"));
+                default:
+                  return done(make_error(EIO, "kill failed in the guest (exit code " + std::to_string(r->exit_code) +
+                                                  ")" + (r->err.empty() ? "" : ": " + r->err)));
+              }
+            });
+}
+
+}  // namespace dbgstub::guest

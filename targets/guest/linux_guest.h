@@ -1,0 +1,46 @@
+// A Linux guest of a VM, as a kernel debugger meets it: processes read from
+// its memory while it is halted (linux_tasks), and the guest agent to act
+// inside it while it runs (qga_client). Symbol addresses are fetched
+// through the agent once, before the debugger halts the VM; the task
+// layout comes from the kernel's BTF, read from its memory when first
+// needed.
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "targets/guest/linux_tasks.h"
+#include "targets/guest/qga_client.h"
+#include "targets/target.h"
+
+namespace dbgstub::guest {
+
+class LinuxGuest : public GuestProcesses {
+ public:
+  LinuxGuest(asio::io_context& io, std::string qga_path, ReadMemory read);
+
+  // While the VM runs: the symbols the task walk needs, from the guest's
+  // /proc/kallsyms (through the agent). Runs the event loop until done.
+  Status fetch_symbols(std::chrono::milliseconds timeout);
+  bool ready() const { return syms_.has_value(); }
+
+  // GuestProcesses
+  Result<std::vector<GuestProcess>> list() override;
+  Result<GuestProcess> at(uint64_t address) override;
+  Result<GuestProcess> current(unsigned cpu) override;
+  void terminate(const GuestProcess& p, std::function<void(Status)> done) override;
+
+ private:
+  Status load_layout();
+  static GuestProcess from_task(const GuestTask& t);
+
+  QgaClient qga_;
+  ReadMemory read_;
+  std::optional<GuestSymbols> syms_;
+  std::optional<TaskLayout> layout_;
+  std::string symbols_error_ = "the guest's symbols were not fetched";
+};
+
+}  // namespace dbgstub::guest
