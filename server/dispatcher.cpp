@@ -601,6 +601,9 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
   if (!st) {
     spdlog::debug("{} breakpoint type {} at {:#x}: {}", b.insert ? "insert" : "remove", b.type, b.addr,
                   st.error().message);
+    // "Not supported" is the empty reply: gdb then does without (for a
+    // read watchpoint, it uses an access one and compares values).
+    if (st.error().code == 95) return rsp::reply_empty();
     return rsp::reply_error(st.error().code);
   }
   return rsp::reply_ok();
