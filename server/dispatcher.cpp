@@ -773,17 +773,24 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   LaunchSpec spec;
   spec.argv = r.argv;
   if (spec.argv.empty() || spec.argv[0].empty()) {
-    if (config_.default_program.empty()) return refuse(2, "no program given to run");
+    // No program named (gdb's add-inferior, then run): as gdbserver, the
+    // program of the last run with the new arguments, else the one given
+    // on the command line.
     std::vector<std::string> args(spec.argv.begin() + (spec.argv.empty() ? 0 : 1), spec.argv.end());
-    spec.argv = config_.default_program;
-    if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    if (last_run_ && !last_run_->argv.empty()) {
+      spec.argv = {last_run_->argv[0]};
+      spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    } else {
+      if (config_.default_program.empty()) return refuse(2, "no program given to run");
+      spec.argv = config_.default_program;
+      if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    }
   }
   spec.env = environment_;
   spec.cwd = working_dir_;
   spec.disable_aslr = disable_randomization_;
-  // gdb expects the run to replace any process of the previous run.
-  for (auto& p : target_.processes())
-    if (!p.attached) target_.kill_process(p.pid);
+  // Other processes stay: a run in a second inferior must not end the
+  // first. (Re-running the same inferior, gdb kills it first with vKill.)
   spec.wrapper = config_.wrapper;
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;

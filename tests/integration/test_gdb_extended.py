@@ -58,6 +58,24 @@ class ExtendedRemoteTest(unittest.TestCase):
         self.assertEqual(stub.wait(15), 0, stub.output())
         self.assertTrue(harness.wait_gone(second, 5))
 
+    def test_run_in_a_second_inferior(self):
+        # A new inferior has no remote exec-file: gdb sends "vRun;" with no
+        # program, which runs the last program again (as gdbserver), and
+        # the first inferior's process stays.
+        stub = self.stub("--allow-run")
+        out = self.gdb(stub, [
+            "break add", "run", "add-inferior", "inferior 2", f"file {BASIC}", "run",
+            "info inferiors", "inferior 1", "finish", "kill inferiors 1 2", "monitor exit"])
+        self.assertIn("Breakpoint 1, add (a=0, b=5)", out)
+        self.assertRegex(out, r"Value returned is \$\d+ = 5\n")  # inferior 1 still there
+        self.assertRegex(out, r"hit Breakpoint 1\.2, add \(a=0, b=5\)")
+        first = re.search(r"(?m)^\s+1\s+process (\d+)", out)
+        second = re.search(r"(?m)^\*\s+2\s+process (\d+)", out)
+        self.assertTrue(first and second, out)
+        self.assertNotEqual(first.group(1), second.group(1))
+        self.assert_in_sync(out, stub)
+        self.assertEqual(stub.wait(15), 0, stub.output())
+
     def test_run_with_arguments_exit_code(self):
         stub = self.stub("--allow-run")
         out = self.gdb(stub, ["run 3", "monitor exit"])
