@@ -730,7 +730,9 @@ std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
 std::string Dispatcher::on_detach(const rsp::Detach& d) {
   if (target_.mode() != Mode::User) return rsp::reply_ok();  // nothing attached: the debugger just leaves
   int pid = d.pid ? static_cast<int>(*d.pid) : current_pid();
-  if (!target_.has_processes()) return rsp::reply_error(3);
+  // A process that ended unreported (killed from outside) can still be
+  // detached from: the target just forgets it.
+  if (!target_.has_processes() && !target_.exit_report_owed()) return rsp::reply_error(3);
   auto st = target_.detach_process(pid);
   if (!st) return refuse(st.error().code, st.error().message);
   return rsp::reply_ok();

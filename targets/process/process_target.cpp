@@ -825,7 +825,18 @@ void ProcessTarget::detach_now(Process& p) {
 
 Status ProcessTarget::detach_process(int pid) {
   Process* p = find_process(pid);
-  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  if (!p) {
+    // Ended while stopped (killed from outside), the debugger not told
+    // yet: nothing is left to detach from, and the exit is no news to a
+    // debugger that lets the process go (gdbserver says OK too).
+    for (auto it = orphan_events_.begin(); it != orphan_events_.end(); ++it) {
+      if (pid > 0 && it->thread.pid != pid) continue;
+      spdlog::info("detach from pid {}: it has ended already", it->thread.pid);
+      orphan_events_.erase(it);
+      return ok_status();
+    }
+    return make_error(3, "no such process " + std::to_string(pid));
+  }
   if (phase_ != Phase::Stopped) return make_error(16, "process is running");
   detach_now(*p);
   return ok_status();
