@@ -387,7 +387,13 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             target_.set_pass_signals(pass_signals_);
             return rsp::reply_ok();
           },
-          [&](const rsp::ProgramSignals&) { return rsp::reply_ok(); },
+          [&](const rsp::ProgramSignals& p) {
+            std::set<int> program;
+            for (int s : p.signals)
+              if (int h = rsp::host_signal_from_gdb(s)) program.insert(h);
+            target_.set_program_signals(program);
+            return rsp::reply_ok();
+          },
           [&](const rsp::SetFlag& f) { return on_flag(f); },
           [&](const rsp::SetEnvironment& e) {
             if (e.reset) {

@@ -181,6 +181,11 @@ class Target {
   virtual Result<std::string> osdata(const std::string& /*annex*/) { return make_error(95, "no OS data"); }
   // Signals (host numbers) delivered straight to the program, not reported.
   virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
+  // Signals (host numbers) the debugger lets the program have
+  // ("QProgramSignals"). A detach passes on the signal a thread stopped
+  // with only if it is one of these (before any such list: all but SIGTRAP
+  // and SIGINT, as gdbserver).
+  virtual void set_program_signals(const std::set<int>& /*signals*/) {}
   // The kernel's siginfo_t of the signal a thread is stopped with.
   virtual Result<std::string> siginfo(ThreadRef /*t*/) { return make_error(95, "siginfo not available"); }
   virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }

@@ -801,6 +801,21 @@ bool ProcessTarget::deliver_fatal_signal(Process& p) {
   return ptrace(PTRACE_CONT, th->tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0;
 }
 
+// The signal a detached thread takes with it, as gdbserver: the one of a
+// stop not reported yet, or of the signal stop the debugger was told of
+// and has not resumed from; if the debugger lets the program have it.
+int ProcessTarget::detach_signal(const Thread& t) const {
+  int sig = t.stop_signal;
+  if (t.pending) {
+    // A breakpoint, step or event stop is no signal of the program's.
+    bool plain = t.pending->kind == StopEvent::Kind::Signal && t.pending->reason == StopEvent::Reason::None;
+    sig = plain ? t.pending->signal : 0;
+  }
+  if (sig == 0) return 0;
+  if (program_signals_) return program_signals_->count(sig) ? sig : 0;
+  return sig == SIGTRAP || sig == SIGINT ? 0 : sig;
+}
+
 void ProcessTarget::detach_now(Process& p) {
   for (auto& [addr, orig] : p.breakpoints) {
     if (p.mem_fd >= 0) (void)!::pwrite(p.mem_fd, &orig, 1, static_cast<off_t>(addr));
@@ -810,10 +825,8 @@ void ProcessTarget::detach_now(Process& p) {
   for (auto it = threads_.begin(); it != threads_.end();) {
     if (it->second.pid != pid) { ++it; continue; }
     x86::DebugRegisterState{}.apply(it->first);
-    int sig = 0;
-    if (it->second.pending && it->second.pending->kind == StopEvent::Kind::Signal &&
-        it->second.pending->signal != SIGTRAP)
-      sig = it->second.pending->signal;
+    int sig = detach_signal(it->second);
+    if (sig) spdlog::info("detach: thread {} gets signal {}", it->first, sig);
     ptrace(PTRACE_DETACH, it->first, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
     events_.unwatch(it->first);
     it = threads_.erase(it);

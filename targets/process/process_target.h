@@ -71,6 +71,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
 
   // Signals reported to the debugger only if not in this set ("QPassSignals").
   void set_pass_signals(const std::set<int>& s) override { pass_signals_ = s; }
+  void set_program_signals(const std::set<int>& s) override { program_signals_ = s; }
 
  private:
   struct Thread {
@@ -143,6 +144,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> last_stop_;
   std::vector<StopEvent> orphan_events_;  // exits seen while stopped
   std::set<int> pass_signals_;
+  std::optional<std::set<int>> program_signals_;  // none: QProgramSignals not seen
+  int detach_signal(const Thread& t) const;
   ChildPolicy child_policy_;
   int next_index_ = 0;
   long trace_options() const;
