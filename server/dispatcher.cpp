@@ -240,7 +240,8 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
     case StopEvent::Kind::Terminated:
       return rsp::build_signal_exit_reply(rsp::gdb_signal_from_host(ev.signal), pid);
     case StopEvent::Kind::NoProcess:
-      return "N";
+      // A client that doesn't know "N" at least gets an error (gdbserver).
+      return no_resumed_ ? "N" : rsp::reply_error_message(1, "No unwaited-for children left.", true);
     case StopEvent::Kind::Signal:
       break;
   }
@@ -465,6 +466,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     if (f == "fork-events+") fork_events_ = true;
     if (f == "vfork-events+") vfork_events_ = true;
     if (f == "exec-events+") exec_events_ = true;
+    if (f == "no-resumed+") no_resumed_ = true;
   }
   apply_child_policy();
   std::vector<std::string> out = {

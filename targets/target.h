@@ -30,7 +30,7 @@ struct StopEvent {
     Signal,      // thread stopped with `signal` (SIGTRAP for breaks/steps)
     Exited,      // process exited with `exit_code`
     Terminated,  // process killed by `signal`
-    NoProcess,   // nothing left to debug
+    NoProcess,   // nothing left to run: no thread, or none resumed (the rest stay stopped)
   };
   // Start: the first stop after launch or attach. Spurious: a target's
   // internal note that a stop is no news (never reported).

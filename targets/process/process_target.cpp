@@ -494,8 +494,25 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
   if (leader) {
     on_process_exit(pid, status);
   } else {
+    maybe_no_resumed();
     maybe_finish_stop();
   }
+}
+
+// Some threads were left stopped (gdb's scheduler-locking) and the last
+// one resumed is gone: no event can come any more. Stop with "no resumed
+// threads" (gdb: "No unwaited-for children left"), as gdbserver.
+void ProcessTarget::maybe_no_resumed() {
+  if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
+  for (auto& [tid, t] : threads_)
+    if (!t.stopped && !runs_free(t)) return;
+  for (auto& [pid, p] : procs_)
+    if (p.launching || p.kill_requested) return;  // an exit or exec is on its way
+  spdlog::info("no resumed thread left");
+  phase_ = Phase::Stopping;
+  StopEvent ev;
+  ev.kind = StopEvent::Kind::NoProcess;
+  reporting_ = ev;
 }
 
 void ProcessTarget::on_process_exit(pid_t pid, int status) {
