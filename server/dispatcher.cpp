@@ -114,7 +114,13 @@ void Dispatcher::handle_packet(std::string_view payload) {
 }
 
 void Dispatcher::handle_interrupt() {
-  if (!target_.running()) return;
+  if (!target_.running()) {
+    // A ^C that crossed a stop reply: gdbserver sends the program SIGINT,
+    // which it takes at the next resume; so the next stop is SIGINT.
+    if (!ns_.enabled && ModePolicy::allows(target_.mode(), Operation::Interrupt) && target_.has_processes())
+      interrupt_pending_ = true;
+    return;
+  }
   if (ns_.enabled) {
     // gdb stops threads with vCont;t in non-stop mode; a ^C stops them all.
     for (auto& [k, r] : ns_.running) ns_.stop_requested.insert(k);
@@ -629,6 +635,25 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
   }
   if (ns_.enabled) return ns_vcont(actions);
   if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
+  if (interrupt_pending_) {
+    interrupt_pending_ = false;
+    if (!target_.exit_report_owed()) {
+      // The ^C that came while stopped: the SIGINT gdbserver would have
+      // queued stops the resumed thread before it runs an instruction.
+      StopEvent ev;
+      ev.thread = current_thread();
+      for (auto& a : actions)
+        if (a.kind != ResumeAction::Kind::Stop && a.thread && a.thread->tid > 0)
+          if (auto t = resolve(wire_id(*a.thread))) { ev.thread = *t; break; }
+      ev.signal = SIGINT;
+      ev.reason = StopEvent::Reason::Interrupt;
+      spdlog::info("interrupt received while stopped: reporting SIGINT at this resume");
+      waiting_for_stop_ = true;
+      handle_stop(ev);
+      deferred = true;
+      return "";
+    }
+  }
   // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
   auto st = target_.resume(actions);
@@ -804,6 +829,7 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   spec.wrapper = config_.wrapper;
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
+  interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
   auto st = l->launch(spec);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;
@@ -817,6 +843,7 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Attach); !st) return refuse(1, st.error().message);
   ProcessLauncher* l = target_.launcher();
   if (!l) return refuse(1, "this target cannot attach to processes");
+  interrupt_pending_ = false;
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
   // Non-stop: "OK" once the process is stopped, the stops come later.

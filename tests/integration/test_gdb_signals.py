@@ -69,6 +69,25 @@ class GdbSignals(harness.GdbTestCase):
         self.assertTrue(eventually(lambda: "handled=" in stub.output(), 5), stub.output())
         self.assertIn("handled=0", stub.output())
 
+    def test_interrupt_while_stopped_stops_next_resume(self):
+        """A ^C that arrives while the program is stopped (it crossed a stop
+        reply) is not lost: as with gdbserver, the next resume stops with
+        SIGINT at once; the one after runs on (SIGINT is not delivered)."""
+        with Stub(*free_port_args(program("basic"))) as stub:
+            c = harness.RspClient(stub.port)
+            self.addCleanup(c.close)
+            c.handshake()
+            stop = c.request("?")
+            pc = re.search(r"10:([0-9a-f]+);", stop)
+            c.send_raw(b"\x03")
+            time.sleep(0.2)
+            reply = c.request("vCont;c")
+            self.assertTrue(reply.startswith("T02"), reply)
+            self.assertEqual(re.search(r"10:([0-9a-f]+);", reply).group(1), pc.group(1), "the program ran")
+            self.assertTrue(c.request("vCont;c").startswith("W00"))
+            c.close()
+            stub.wait()
+
     def test_signal_zero_suppresses(self):
         out, stub = self.run_gdb(["continue", "signal 0"])
         self.assertIn("Program received signal SIGUSR1", out)
