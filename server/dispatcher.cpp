@@ -210,6 +210,12 @@ std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
     if (h.op == 'c') c_thread_all_ = true;
     return rsp::reply_ok();
   }
+  if (h.op == 'g' && h.thread.pid <= 0 && h.thread.tid == 0 && g_thread_.tid > 0 && target_.thread_alive(g_thread_)) {
+    // "Any thread": the current one while it lives (gdbserver), so that
+    // gdb's qC after an attach names the attached process, not the first.
+    selected_pid_ = g_thread_.pid;
+    return rsp::reply_ok();
+  }
   auto r = resolve(h.thread);
   if (!r) return rsp::reply_error(1);
   selected_pid_ = r->pid;

@@ -76,6 +76,24 @@ class ExtendedRemoteTest(unittest.TestCase):
         self.assert_in_sync(out, stub)
         self.assertEqual(stub.wait(15), 0, stub.output())
 
+    def test_hg_any_thread_keeps_the_current_one(self):
+        # gdb attaches in a second inferior, sends Hgp0.0 then qC: the
+        # answer must be the attached process (gdbserver keeps the current
+        # thread for "any"), not the first process's thread.
+        stub = self.stub("--allow-run", "--allow-attach")
+        c = harness.RspClient(stub.port)
+        self.addCleanup(c.close)
+        c.handshake()
+        c.request("!")
+        self.assertTrue(c.request("vRun;" + BASIC.encode().hex()).startswith("T"))
+        target = spawn("spin")  # after the run: a higher pid, listed second
+        self.addCleanup(harness.reap, target)
+        target.stdout.readline()
+        self.assertIn(f"thread:p{target.pid:x}.{target.pid:x};", c.request(f"vAttach;{target.pid:x}"))
+        self.assertEqual(c.request("Hgp0.0"), "OK")
+        self.assertEqual(c.request("qC"), f"QCp{target.pid:x}.{target.pid:x}")
+        c.request(f"D;{target.pid:x}")
+
     def test_run_with_arguments_exit_code(self):
         stub = self.stub("--allow-run")
         out = self.gdb(stub, ["run 3", "monitor exit"])
