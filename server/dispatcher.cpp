@@ -115,7 +115,13 @@ void Dispatcher::handle_packet(std::string_view payload) {
 }
 
 void Dispatcher::handle_interrupt() {
-  if (!target_.running()) return;
+  if (!target_.running()) {
+    // A ^C that crossed a stop reply: gdbserver sends the program SIGINT,
+    // which it takes at the next resume; so the next stop is SIGINT.
+    if (!ns_.enabled && ModePolicy::allows(target_.mode(), Operation::Interrupt) && target_.has_processes())
+      interrupt_pending_ = true;
+    return;
+  }
   if (ns_.enabled) {
     // gdb stops threads with vCont;t in non-stop mode; a ^C stops them all.
     for (auto& [k, r] : ns_.running) ns_.stop_requested.insert(k);
@@ -205,6 +211,12 @@ std::string Dispatcher::on_set_thread(const rsp::SetThread& h) {
     if (h.op == 'c') c_thread_all_ = true;
     return rsp::reply_ok();
   }
+  if (h.op == 'g' && h.thread.pid <= 0 && h.thread.tid == 0 && g_thread_.tid > 0 && target_.thread_alive(g_thread_)) {
+    // "Any thread": the current one while it lives (gdbserver), so that
+    // gdb's qC after an attach names the attached process, not the first.
+    selected_pid_ = g_thread_.pid;
+    return rsp::reply_ok();
+  }
   auto r = resolve(h.thread);
   if (!r) return rsp::reply_error(1);
   selected_pid_ = r->pid;
@@ -241,7 +253,8 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
     case StopEvent::Kind::Terminated:
       return rsp::build_signal_exit_reply(rsp::gdb_signal_from_host(ev.signal), pid);
     case StopEvent::Kind::NoProcess:
-      return "N";
+      // A client that doesn't know "N" at least gets an error (gdbserver).
+      return no_resumed_ ? "N" : rsp::reply_error_message(1, "No unwaited-for children left.", true);
     case StopEvent::Kind::Signal:
       break;
   }
@@ -388,7 +401,13 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             target_.set_pass_signals(pass_signals_);
             return rsp::reply_ok();
           },
-          [&](const rsp::ProgramSignals&) { return rsp::reply_ok(); },
+          [&](const rsp::ProgramSignals& p) {
+            std::set<int> program;
+            for (int s : p.signals)
+              if (int h = rsp::host_signal_from_gdb(s)) program.insert(h);
+            target_.set_program_signals(program);
+            return rsp::reply_ok();
+          },
           [&](const rsp::SetFlag& f) { return on_flag(f); },
           [&](const rsp::SetEnvironment& e) {
             if (e.reset) {
@@ -460,6 +479,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     if (f == "fork-events+") fork_events_ = true;
     if (f == "vfork-events+") vfork_events_ = true;
     if (f == "exec-events+") exec_events_ = true;
+    if (f == "no-resumed+") no_resumed_ = true;
   }
   apply_child_policy();
   std::vector<std::string> out = {
@@ -602,6 +622,9 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
   if (!st) {
     spdlog::debug("{} breakpoint type {} at {:#x}: {}", b.insert ? "insert" : "remove", b.type, b.addr,
                   st.error().message);
+    // "Not supported" is the empty reply: gdb then does without (for a
+    // read watchpoint, it uses an access one and compares values).
+    if (st.error().code == 95) return rsp::reply_empty();
     return rsp::reply_error(st.error().code);
   }
   return rsp::reply_ok();
@@ -619,6 +642,25 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
   }
   if (ns_.enabled) return ns_vcont(actions);
   if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
+  if (interrupt_pending_) {
+    interrupt_pending_ = false;
+    if (!target_.exit_report_owed()) {
+      // The ^C that came while stopped: the SIGINT gdbserver would have
+      // queued stops the resumed thread before it runs an instruction.
+      StopEvent ev;
+      ev.thread = current_thread();
+      for (auto& a : actions)
+        if (a.kind != ResumeAction::Kind::Stop && a.thread && a.thread->tid > 0)
+          if (auto t = resolve(wire_id(*a.thread))) { ev.thread = *t; break; }
+      ev.signal = SIGINT;
+      ev.reason = StopEvent::Reason::Interrupt;
+      spdlog::info("interrupt received while stopped: reporting SIGINT at this resume");
+      waiting_for_stop_ = true;
+      handle_stop(ev);
+      deferred = true;
+      return "";
+    }
+  }
   // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
   auto st = target_.resume(actions);
@@ -731,7 +773,9 @@ std::string Dispatcher::on_monitor(const rsp::MonitorCommand& m) {
 std::string Dispatcher::on_detach(const rsp::Detach& d) {
   if (target_.mode() != Mode::User) return rsp::reply_ok();  // nothing attached: the debugger just leaves
   int pid = d.pid ? static_cast<int>(*d.pid) : current_pid();
-  if (!target_.has_processes()) return rsp::reply_error(3);
+  // A process that ended unreported (killed from outside) can still be
+  // detached from: the target just forgets it.
+  if (!target_.has_processes() && !target_.exit_report_owed()) return rsp::reply_error(3);
   auto st = target_.detach_process(pid);
   if (!st) return refuse(st.error().code, st.error().message);
   return rsp::reply_ok();
@@ -786,20 +830,28 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   LaunchSpec spec;
   spec.argv = r.argv;
   if (spec.argv.empty() || spec.argv[0].empty()) {
-    if (config_.default_program.empty()) return refuse(2, "no program given to run");
+    // No program named (gdb's add-inferior, then run): as gdbserver, the
+    // program of the last run with the new arguments, else the one given
+    // on the command line.
     std::vector<std::string> args(spec.argv.begin() + (spec.argv.empty() ? 0 : 1), spec.argv.end());
-    spec.argv = config_.default_program;
-    if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    if (last_run_ && !last_run_->argv.empty()) {
+      spec.argv = {last_run_->argv[0]};
+      spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    } else {
+      if (config_.default_program.empty()) return refuse(2, "no program given to run");
+      spec.argv = config_.default_program;
+      if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    }
   }
   spec.env = environment_;
   spec.cwd = working_dir_;
   spec.disable_aslr = disable_randomization_;
-  // gdb expects the run to replace any process of the previous run.
-  for (auto& p : target_.processes())
-    if (!p.attached) target_.kill_process(p.pid);
+  // Other processes stay: a run in a second inferior must not end the
+  // first. (Re-running the same inferior, gdb kills it first with vKill.)
   spec.wrapper = config_.wrapper;
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
+  interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
   auto st = l->launch(spec);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;
@@ -813,6 +865,7 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Attach); !st) return refuse(1, st.error().message);
   ProcessLauncher* l = target_.launcher();
   if (!l) return refuse(1, "this target cannot attach to processes");
+  interrupt_pending_ = false;
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
   // Non-stop: "OK" once the process is stopped, the stops come later.

@@ -138,9 +138,11 @@ class Dispatcher {
   bool multiprocess_ = false;    // client and server agreed on pPID.TID ids
   bool swbreak_ = false, hwbreak_ = false;
   bool error_strings_ = false;   // client accepts "E.message"
+  bool no_resumed_ = false;      // client takes "N" (no resumed thread left)
   bool list_threads_in_stop_ = false;  // lldb
   bool lldb_client_ = false;     // spoke an lldb-only packet: expects replies to k
   bool waiting_for_stop_ = false;
+  bool interrupt_pending_ = false;  // ^C while stopped: the next resume stops with SIGINT
   bool fork_events_ = false, vfork_events_ = false, exec_events_ = false;
   bool childdbg_ = false;
   int selected_pid_ = 0;

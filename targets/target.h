@@ -30,7 +30,7 @@ struct StopEvent {
     Signal,      // thread stopped with `signal` (SIGTRAP for breaks/steps)
     Exited,      // process exited with `exit_code`
     Terminated,  // process killed by `signal`
-    NoProcess,   // nothing left to debug
+    NoProcess,   // nothing left to run: no thread, or none resumed (the rest stay stopped)
   };
   // Start: the first stop after launch or attach. Spurious: a target's
   // internal note that a stop is no news (never reported).
@@ -205,6 +205,11 @@ class Target {
   virtual Result<std::string> osdata(const std::string& /*annex*/) { return make_error(95, "no OS data"); }
   // Signals (host numbers) delivered straight to the program, not reported.
   virtual void set_pass_signals(const std::set<int>& /*signals*/) {}
+  // Signals (host numbers) the debugger lets the program have
+  // ("QProgramSignals"). A detach passes on the signal a thread stopped
+  // with only if it is one of these (before any such list: all but SIGTRAP
+  // and SIGINT, as gdbserver).
+  virtual void set_program_signals(const std::set<int>& /*signals*/) {}
   // The kernel's siginfo_t of the signal a thread is stopped with.
   virtual Result<std::string> siginfo(ThreadRef /*t*/) { return make_error(95, "siginfo not available"); }
   virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }

@@ -39,6 +39,10 @@ std::vector<Piece> split(uint64_t addr, int len) {
 
 Status validate(int type, uint64_t addr, int len) {
   if (type < 1 || type > 4) return make_error(22, "unsupported hardware breakpoint type");
+  // x86 has no read-only watch: a read slot (RW=11) fires on writes too.
+  // Refused as gdbserver does, so that GDB emulates read watchpoints with
+  // access ones and tells reads from writes by the value.
+  if (type == 3) return make_error(95, "read watchpoints are not supported on x86");
   // GDB's Z1 kind is 1 for x86; an exec slot must have LEN=00.
   if (type == 1 && len != 1) return make_error(22, "hardware breakpoint length must be 1");
   // Four slots cover at most 32 bytes; anything longer can never fit.
@@ -51,9 +55,7 @@ uint64_t dr7_rw(int type) {
   switch (type) {
     case 1: return 0b00;  // instruction execution
     case 2: return 0b01;  // data writes
-    default: return 0b11; // reads or writes: x86 has no read-only watch, so a
-                          // read watchpoint (3) also fires on writes; the
-                          // server has to filter those out (or report them).
+    default: return 0b11; // reads or writes (access, 4)
   }
 }
 

@@ -494,8 +494,25 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
   if (leader) {
     on_process_exit(pid, status);
   } else {
+    maybe_no_resumed();
     maybe_finish_stop();
   }
+}
+
+// Some threads were left stopped (gdb's scheduler-locking) and the last
+// one resumed is gone: no event can come any more. Stop with "no resumed
+// threads" (gdb: "No unwaited-for children left"), as gdbserver.
+void ProcessTarget::maybe_no_resumed() {
+  if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
+  for (auto& [tid, t] : threads_)
+    if (!t.stopped && !runs_free(t)) return;
+  for (auto& [pid, p] : procs_)
+    if (p.launching || p.kill_requested) return;  // an exit or exec is on its way
+  spdlog::info("no resumed thread left");
+  phase_ = Phase::Stopping;
+  StopEvent ev;
+  ev.kind = StopEvent::Kind::NoProcess;
+  reporting_ = ev;
 }
 
 void ProcessTarget::on_process_exit(pid_t pid, int status) {
@@ -801,6 +818,21 @@ bool ProcessTarget::deliver_fatal_signal(Process& p) {
   return ptrace(PTRACE_CONT, th->tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0;
 }
 
+// The signal a detached thread takes with it, as gdbserver: the one of a
+// stop not reported yet, or of the signal stop the debugger was told of
+// and has not resumed from; if the debugger lets the program have it.
+int ProcessTarget::detach_signal(const Thread& t) const {
+  int sig = t.stop_signal;
+  if (t.pending) {
+    // A breakpoint, step or event stop is no signal of the program's.
+    bool plain = t.pending->kind == StopEvent::Kind::Signal && t.pending->reason == StopEvent::Reason::None;
+    sig = plain ? t.pending->signal : 0;
+  }
+  if (sig == 0) return 0;
+  if (program_signals_) return program_signals_->count(sig) ? sig : 0;
+  return sig == SIGTRAP || sig == SIGINT ? 0 : sig;
+}
+
 void ProcessTarget::detach_now(Process& p) {
   for (auto& [addr, orig] : p.breakpoints) {
     if (p.mem_fd >= 0) (void)!::pwrite(p.mem_fd, &orig, 1, static_cast<off_t>(addr));
@@ -810,10 +842,8 @@ void ProcessTarget::detach_now(Process& p) {
   for (auto it = threads_.begin(); it != threads_.end();) {
     if (it->second.pid != pid) { ++it; continue; }
     x86::DebugRegisterState{}.apply(it->first);
-    int sig = 0;
-    if (it->second.pending && it->second.pending->kind == StopEvent::Kind::Signal &&
-        it->second.pending->signal != SIGTRAP)
-      sig = it->second.pending->signal;
+    int sig = detach_signal(it->second);
+    if (sig) spdlog::info("detach: thread {} gets signal {}", it->first, sig);
     ptrace(PTRACE_DETACH, it->first, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
     events_.unwatch(it->first);
     it = threads_.erase(it);
@@ -825,7 +855,18 @@ void ProcessTarget::detach_now(Process& p) {
 
 Status ProcessTarget::detach_process(int pid) {
   Process* p = find_process(pid);
-  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  if (!p) {
+    // Ended while stopped (killed from outside), the debugger not told
+    // yet: nothing is left to detach from, and the exit is no news to a
+    // debugger that lets the process go (gdbserver says OK too).
+    for (auto it = orphan_events_.begin(); it != orphan_events_.end(); ++it) {
+      if (pid > 0 && it->thread.pid != pid) continue;
+      spdlog::info("detach from pid {}: it has ended already", it->thread.pid);
+      orphan_events_.erase(it);
+      return ok_status();
+    }
+    return make_error(3, "no such process " + std::to_string(pid));
+  }
   if (phase_ != Phase::Stopped) return make_error(16, "process is running");
   detach_now(*p);
   return ok_status();

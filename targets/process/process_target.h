@@ -71,6 +71,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
 
   // Signals reported to the debugger only if not in this set ("QPassSignals").
   void set_pass_signals(const std::set<int>& s) override { pass_signals_ = s; }
+  void set_program_signals(const std::set<int>& s) override { program_signals_ = s; }
 
  private:
   struct Thread {
@@ -116,6 +117,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void report(Thread& t, StopEvent ev);
   void stop_all_others();
   void maybe_finish_stop();
+  void maybe_no_resumed();
   void resume_thread(Thread& t, bool step, int sig);
   void open_mem(Process& p);
   void close_mem(Process& p);
@@ -143,6 +145,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> last_stop_;
   std::vector<StopEvent> orphan_events_;  // exits seen while stopped
   std::set<int> pass_signals_;
+  std::optional<std::set<int>> program_signals_;  // none: QProgramSignals not seen
+  int detach_signal(const Thread& t) const;
   ChildPolicy child_policy_;
   int next_index_ = 0;
   long trace_options() const;

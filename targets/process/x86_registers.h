@@ -63,12 +63,13 @@ class ThreadRegisters {
 struct DebugSlot {
   bool used = false;
   uint64_t addr = 0;
-  int type = 0;   // 1 hw exec breakpoint, 2 write, 3 read (x86 has no read-only: use access), 4 access
+  int type = 0;   // 1 hw exec breakpoint, 2 write, 4 access (3, read, is refused: x86 has no read-only watch)
   int len = 1;    // 1, 2, 4, 8
 };
 class DebugRegisterState {
  public:
-  // Finds a free slot; errors if none, or if len/alignment is not encodable.
+  // Finds a free slot; errors if none, or if len/alignment is not encodable;
+  // error 95 (not supported) for a read watchpoint (3).
   Status add(int type, uint64_t addr, int len);
   Status remove(int type, uint64_t addr, int len);
   Status apply(pid_t tid) const;                  // writes DR0-3 and DR7

@@ -75,6 +75,18 @@ class AttachTest(unittest.TestCase):
         self.assertNotIn("Remote connection closed", out)
         self.assert_released(stub)
 
+    def test_detach_after_killed_from_outside(self):
+        """The program dies (SIGKILL from elsewhere) while stopped: detach
+        still succeeds, as with gdbserver; nothing is left to release."""
+        stub = self.attach_stub()
+        out = harness.gdb_run(
+            [f"shell kill -9 {self.pid}", "shell sleep 0.5", "detach", "info inferiors"],
+            args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
+        self.assertIn(f"[Inferior 1 (process {self.pid}) detached]", out)
+        self.assertNotIn("Can't detach", out)
+        self.assertEqual(stub.wait(15), 0, stub.output())
+        self.assertTrue(harness.wait_gone(self.pid, 5))
+
     def test_disconnect_without_detach_releases(self):
         stub = self.attach_stub()
         out = harness.gdb_run(["break tick", "continue", "disconnect"],

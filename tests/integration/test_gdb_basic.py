@@ -158,6 +158,19 @@ class GdbBasic(harness.GdbTestCase):
         self.assertRegex(out, r"\[Inferior 1 \(process \d+\) exited normally\]")
         self.assertNotIn("Software watchpoint", out)
 
+    def test_read_watchpoint_ignores_writes(self):
+        # x86 can't watch reads only: dbgstub refuses Z3 as gdbserver does
+        # and gdb emulates it with an access watchpoint, reporting only
+        # accesses that leave the value alone. The write in compute() must
+        # not stop; the read in main() must.
+        out, _ = self.run_gdb(["break compute", "continue", "rwatch watched", "continue", "continue"])
+        self.assertNoErrors(out)
+        self.assertIn("Hardware read watchpoint 2: watched", out)
+        self.assertRegex(out, rf"Hardware read watchpoint 2: watched\n\nValue = 35\n"
+                              rf"(0x[0-9a-f]+ in )?main \(argc=1, argv=0x[0-9a-f]+\) at {SRC}:26\n")
+        self.assertNotRegex(out, r"compute \(n=5\) at \S*basic\.c:19")
+        self.assertRegex(out, r"\[Inferior 1 \(process \d+\) exited normally\]")
+
     def test_breakpoint_hit_many_times(self):
         out, _ = self.run_gdb(["break add", "continue", "continue 3", "info breakpoints", "p a",
                                "delete", "continue"])

@@ -58,6 +58,42 @@ class ExtendedRemoteTest(unittest.TestCase):
         self.assertEqual(stub.wait(15), 0, stub.output())
         self.assertTrue(harness.wait_gone(second, 5))
 
+    def test_run_in_a_second_inferior(self):
+        # A new inferior has no remote exec-file: gdb sends "vRun;" with no
+        # program, which runs the last program again (as gdbserver), and
+        # the first inferior's process stays.
+        stub = self.stub("--allow-run")
+        out = self.gdb(stub, [
+            "break add", "run", "add-inferior", "inferior 2", f"file {BASIC}", "run",
+            "info inferiors", "inferior 1", "finish", "kill inferiors 1 2", "monitor exit"])
+        self.assertIn("Breakpoint 1, add (a=0, b=5)", out)
+        self.assertRegex(out, r"Value returned is \$\d+ = 5\n")  # inferior 1 still there
+        self.assertRegex(out, r"hit Breakpoint 1\.2, add \(a=0, b=5\)")
+        first = re.search(r"(?m)^\s+1\s+process (\d+)", out)
+        second = re.search(r"(?m)^\*\s+2\s+process (\d+)", out)
+        self.assertTrue(first and second, out)
+        self.assertNotEqual(first.group(1), second.group(1))
+        self.assert_in_sync(out, stub)
+        self.assertEqual(stub.wait(15), 0, stub.output())
+
+    def test_hg_any_thread_keeps_the_current_one(self):
+        # gdb attaches in a second inferior, sends Hgp0.0 then qC: the
+        # answer must be the attached process (gdbserver keeps the current
+        # thread for "any"), not the first process's thread.
+        stub = self.stub("--allow-run", "--allow-attach")
+        c = harness.RspClient(stub.port)
+        self.addCleanup(c.close)
+        c.handshake()
+        c.request("!")
+        self.assertTrue(c.request("vRun;" + BASIC.encode().hex()).startswith("T"))
+        target = spawn("spin")  # after the run: a higher pid, listed second
+        self.addCleanup(harness.reap, target)
+        target.stdout.readline()
+        self.assertIn(f"thread:p{target.pid:x}.{target.pid:x};", c.request(f"vAttach;{target.pid:x}"))
+        self.assertEqual(c.request("Hgp0.0"), "OK")
+        self.assertEqual(c.request("qC"), f"QCp{target.pid:x}.{target.pid:x}")
+        c.request(f"D;{target.pid:x}")
+
     def test_run_with_arguments_exit_code(self):
         stub = self.stub("--allow-run")
         out = self.gdb(stub, ["run 3", "monitor exit"])

@@ -52,6 +52,42 @@ class GdbSignals(harness.GdbTestCase):
         self.assertTrue(any(GDB_SIGUSR1 in p.split(";") for p in passes), passes)
         self.assertNotRegex(log, rf"-> \$T{GDB_SIGUSR1}", "SIGUSR1 was reported although it is passed")
 
+    def test_detach_passes_the_reported_signal(self):
+        """As gdbserver, a detach hands the program the signal of the stop
+        gdb was told of: the handler runs after the detach."""
+        out, stub = self.run_gdb(["continue", "detach"])
+        self.assertIn("Program received signal SIGUSR1", out)
+        self.assertRegex(out, r"\[Inferior 1 \(process \d+\) detached\]")
+        self.assertTrue(eventually(lambda: "handled=" in stub.output(), 5), stub.output())
+        self.assertIn("handled=10", stub.output())
+
+    def test_detach_keeps_a_nopass_signal(self):
+        """... unless gdb said the program doesn't get it (QProgramSignals)."""
+        out, stub = self.run_gdb(["handle SIGUSR1 nopass", "continue", "detach"])
+        self.assertIn("Program received signal SIGUSR1", out)
+        self.assertRegex(out, r"\[Inferior 1 \(process \d+\) detached\]")
+        self.assertTrue(eventually(lambda: "handled=" in stub.output(), 5), stub.output())
+        self.assertIn("handled=0", stub.output())
+
+    def test_interrupt_while_stopped_stops_next_resume(self):
+        """A ^C that arrives while the program is stopped (it crossed a stop
+        reply) is not lost: as with gdbserver, the next resume stops with
+        SIGINT at once; the one after runs on (SIGINT is not delivered)."""
+        with Stub(*free_port_args(program("basic"))) as stub:
+            c = harness.RspClient(stub.port)
+            self.addCleanup(c.close)
+            c.handshake()
+            stop = c.request("?")
+            pc = re.search(r"10:([0-9a-f]+);", stop)
+            c.send_raw(b"\x03")
+            time.sleep(0.2)
+            reply = c.request("vCont;c")
+            self.assertTrue(reply.startswith("T02"), reply)
+            self.assertEqual(re.search(r"10:([0-9a-f]+);", reply).group(1), pc.group(1), "the program ran")
+            self.assertTrue(c.request("vCont;c").startswith("W00"))
+            c.close()
+            stub.wait()
+
     def test_signal_zero_suppresses(self):
         out, stub = self.run_gdb(["continue", "signal 0"])
         self.assertIn("Program received signal SIGUSR1", out)

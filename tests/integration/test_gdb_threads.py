@@ -102,5 +102,24 @@ class GdbThreads(harness.GdbTestCase):
         self.assertExitedNormally(out, stub, pid)
 
 
+class GdbNoResumed(harness.GdbTestCase):
+    def test_only_resumed_thread_exits(self):
+        """With scheduler-locking, the one thread resumed ends: gdb hears
+        "N" (no resumed thread left) instead of waiting forever, and the
+        program goes on when main is resumed."""
+        prog = program("thread_exit")
+        with Stub(*free_port_args(prog)) as stub:
+            pid = inferior_pid(stub)
+            out = self.gdb_or_fail(stub, [
+                "break worker_break", "continue", "set scheduler-locking on", "continue",
+                "info threads", "thread 1", "set scheduler-locking off", "continue"], prog, 20)
+            stub.wait()
+        self.assertIn("hit Breakpoint 1, worker_break ()", out)
+        self.assertIn("No unwaited-for children left.", out)
+        self.assertIn("The current thread <Thread ID 2> has terminated.", out)
+        self.assertIn(f"[Inferior 1 (process {pid}) exited normally]", out)
+        self.assertIn("thread_exit done", stub.output())
+
+
 if __name__ == "__main__":
     harness.main()

@@ -23,5 +23,5 @@ int main(int argc, char **argv) {
   int code = argc > 1 ? atoi(argv[1]) : 0;
   long r = compute(5);
   printf("compute=%ld buffer=%s\n", r, buffer);
-  return code;
+  return code + (int)(watched - r); /* reads watched: 0 */
 }

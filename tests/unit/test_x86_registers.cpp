@@ -305,6 +305,10 @@ TEST_CASE("debug register slot accounting and DR7 encoding") {
   DebugRegisterState dr;
   CHECK(!dr.add(1, 0x1000, 4).ok());   // exec breakpoints are length 1
   CHECK(!dr.add(5, 0x1000, 1).ok());   // unknown type
+  // x86 can't watch reads only: refused as unsupported (GDB then uses an
+  // access watchpoint), never programmed as an access one.
+  CHECK(dr.add(3, 0x1000, 4).error().code == 95);
+  CHECK(dr.empty());
   CHECK(!dr.add(2, 0x1000, 0).ok());
   // Unaligned 8 bytes at ...3: 1 + 4 + 2 + 1 -> four slots.
   REQUIRE(dr.add(2, 0x10003, 8).ok());
@@ -324,7 +328,7 @@ TEST_CASE("debug register slot accounting and DR7 encoding") {
   const uint64_t base = reinterpret_cast<uintptr_t>(&g_watched) & ~uint64_t{7};
   REQUIRE(dr.add(1, base, 1).ok());      // slot 0: exec
   REQUIRE(dr.add(2, base, 8).ok());      // slot 1: write, len 8
-  REQUIRE(dr.add(3, base, 2).ok());      // slot 2: read -> RW=11, len 2
+  REQUIRE(dr.add(4, base, 2).ok());      // slot 2: access, len 2
   REQUIRE(dr.add(4, base + 4, 4).ok());  // slot 3: access, len 4
   REQUIRE(dr.apply(c.pid).ok());
   errno = 0;
@@ -337,7 +341,7 @@ TEST_CASE("debug register slot accounting and DR7 encoding") {
   CHECK((dr7 & 0xff) == 0x55);                   // L0-L3
   CHECK(((dr7 >> 16) & 0xf) == 0x0);             // exec, len 1
   CHECK(((dr7 >> 20) & 0xf) == (0x1 | (0x2 << 2)));  // write, len 8
-  CHECK(((dr7 >> 24) & 0xf) == (0x3 | (0x1 << 2)));  // read/write, len 2
+  CHECK(((dr7 >> 24) & 0xf) == (0x3 | (0x1 << 2)));  // access, len 2
   CHECK(((dr7 >> 28) & 0xf) == (0x3 | (0x3 << 2)));  // read/write, len 4
   CHECK(peek(3) == base + 4);
   REQUIRE(DebugRegisterState{}.apply(c.pid).ok());  // clears DR7
