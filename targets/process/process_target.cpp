@@ -1024,7 +1024,16 @@ Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t a
   if (!p && exit_pending(pid)) return ok_status();
   if (!p) return make_error(3, "no such process");
   if (type == BreakpointType::Software) {
-    if (p->breakpoints.count(addr)) return ok_status();
+    if (auto it = p->breakpoints.find(addr); it != p->breakpoints.end()) {
+      // Already ours, but a vfork child shares its parent's memory: the
+      // other one's removal may have put the original byte back.
+      uint8_t now = 0;
+      uint8_t int3 = 0xCC;
+      if (p->mem_fd >= 0 && ::pread(p->mem_fd, &now, 1, static_cast<off_t>(addr)) == 1 && now != 0xCC &&
+          ::pwrite(p->mem_fd, &int3, 1, static_cast<off_t>(addr)) != 1)
+        return make_error(14, "cannot write a breakpoint");
+      return ok_status();
+    }
     uint8_t orig = 0;
     if (p->mem_fd < 0 || ::pread(p->mem_fd, &orig, 1, static_cast<off_t>(addr)) != 1)
       return make_error(14, "cannot read memory for a breakpoint");

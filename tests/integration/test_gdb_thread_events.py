@@ -1,0 +1,77 @@
+"""Events kept across stops in multi-threaded programs (tests/programs/
+thread_events.c): signals asked for in a resume that another thread's
+pending event answered, or for a thread stopped by PTRACE_INTERRUPT; a
+single-step overtaken by another thread's event; a leader that exited before
+the other threads; fork children not reported yet; breakpoints in a vfork
+child; the terminal given to the program."""
+import os
+import pty
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import RspClient, Stub, free_port_args, inferior_pid, program  # noqa: E402
+
+PROG = program("thread_events")
+
+
+def symbol(name):
+    out = subprocess.run(["nm", PROG], stdout=subprocess.PIPE, text=True, check=True).stdout
+    m = re.search(rf"^([0-9a-f]+) \w {name}$", out, re.M)
+    assert m, f"no symbol {name} in {PROG}"
+    return int(m.group(1), 16)
+
+
+def load_base(pid):
+    path = os.path.realpath(PROG)
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            if line.rstrip().endswith(path):
+                return int(line.split("-")[0], 16)
+    raise AssertionError(f"{path} is not mapped in {pid}")
+
+
+def stop_thread(reply):
+    m = re.search(r"thread:p([0-9a-f]+)\.([0-9a-f]+);", reply)
+    assert m, f"no thread in stop reply {reply!r}"
+    return int(m.group(2), 16)
+
+
+def return_from_hit(c, pid, reply):
+    """Makes the thread stopped at hit()'s breakpoint return from it (pc
+    from the return address on its stack, as gdb would step over it)."""
+    tid = stop_thread(reply)
+    sp = int.from_bytes(bytes.fromhex(re.search(r"07:([0-9a-f]{16})", reply).group(1)), "little")
+    ret = c.request("m%x,8" % sp)
+    assert c.request("Hgp%x.%x" % (pid, tid)) == "OK"
+    assert c.request("P10=" + ret) == "OK"
+    assert c.request("P7=" + (sp + 8).to_bytes(8, "little").hex()) == "OK"
+
+
+class ThreadEvents(harness.GdbTestCase):
+
+    def stub(self, *args):
+        stub = Stub(*free_port_args(PROG, *args))
+        self.addCleanup(harness.close_stub, stub)
+        return stub
+
+    def test_next_over_vfork_into_child(self):
+        # Following the child, "next" over vfork(): gdb takes its
+        # breakpoints out of the parent, then puts them (the step-resume
+        # one) into the child, which shares the parent's memory.
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "programs", "thread_events.c")
+        with open(src) as f:
+            line = next(n for n, text in enumerate(f, 1) if "pid_t c = vfork();" in text)
+        stub = self.stub("vfork")
+        out = self.gdb_or_fail(stub, ["set follow-fork-mode child", f"break {line}", "continue", "next",
+                                      "bt 1", "continue"], PROG, 20)
+        self.assertRegex(out, rf"#0  main \(.*\) at \S*thread_events\.c:{line + 1}\n")
+
+
+if __name__ == "__main__":
+    harness.main()
