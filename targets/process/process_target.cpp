@@ -44,6 +44,7 @@ void poke_pc(pid_t tid, uint64_t pc) {
 ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events) {}
 
 ProcessTarget::~ProcessTarget() {
+  take_back_terminal(tty_owner_);
   for (auto& [tid, t] : threads_) events_.unwatch(tid);
   for (auto& [pid, p] : procs_) close_mem(p);
 }
@@ -108,8 +109,10 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGPIPE, SIG_DFL);
-    // Own process group: a Ctrl-C typed at dbgstub's terminal is for
-    // dbgstub, not for the program (as gdbserver does).
+    ::signal(SIGTTOU, SIG_DFL);  // ignored by dbgstub once it gave its terminal away
+    ::signal(SIGTTIN, SIG_DFL);
+    // Own process group (as gdbserver does); give_terminal makes it the
+    // foreground one when dbgstub's stdin is its terminal.
     ::setpgid(0, 0);
     if (spec.disable_aslr) ::personality(ADDR_NO_RANDOMIZE);
     if (spec.redirect_stdio) {
@@ -137,6 +140,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   p.origin = ProcessInfo::Origin::Created;
   procs_[pid] = std::move(p);
   add_thread(pid, pid, false);
+  if (!spec.redirect_stdio) give_terminal(pid);
   ::close(gate[1]);  // let the child exec
   phase_ = Phase::Running;
   reporting_.reset();
@@ -185,6 +189,33 @@ Status ProcessTarget::attach(int pid) {
   reporting_.reset();
   spdlog::info("attached to pid {}", pid);
   return ok_status();
+}
+
+// The program reads and writes the terminal on our stdin as gdbserver's
+// does: its process group becomes the foreground one (else reading it
+// stops the program with SIGTTIN), and ours again when it ends. Only if
+// that terminal is ours (we are its foreground group) and not lent out.
+void ProcessTarget::give_terminal(pid_t pid) {
+  if (tty_owner_ || !::isatty(0)) return;
+  pid_t fg = ::tcgetpgrp(0);
+  if (fg < 0 || fg != ::getpgrp()) return;
+  // In the background now, dbgstub itself must not be stopped by the
+  // terminal (writing its log, taking the terminal back).
+  ::signal(SIGTTOU, SIG_IGN);
+  ::signal(SIGTTIN, SIG_IGN);
+  ::setpgid(pid, pid);  // the child does it too, but maybe not yet
+  if (::tcsetpgrp(0, pid) != 0) {
+    spdlog::debug("tcsetpgrp: {}", std::strerror(errno));
+    return;
+  }
+  tty_owner_ = pid;
+  tty_saved_pgrp_ = fg;
+}
+
+void ProcessTarget::take_back_terminal(pid_t pid) {
+  if (!tty_owner_ || pid != tty_owner_) return;
+  tty_owner_ = 0;
+  if (::tcsetpgrp(0, tty_saved_pgrp_) != 0) spdlog::debug("tcsetpgrp: {}", std::strerror(errno));
 }
 
 void ProcessTarget::add_thread(pid_t pid, pid_t tid, bool fresh) {
@@ -508,6 +539,7 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   forget_threads(pid);
   close_mem(p);
   procs_.erase(it);
+  take_back_terminal(pid);
   if (silent) {
     spdlog::info("process {} killed", pid);
     maybe_finish_stop();

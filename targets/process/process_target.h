@@ -123,6 +123,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Thread* find_thread(ThreadRef t);
   Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
   bool pending_still_valid(Thread& t);
+  void give_terminal(pid_t pid);
+  void take_back_terminal(pid_t pid);
   void detach_now(Process& p);
   bool deliver_fatal_signal(Process& p);
   bool runs_free(const Thread& t) const;
@@ -145,6 +147,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::set<int> pass_signals_;
   ChildPolicy child_policy_;
   int next_index_ = 0;
+  // The terminal on our stdin, made the launched program's while it lives
+  // (as gdbserver's post_fork_inferior); tty_owner_ is its pid, 0 if none.
+  pid_t tty_owner_ = 0;
+  pid_t tty_saved_pgrp_ = -1;
   long trace_options() const;
   void on_fork(Thread& t, int event);
 };

@@ -72,6 +72,46 @@ class ThreadEvents(harness.GdbTestCase):
                                       "bt 1", "continue"], PROG, 20)
         self.assertRegex(out, rf"#0  main \(.*\) at \S*thread_events\.c:{line + 1}\n")
 
+    def test_program_reads_the_terminal(self):
+        # dbgstub runs on a terminal (its controlling one, as when started
+        # from a shell); the program it starts reads that terminal.
+        master, slave = pty.openpty()
+
+        def take_terminal():
+            import fcntl
+            import termios
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        proc = subprocess.Popen([harness.DBGSTUB, "127.0.0.1:0", PROG, "read"], stdin=slave, stdout=slave,
+                                stderr=slave, start_new_session=True, preexec_fn=take_terminal)
+        os.close(slave)
+        self.addCleanup(os.close, master)
+        out = b""
+
+        def read_until(pattern, timeout=20):
+            nonlocal out
+            deadline = time.time() + timeout
+            while not re.search(pattern, out) and time.time() < deadline:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                out += chunk
+            return re.search(pattern, out)
+
+        try:
+            m = read_until(rb"Listening on port (\d+)")
+            self.assertTrue(m, out)
+            port = int(m.group(1))
+            os.write(master, b"hello\n")
+            g = harness.gdb(["continue"], port=port, file=PROG, timeout=20)
+            self.assertIn("exited normally", g)
+            self.assertTrue(read_until(rb"read: hello"), out)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(10)
+
 
 if __name__ == "__main__":
     harness.main()
