@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +273,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   t.regs.reset();
   int sig = WSTOPSIG(status);
   int event = status >> 16;
+  t.signal_stop = event == 0;
   Process& p = procs_[t.pid];
 
   if (p.launching) {
@@ -302,6 +304,19 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     return;
   }
   // Signal-delivery-stop.
+  if (auto inj = t.injected.find(sig); inj != t.injected.end()) {
+    // A signal the debugger asked us to deliver (resume_thread): pass it
+    // on now, or at the thread's next resume if a stop-all caught it here.
+    t.injected.erase(inj);
+    t.stop_wanted = false;
+    if (phase_ == Phase::Running || runs_free(t)) {
+      resume_thread(t, t.stepping, sig);
+    } else {
+      t.queued_signals.insert(t.queued_signals.begin(), sig);
+    }
+    maybe_finish_stop();
+    return;
+  }
   if (sig == SIGTRAP) {
     StopEvent ev = classify_sigtrap(t);
     if (ev.reason == StopEvent::Reason::Spurious) {
@@ -514,7 +529,16 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
       return ev;
     }
   }
-  if (t.stepping) ev.reason = StopEvent::Reason::Step;
+  if (t.stepping) {
+    ev.reason = StopEvent::Reason::Step;
+    t.step_unfinished = false;
+  } else if (t.step_unfinished && si.si_code == TRAP_TRACE) {
+    // The trap of a step that a stop-all overtook (the PTRACE_INTERRUPT
+    // stop comes before a queued SIGTRAP), delivered after the debugger
+    // continued the thread instead: that step is no longer wanted.
+    t.step_unfinished = false;
+    ev.reason = StopEvent::Reason::Spurious;
+  }
   return ev;
 }
 
@@ -670,15 +694,38 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   t.regs.reset();
   t.stop_signal = 0;
   t.stepping = step;
-  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0) {
+  if (step) t.step_unfinished = true;
+  // Signals kept from a resume answered by another thread's pending event
+  // go first, then this one. Only a signal-delivery-stop delivers the
+  // signal given to PTRACE_CONT; from any other stop (PTRACE_INTERRUPT,
+  // ptrace events) the kernel drops it, so send those with tgkill: the
+  // thread then stops for them and on_status passes them on unreported.
+  std::vector<int> sigs = std::move(t.queued_signals);
+  t.queued_signals.clear();
+  if (sig) sigs.push_back(sig);
+  std::size_t first = 0;
+  long data = 0;
+  if (t.signal_stop && !sigs.empty()) data = sigs[first++];
+  for (std::size_t i = first; i < sigs.size(); ++i) {
+    if (::syscall(SYS_tgkill, t.pid, t.tid, sigs[i]) == 0) t.injected.insert(sigs[i]);
+  }
+  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
     t.stopped = false;
+    t.signal_stop = false;
   } else {
     spdlog::debug("resume of thread {} failed: {}", t.tid, std::strerror(errno));
   }
 }
 
-bool ProcessTarget::pending_still_valid(Thread& t) {
+bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
   if (!t.pending) return false;
+  if (t.pending->reason == StopEvent::Reason::Step && a.kind == ResumeAction::Kind::Continue) {
+    // The step the debugger asked for was overtaken by another thread's
+    // event; now it continues the thread: that step is no longer wanted
+    // (gdbserver drops it too), and reporting it would read as a SIGTRAP.
+    t.pending.reset();
+    return false;
+  }
   if (t.pending->reason == StopEvent::Reason::SwBreak) {
     // The debugger may have removed the breakpoint since: then the thread
     // just runs the original instruction (pc was already moved back).
@@ -735,9 +782,13 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     return make_error(22, "no thread to resume");
   }
   for (auto& pl : plan) {
-    if (pending_still_valid(*pl.t)) {
+    if (pending_still_valid(*pl.t, *pl.a)) {
       StopEvent ev = *pl.t->pending;
       pl.t->pending.reset();
+      // Nothing is resumed: the signals asked for wait for each thread's
+      // next resume (as gdbserver's pending_signals), not lost.
+      for (auto& other : plan)
+        if (other.a->signal) other.t->queued_signals.push_back(other.a->signal);
       post_stop(ev);
       return ok_status();
     }

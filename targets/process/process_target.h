@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "targets/process/child_events.h"
 #include "targets/process/x86_registers.h"
@@ -79,7 +80,11 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool stop_wanted = false;   // PTRACE_INTERRUPT sent, stop not seen yet
     bool fresh = false;         // clone child before its first stop
     bool stepping = false;
+    bool step_unfinished = false;  // single-stepped, its trap not seen yet
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
+    bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
+    std::vector<int> queued_signals;  // asked for by the debugger, not delivered yet
+    std::multiset<int> injected;      // sent with tgkill: their stops are ours, not news
     std::optional<StopEvent> pending;  // seen during a stop-all, not reported yet
     std::optional<x86::ThreadRegisters> regs;  // cache, valid while stopped
   };
@@ -122,7 +127,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Process* find_process(int pid);
   Thread* find_thread(ThreadRef t);
   Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
-  bool pending_still_valid(Thread& t);
+  bool pending_still_valid(Thread& t, const ResumeAction& a);
   void give_terminal(pid_t pid);
   void take_back_terminal(pid_t pid);
   void detach_now(Process& p);

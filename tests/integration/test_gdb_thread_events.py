@@ -60,6 +60,79 @@ class ThreadEvents(harness.GdbTestCase):
         self.addCleanup(harness.close_stub, stub)
         return stub
 
+    def test_signal_to_thread_stopped_by_interrupt(self):
+        # Thread 1 sits in the stop dbgstub made with PTRACE_INTERRUPT
+        # (worker 2 hit the breakpoint): the kernel ignores a signal given
+        # to PTRACE_CONT there, so it must be sent some other way.
+        stub = self.stub()
+        out = self.gdb_or_fail(stub, ["break worker_stop", "continue", "thread 1", "signal SIGUSR1",
+                                      "continue"], PROG, 30)
+        self.assertIn("hit Breakpoint 1, worker_stop", out)
+        self.assertEqual(stub.wait(), 0)
+        self.assertIn("usr1 1 by main", stub.output(), out)
+
+    def spin_client(self, mode):
+        stub = self.stub(mode)
+        pid = inferior_pid(stub)
+        c = RspClient(stub.port)
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # many small exchanges
+        self.addCleanup(c.close)
+        c.handshake()
+        c.request("?")
+        base = load_base(pid)
+        self.assertEqual(c.request("Z0,%x,1" % (base + symbol("hit"))), "OK")
+        return stub, pid, base, c
+
+    def test_step_overtaken_and_signal_kept(self):
+        # B loops on a breakpoint; A spins. "step A, continue B" ends with
+        # one of the two events pending. A step of A still pending when A
+        # is then continued must be dropped (else gdb sees a SIGTRAP), and a
+        # signal for A given while B's breakpoint is pending must reach A.
+        stub, pid, base, c = self.spin_client("spin")
+        first = c.request("vCont;c")
+        self.assertIn("swbreak", first)
+        b = stop_thread(first)
+        tids = [int(t, 16) for t in re.findall(r"p[0-9a-f]+\.([0-9a-f]+)", c.request("qfThreadInfo"))]
+        a = [t for t in tids if t not in (pid, b)][0]
+        step_first, break_first, sent = 0, 0, 0
+        return_from_hit(c, pid, first)
+        for _ in range(1000):
+            r = c.request("vCont;s:p%x.%x;c" % (pid, a))
+            if stop_thread(r) == a:
+                self.assertNotIn("swbreak", r)
+                step_first += 1
+                # B's breakpoint may be pending: then it answers this
+                # resume, and the signal waits for A's next resume. (Only
+                # when A has handled the last one: a second SIGUSR1 while
+                # one is blocked or pending would merge with it.)
+                handled = c.request("m%x,4" % (base + symbol("usr1_count")))
+                if int.from_bytes(bytes.fromhex(handled), "little") == sent:
+                    r = c.request("vCont;C1e:p%x.%x;c" % (pid, a))
+                    sent += 1
+                else:
+                    r = c.request("vCont;c")
+            else:
+                break_first += 1
+            self.assertEqual(stop_thread(r), b, r)
+            self.assertIn("swbreak", r)
+            return_from_hit(c, pid, r)
+            r = c.request("vCont;c")
+            self.assertIn("swbreak", r, "a stale step reported for a continued thread")
+            self.assertEqual(stop_thread(r), b, r)
+            return_from_hit(c, pid, r)
+            if step_first >= 5 and break_first >= 5:
+                break
+        self.assertGreater(step_first, 0)
+        self.assertGreater(break_first, 0)
+        # Let A run its handlers, then count.
+        self.assertEqual(c.request("z0,%x,1" % (base + symbol("hit"))), "OK")
+        c.send("vCont;c")
+        time.sleep(0.3)
+        c.send_raw(b"\x03")
+        c.read_packet()
+        count = c.request("m%x,4" % (base + symbol("usr1_count")))
+        self.assertEqual(int.from_bytes(bytes.fromhex(count), "little"), sent)
+
     def test_next_over_vfork_into_child(self):
         # Following the child, "next" over vfork(): gdb takes its
         # breakpoints out of the parent, then puts them (the step-resume
