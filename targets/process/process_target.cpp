@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <asio/post.hpp>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -42,7 +43,7 @@ void poke_pc(pid_t tid, uint64_t pc) {
 
 }  // namespace
 
-ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events) {}
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {}
 
 ProcessTarget::~ProcessTarget() {
   take_back_terminal(tty_owner_);
@@ -270,6 +271,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   }
   if (!WIFSTOPPED(status)) return;
   t.stopped = true;
+  t.zombie = false;
   t.regs.reset();
   int sig = WSTOPSIG(status);
   int event = status >> 16;
@@ -634,15 +636,34 @@ void ProcessTarget::report(Thread& t, StopEvent ev) {
 
 void ProcessTarget::stop_all_others() {
   for (auto& [tid, t] : threads_) {
-    if (t.stopped || t.fresh || t.stop_wanted || runs_free(t)) continue;
+    if (t.stopped || t.fresh || t.stop_wanted || runs_free(t) || leader_zombie(t)) continue;
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) t.stop_wanted = true;
   }
 }
 
 void ProcessTarget::maybe_finish_stop() {
   if (phase_ != Phase::Stopping) return;
-  for (auto& [tid, t] : threads_)
-    if (!t.stopped && !runs_free(t)) return;
+  bool leader_busy = false;
+  for (auto& [tid, t] : threads_) {
+    if (t.stopped || runs_free(t)) continue;
+    if (tid != t.pid) return;
+    if (!leader_zombie(t)) leader_busy = true;
+  }
+  if (leader_busy) {
+    // A leader that exits while its other threads live on becomes a zombie
+    // and never stops (gdb's check_zombie_leaders): nothing tells us when,
+    // so look again shortly.
+    if (!finish_retry_) {
+      finish_retry_ = true;
+      retry_timer_.expires_after(std::chrono::milliseconds(20));
+      retry_timer_.async_wait([this](const asio::error_code& ec) {
+        if (ec) return;  // cancelled: the target is going away
+        finish_retry_ = false;
+        maybe_finish_stop();
+      });
+    }
+    return;
+  }
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
@@ -717,6 +738,33 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   }
 }
 
+// A thread-group leader that has exited while other threads run on: a
+// zombie until the last one ends, when its exit status comes. It never
+// stops again, so it counts as stopped and is no longer listed.
+bool ProcessTarget::leader_zombie(Thread& t) {
+  if (t.tid != t.pid || t.stopped) return false;
+  if (t.zombie) return true;
+  std::string path = "/proc/" + std::to_string(t.pid) + "/task/" + std::to_string(t.tid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char buf[512];
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  if (close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X')) {
+    bool others = false;
+    for (auto& [tid, o] : threads_)
+      if (o.pid == t.pid && tid != t.tid) others = true;
+    if (others) {
+      spdlog::debug("leader {} is a zombie", t.tid);
+      t.zombie = true;
+      t.stop_wanted = false;
+    }
+  }
+  return t.zombie;
+}
+
 bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
   if (!t.pending) return false;
   if (t.pending->reason == StopEvent::Reason::Step && a.kind == ResumeAction::Kind::Continue) {
@@ -767,6 +815,7 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
       }
     }
     if (procs_[t.pid].kill_requested || procs_[t.pid].hidden) continue;  // dying, or running free
+    if (t.zombie || unreported_child(t.pid)) continue;  // gone, or not known to the debugger yet
     if (chosen && chosen->kind != ResumeAction::Kind::Stop) plan.push_back({&t, chosen});
   }
   if (plan.empty()) {
@@ -844,6 +893,7 @@ Status ProcessTarget::interrupt() {
 Status ProcessTarget::kill_process(int pid, const KillOptions& how) {
   Process* p = find_process(pid);
   if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  drop_unreported_children(p->pid, true);
   p->kill_requested = true;
   p->kill_reported = how.report_exit;
   pid = p->pid;
@@ -910,6 +960,7 @@ Status ProcessTarget::detach_process(int pid) {
   Process* p = find_process(pid);
   if (!p) return make_error(3, "no such process " + std::to_string(pid));
   if (phase_ != Phase::Stopped) return make_error(16, "process is running");
+  drop_unreported_children(p->pid, false);
   detach_now(*p);
   return ok_status();
 }
@@ -987,7 +1038,8 @@ std::vector<ThreadRef> ProcessTarget::threads() const {
   std::vector<ThreadRef> out;
   for (auto& [tid, t] : threads_) {
     auto p = procs_.find(t.pid);
-    if (p == procs_.end() || p->second.kill_requested || p->second.launching || p->second.hidden || t.fresh)
+    if (p == procs_.end() || p->second.kill_requested || p->second.launching || p->second.hidden || t.fresh ||
+        t.zombie || unreported_child(t.pid))
       continue;
     out.push_back({t.pid, tid});
   }
@@ -1000,7 +1052,43 @@ std::string ProcessTarget::thread_name(ThreadRef t) const { return procdocs::thr
 
 bool ProcessTarget::thread_alive(ThreadRef r) const {
   auto it = threads_.find(r.tid);
-  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid) && !runs_free(it->second);
+  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid) && !runs_free(it->second) &&
+         !it->second.zombie && !unreported_child(it->second.pid);
+}
+
+// A child whose fork/vfork event is still pending with its parent: the
+// debugger doesn't know it yet, so it is not listed (gdbserver's
+// thread_pending_parent), not resumed, and goes with its parent.
+bool ProcessTarget::unreported_child(pid_t pid) const {
+  auto is_fork = [pid](const std::optional<StopEvent>& ev) {
+    return ev && (ev->reason == StopEvent::Reason::Fork || ev->reason == StopEvent::Reason::VFork) &&
+           ev->child.pid == pid;
+  };
+  if (is_fork(reporting_)) return true;
+  for (auto& [tid, t] : threads_)
+    if (is_fork(t.pending)) return true;
+  return false;
+}
+
+void ProcessTarget::drop_unreported_children(pid_t parent, bool kill) {
+  std::vector<pid_t> children;
+  for (auto& [tid, t] : threads_)
+    if (t.pid == parent && t.pending &&
+        (t.pending->reason == StopEvent::Reason::Fork || t.pending->reason == StopEvent::Reason::VFork)) {
+      children.push_back(t.pending->child.pid);
+      t.pending.reset();
+    }
+  for (pid_t c : children) {
+    auto it = procs_.find(c);
+    if (it == procs_.end()) continue;
+    if (kill) {
+      it->second.kill_requested = true;
+      it->second.kill_reported = false;
+      ::kill(c, SIGKILL);
+    } else {
+      detach_now(it->second);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

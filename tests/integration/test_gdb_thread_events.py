@@ -133,6 +133,37 @@ class ThreadEvents(harness.GdbTestCase):
         count = c.request("m%x,4" % (base + symbol("usr1_count")))
         self.assertEqual(int.from_bytes(bytes.fromhex(count), "little"), sent)
 
+    def test_unreported_fork_child_not_listed(self):
+        # B loops on a breakpoint while A forks: a fork that happens during
+        # the stop of B's breakpoint is pending; its child is not listed
+        # until the fork event is reported.
+        stub, pid, base, c = self.spin_client("fork")
+        c.request("qSupported:multiprocess+;swbreak+;fork-events+;vfork-events+")
+        self.assertEqual(c.request("QPassSignals:11"), "OK")  # SIGCHLD
+        forks = 0
+        for _ in range(200):
+            r = c.request("vCont;c")
+            if "fork:" in r:
+                forks += 1
+                child = int(re.search(r"fork:p([0-9a-f]+)\.", r).group(1), 16)
+                self.assertEqual(c.request("D;%x" % child), "OK")
+                continue
+            self.assertRegex(r, r"^T(05|14)")  # the breakpoint, or a SIGCHLD
+            listed = re.findall(r"p([0-9a-f]+)\.[0-9a-f]+", c.request("qfThreadInfo"))
+            self.assertEqual({int(p, 16) for p in listed}, {pid}, "a child of an unreported fork is listed")
+            if forks >= 20:
+                break
+        self.assertGreater(forks, 0)
+
+    def test_stop_after_leader_exited(self):
+        # main called pthread_exit: a zombie that never stops; the stop of
+        # the worker's breakpoint must not wait for it.
+        stub = self.stub("leader")
+        out = self.gdb_or_fail(stub, ["break worker_stop", "continue", "continue"], PROG, 20)
+        self.assertIn("hit Breakpoint 1, worker_stop", out)
+        self.assertIn("exited normally", out)
+        self.assertIn("worker done", stub.output())
+
     def test_next_over_vfork_into_child(self):
         # Following the child, "next" over vfork(): gdb takes its
         # breakpoints out of the parent, then puts them (the step-resume
