@@ -5,11 +5,13 @@
 #include <spdlog/spdlog.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <asio/post.hpp>
+#include <chrono>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -41,9 +43,10 @@ void poke_pc(pid_t tid, uint64_t pc) {
 
 }  // namespace
 
-ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events) {}
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {}
 
 ProcessTarget::~ProcessTarget() {
+  take_back_terminal(tty_owner_);
   for (auto& [tid, t] : threads_) events_.unwatch(tid);
   for (auto& [pid, p] : procs_) close_mem(p);
 }
@@ -108,8 +111,10 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     ::signal(SIGINT, SIG_DFL);
     ::signal(SIGTERM, SIG_DFL);
     ::signal(SIGPIPE, SIG_DFL);
-    // Own process group: a Ctrl-C typed at dbgstub's terminal is for
-    // dbgstub, not for the program (as gdbserver does).
+    ::signal(SIGTTOU, SIG_DFL);  // ignored by dbgstub once it gave its terminal away
+    ::signal(SIGTTIN, SIG_DFL);
+    // Own process group (as gdbserver does); give_terminal makes it the
+    // foreground one when dbgstub's stdin is its terminal.
     ::setpgid(0, 0);
     if (spec.disable_aslr) ::personality(ADDR_NO_RANDOMIZE);
     if (spec.redirect_stdio) {
@@ -137,6 +142,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   p.origin = ProcessInfo::Origin::Created;
   procs_[pid] = std::move(p);
   add_thread(pid, pid, false);
+  if (!spec.redirect_stdio) give_terminal(pid);
   ::close(gate[1]);  // let the child exec
   phase_ = Phase::Running;
   reporting_.reset();
@@ -185,6 +191,33 @@ Status ProcessTarget::attach(int pid) {
   reporting_.reset();
   spdlog::info("attached to pid {}", pid);
   return ok_status();
+}
+
+// The program reads and writes the terminal on our stdin as gdbserver's
+// does: its process group becomes the foreground one (else reading it
+// stops the program with SIGTTIN), and ours again when it ends. Only if
+// that terminal is ours (we are its foreground group) and not lent out.
+void ProcessTarget::give_terminal(pid_t pid) {
+  if (tty_owner_ || !::isatty(0)) return;
+  pid_t fg = ::tcgetpgrp(0);
+  if (fg < 0 || fg != ::getpgrp()) return;
+  // In the background now, dbgstub itself must not be stopped by the
+  // terminal (writing its log, taking the terminal back).
+  ::signal(SIGTTOU, SIG_IGN);
+  ::signal(SIGTTIN, SIG_IGN);
+  ::setpgid(pid, pid);  // the child does it too, but maybe not yet
+  if (::tcsetpgrp(0, pid) != 0) {
+    spdlog::debug("tcsetpgrp: {}", std::strerror(errno));
+    return;
+  }
+  tty_owner_ = pid;
+  tty_saved_pgrp_ = fg;
+}
+
+void ProcessTarget::take_back_terminal(pid_t pid) {
+  if (!tty_owner_ || pid != tty_owner_) return;
+  tty_owner_ = 0;
+  if (::tcsetpgrp(0, tty_saved_pgrp_) != 0) spdlog::debug("tcsetpgrp: {}", std::strerror(errno));
 }
 
 void ProcessTarget::add_thread(pid_t pid, pid_t tid, bool fresh) {
@@ -238,9 +271,11 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   }
   if (!WIFSTOPPED(status)) return;
   t.stopped = true;
+  t.zombie = false;
   t.regs.reset();
   int sig = WSTOPSIG(status);
   int event = status >> 16;
+  t.signal_stop = event == 0;
   Process& p = procs_[t.pid];
 
   if (p.launching) {
@@ -271,6 +306,19 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     return;
   }
   // Signal-delivery-stop.
+  if (auto inj = t.injected.find(sig); inj != t.injected.end()) {
+    // A signal the debugger asked us to deliver (resume_thread): pass it
+    // on now, or at the thread's next resume if a stop-all caught it here.
+    t.injected.erase(inj);
+    t.stop_wanted = false;
+    if (phase_ == Phase::Running || runs_free(t)) {
+      resume_thread(t, t.stepping, sig);
+    } else {
+      t.queued_signals.insert(t.queued_signals.begin(), sig);
+    }
+    maybe_finish_stop();
+    return;
+  }
   if (sig == SIGTRAP) {
     StopEvent ev = classify_sigtrap(t);
     if (ev.reason == StopEvent::Reason::Spurious) {
@@ -483,7 +531,16 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
       return ev;
     }
   }
-  if (t.stepping) ev.reason = StopEvent::Reason::Step;
+  if (t.stepping) {
+    ev.reason = StopEvent::Reason::Step;
+    t.step_unfinished = false;
+  } else if (t.step_unfinished && si.si_code == TRAP_TRACE) {
+    // The trap of a step that a stop-all overtook (the PTRACE_INTERRUPT
+    // stop comes before a queued SIGTRAP), delivered after the debugger
+    // continued the thread instead: that step is no longer wanted.
+    t.step_unfinished = false;
+    ev.reason = StopEvent::Reason::Spurious;
+  }
   return ev;
 }
 
@@ -525,6 +582,7 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   forget_threads(pid);
   close_mem(p);
   procs_.erase(it);
+  take_back_terminal(pid);
   if (silent) {
     spdlog::info("process {} killed", pid);
     maybe_finish_stop();
@@ -595,15 +653,34 @@ void ProcessTarget::report(Thread& t, StopEvent ev) {
 
 void ProcessTarget::stop_all_others() {
   for (auto& [tid, t] : threads_) {
-    if (t.stopped || t.fresh || t.stop_wanted || runs_free(t)) continue;
+    if (t.stopped || t.fresh || t.stop_wanted || runs_free(t) || leader_zombie(t)) continue;
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) t.stop_wanted = true;
   }
 }
 
 void ProcessTarget::maybe_finish_stop() {
   if (phase_ != Phase::Stopping) return;
-  for (auto& [tid, t] : threads_)
-    if (!t.stopped && !runs_free(t)) return;
+  bool leader_busy = false;
+  for (auto& [tid, t] : threads_) {
+    if (t.stopped || runs_free(t)) continue;
+    if (tid != t.pid) return;
+    if (!leader_zombie(t)) leader_busy = true;
+  }
+  if (leader_busy) {
+    // A leader that exits while its other threads live on becomes a zombie
+    // and never stops (gdb's check_zombie_leaders): nothing tells us when,
+    // so look again shortly.
+    if (!finish_retry_) {
+      finish_retry_ = true;
+      retry_timer_.expires_after(std::chrono::milliseconds(20));
+      retry_timer_.async_wait([this](const asio::error_code& ec) {
+        if (ec) return;  // cancelled: the target is going away
+        finish_retry_ = false;
+        maybe_finish_stop();
+      });
+    }
+    return;
+  }
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
@@ -655,15 +732,65 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   t.regs.reset();
   t.stop_signal = 0;
   t.stepping = step;
-  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig))) == 0) {
+  if (step) t.step_unfinished = true;
+  // Signals kept from a resume answered by another thread's pending event
+  // go first, then this one. Only a signal-delivery-stop delivers the
+  // signal given to PTRACE_CONT; from any other stop (PTRACE_INTERRUPT,
+  // ptrace events) the kernel drops it, so send those with tgkill: the
+  // thread then stops for them and on_status passes them on unreported.
+  std::vector<int> sigs = std::move(t.queued_signals);
+  t.queued_signals.clear();
+  if (sig) sigs.push_back(sig);
+  std::size_t first = 0;
+  long data = 0;
+  if (t.signal_stop && !sigs.empty()) data = sigs[first++];
+  for (std::size_t i = first; i < sigs.size(); ++i) {
+    if (::syscall(SYS_tgkill, t.pid, t.tid, sigs[i]) == 0) t.injected.insert(sigs[i]);
+  }
+  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
     t.stopped = false;
+    t.signal_stop = false;
   } else {
     spdlog::debug("resume of thread {} failed: {}", t.tid, std::strerror(errno));
   }
 }
 
-bool ProcessTarget::pending_still_valid(Thread& t) {
+// A thread-group leader that has exited while other threads run on: a
+// zombie until the last one ends, when its exit status comes. It never
+// stops again, so it counts as stopped and is no longer listed.
+bool ProcessTarget::leader_zombie(Thread& t) {
+  if (t.tid != t.pid || t.stopped) return false;
+  if (t.zombie) return true;
+  std::string path = "/proc/" + std::to_string(t.pid) + "/task/" + std::to_string(t.tid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char buf[512];
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  if (close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X')) {
+    bool others = false;
+    for (auto& [tid, o] : threads_)
+      if (o.pid == t.pid && tid != t.tid) others = true;
+    if (others) {
+      spdlog::debug("leader {} is a zombie", t.tid);
+      t.zombie = true;
+      t.stop_wanted = false;
+    }
+  }
+  return t.zombie;
+}
+
+bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
   if (!t.pending) return false;
+  if (t.pending->reason == StopEvent::Reason::Step && a.kind == ResumeAction::Kind::Continue) {
+    // The step the debugger asked for was overtaken by another thread's
+    // event; now it continues the thread: that step is no longer wanted
+    // (gdbserver drops it too), and reporting it would read as a SIGTRAP.
+    t.pending.reset();
+    return false;
+  }
   if (t.pending->reason == StopEvent::Reason::SwBreak) {
     // The debugger may have removed the breakpoint since: then the thread
     // just runs the original instruction (pc was already moved back).
@@ -705,6 +832,7 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
       }
     }
     if (procs_[t.pid].kill_requested || procs_[t.pid].hidden) continue;  // dying, or running free
+    if (t.zombie || unreported_child(t.pid)) continue;  // gone, or not known to the debugger yet
     if (chosen && chosen->kind != ResumeAction::Kind::Stop) plan.push_back({&t, chosen});
   }
   if (plan.empty()) {
@@ -720,9 +848,13 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     return make_error(22, "no thread to resume");
   }
   for (auto& pl : plan) {
-    if (pending_still_valid(*pl.t)) {
+    if (pending_still_valid(*pl.t, *pl.a)) {
       StopEvent ev = *pl.t->pending;
       pl.t->pending.reset();
+      // Nothing is resumed: the signals asked for wait for each thread's
+      // next resume (as gdbserver's pending_signals), not lost.
+      for (auto& other : plan)
+        if (other.a->signal) other.t->queued_signals.push_back(other.a->signal);
       post_stop(ev);
       return ok_status();
     }
@@ -778,6 +910,7 @@ Status ProcessTarget::interrupt() {
 Status ProcessTarget::kill_process(int pid, const KillOptions& how) {
   Process* p = find_process(pid);
   if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  drop_unreported_children(p->pid, true);
   p->kill_requested = true;
   p->kill_reported = how.report_exit;
   pid = p->pid;
@@ -868,6 +1001,7 @@ Status ProcessTarget::detach_process(int pid) {
     return make_error(3, "no such process " + std::to_string(pid));
   }
   if (phase_ != Phase::Stopped) return make_error(16, "process is running");
+  drop_unreported_children(p->pid, false);
   detach_now(*p);
   return ok_status();
 }
@@ -945,7 +1079,8 @@ std::vector<ThreadRef> ProcessTarget::threads() const {
   std::vector<ThreadRef> out;
   for (auto& [tid, t] : threads_) {
     auto p = procs_.find(t.pid);
-    if (p == procs_.end() || p->second.kill_requested || p->second.launching || p->second.hidden || t.fresh)
+    if (p == procs_.end() || p->second.kill_requested || p->second.launching || p->second.hidden || t.fresh ||
+        t.zombie || unreported_child(t.pid))
       continue;
     out.push_back({t.pid, tid});
   }
@@ -958,7 +1093,43 @@ std::string ProcessTarget::thread_name(ThreadRef t) const { return procdocs::thr
 
 bool ProcessTarget::thread_alive(ThreadRef r) const {
   auto it = threads_.find(r.tid);
-  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid) && !runs_free(it->second);
+  return it != threads_.end() && (r.pid <= 0 || it->second.pid == r.pid) && !runs_free(it->second) &&
+         !it->second.zombie && !unreported_child(it->second.pid);
+}
+
+// A child whose fork/vfork event is still pending with its parent: the
+// debugger doesn't know it yet, so it is not listed (gdbserver's
+// thread_pending_parent), not resumed, and goes with its parent.
+bool ProcessTarget::unreported_child(pid_t pid) const {
+  auto is_fork = [pid](const std::optional<StopEvent>& ev) {
+    return ev && (ev->reason == StopEvent::Reason::Fork || ev->reason == StopEvent::Reason::VFork) &&
+           ev->child.pid == pid;
+  };
+  if (is_fork(reporting_)) return true;
+  for (auto& [tid, t] : threads_)
+    if (is_fork(t.pending)) return true;
+  return false;
+}
+
+void ProcessTarget::drop_unreported_children(pid_t parent, bool kill) {
+  std::vector<pid_t> children;
+  for (auto& [tid, t] : threads_)
+    if (t.pid == parent && t.pending &&
+        (t.pending->reason == StopEvent::Reason::Fork || t.pending->reason == StopEvent::Reason::VFork)) {
+      children.push_back(t.pending->child.pid);
+      t.pending.reset();
+    }
+  for (pid_t c : children) {
+    auto it = procs_.find(c);
+    if (it == procs_.end()) continue;
+    if (kill) {
+      it->second.kill_requested = true;
+      it->second.kill_reported = false;
+      ::kill(c, SIGKILL);
+    } else {
+      detach_now(it->second);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1065,7 +1236,16 @@ Status ProcessTarget::insert_breakpoint(int pid, BreakpointType type, uint64_t a
   if (!p && exit_pending(pid)) return ok_status();
   if (!p) return make_error(3, "no such process");
   if (type == BreakpointType::Software) {
-    if (p->breakpoints.count(addr)) return ok_status();
+    if (auto it = p->breakpoints.find(addr); it != p->breakpoints.end()) {
+      // Already ours, but a vfork child shares its parent's memory: the
+      // other one's removal may have put the original byte back.
+      uint8_t now = 0;
+      uint8_t int3 = 0xCC;
+      if (p->mem_fd >= 0 && ::pread(p->mem_fd, &now, 1, static_cast<off_t>(addr)) == 1 && now != 0xCC &&
+          ::pwrite(p->mem_fd, &int3, 1, static_cast<off_t>(addr)) != 1)
+        return make_error(14, "cannot write a breakpoint");
+      return ok_status();
+    }
     uint8_t orig = 0;
     if (p->mem_fd < 0 || ::pread(p->mem_fd, &orig, 1, static_cast<off_t>(addr)) != 1)
       return make_error(14, "cannot read memory for a breakpoint");

@@ -8,10 +8,12 @@
 #include <sys/types.h>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "targets/process/child_events.h"
 #include "targets/process/x86_registers.h"
@@ -80,7 +82,12 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool stop_wanted = false;   // PTRACE_INTERRUPT sent, stop not seen yet
     bool fresh = false;         // clone child before its first stop
     bool stepping = false;
+    bool step_unfinished = false;  // single-stepped, its trap not seen yet
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
+    bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
+    bool zombie = false;        // an exited leader whose other threads live on
+    std::vector<int> queued_signals;  // asked for by the debugger, not delivered yet
+    std::multiset<int> injected;      // sent with tgkill: their stops are ours, not news
     std::optional<StopEvent> pending;  // seen during a stop-all, not reported yet
     std::optional<x86::ThreadRegisters> regs;  // cache, valid while stopped
   };
@@ -124,7 +131,12 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Process* find_process(int pid);
   Thread* find_thread(ThreadRef t);
   Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
-  bool pending_still_valid(Thread& t);
+  bool pending_still_valid(Thread& t, const ResumeAction& a);
+  bool leader_zombie(Thread& t);
+  bool unreported_child(pid_t pid) const;
+  void drop_unreported_children(pid_t parent, bool kill);
+  void give_terminal(pid_t pid);
+  void take_back_terminal(pid_t pid);
   void detach_now(Process& p);
   bool deliver_fatal_signal(Process& p);
   bool runs_free(const Thread& t) const;
@@ -149,6 +161,12 @@ class ProcessTarget : public Target, public ProcessLauncher {
   int detach_signal(const Thread& t) const;
   ChildPolicy child_policy_;
   int next_index_ = 0;
+  bool finish_retry_ = false;  // retry_timer_ re-checks a stop waiting on a leader
+  asio::steady_timer retry_timer_;
+  // The terminal on our stdin, made the launched program's while it lives
+  // (as gdbserver's post_fork_inferior); tty_owner_ is its pid, 0 if none.
+  pid_t tty_owner_ = 0;
+  pid_t tty_saved_pgrp_ = -1;
   long trace_options() const;
   void on_fork(Thread& t, int event);
 };

@@ -1,0 +1,141 @@
+/* Threads for the tests of signals and steps kept across stops
+ * (test_gdb_thread_events.py).
+ *  no argument: a worker stops at worker_stop and ends; main then waits up
+ *    to 3 s for a SIGUSR1 and prints which thread handled it.
+ *  "spin": one worker spins (spin_a++), another calls hit() in a loop, for
+ *    20 s; SIGUSR1s are counted in usr1_count.
+ *  "leader": main starts a worker and calls pthread_exit; the worker stops
+ *    at worker_stop once main is gone, then the process exits 0.
+ *  "read": reads a line from stdin and prints it.
+ *  "vfork": vforks a child that calls child_before_exec, then execs
+ *    /bin/true; the parent prints how the child ended.
+ *  "fork": one worker calls hit() in a loop, another forks children that
+ *    exit at once, for 20 s. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+volatile int usr1_count = 0;
+volatile int usr1_tid = 0;
+volatile int main_tid = 0;
+volatile long spin_a = 0;
+volatile int done_flag = 0;
+
+void on_usr1(int sig) {
+  (void)sig;
+  usr1_tid = syscall(SYS_gettid);
+  usr1_count++;
+}
+
+void hit(void) {}
+void worker_stop(void) {}
+void all_done(void) {}
+
+void *spinner(void *arg) {
+  (void)arg;
+  while (!done_flag) spin_a++;
+  return 0;
+}
+
+void *hitter(void *arg) {
+  (void)arg;
+  unsigned k = 0;
+  while (!spin_a) {  /* the spinner is past its start (signals unblocked) */
+  }
+  while (!done_flag) {
+    /* A varying delay: a step of the other thread sometimes finishes
+     * before this one's breakpoint, sometimes after. */
+    for (volatile unsigned i = 0; i < (k++ % 16) * 40000; i++) {
+    }
+    hit();
+  }
+  return 0;
+}
+
+void *stopper(void *arg) {
+  (void)arg;
+  worker_stop();
+  return 0;
+}
+
+void child_before_exec(void) {}
+
+void *forker(void *arg) {
+  (void)arg;
+  while (!done_flag) {
+    pid_t c = fork();
+    if (c == 0) _exit(0);
+    if (c > 0) waitpid(c, 0, 0);
+  }
+  return 0;
+}
+
+void *outliver(void *arg) {
+  (void)arg;
+  /* Wait for main to become a zombie (state Z of its task). */
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", main_tid);
+  for (int i = 0; i < 500; i++) {
+    FILE *f = fopen(path, "r");
+    if (!f) break;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *close = strrchr(buf, ')');
+    if (close && close[2] == 'Z') break;
+    usleep(10000);
+  }
+  worker_stop();
+  printf("worker done\n");
+  fflush(stdout);
+  _exit(0);
+}
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "";
+  signal(SIGUSR1, on_usr1);
+  main_tid = syscall(SYS_gettid);
+  pthread_t a, b;
+  if (strcmp(mode, "spin") == 0) {
+    pthread_create(&a, 0, spinner, 0);
+    pthread_create(&b, 0, hitter, 0);
+    sleep(20);
+    done_flag = 1;
+  } else if (strcmp(mode, "fork") == 0) {
+    pthread_create(&a, 0, forker, 0);
+    pthread_create(&b, 0, hitter, 0);
+    sleep(20);
+    done_flag = 1;
+  } else if (strcmp(mode, "vfork") == 0) {
+    pid_t c = vfork();
+    if (c == 0) {
+      child_before_exec();
+      execl("/bin/true", "true", (char *)0);
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(c, &status, 0);
+    printf("vfork child exited %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return 0;
+  } else if (strcmp(mode, "leader") == 0) {
+    pthread_create(&a, 0, outliver, 0);
+    pthread_exit(0);
+  } else if (strcmp(mode, "read") == 0) {
+    char line[128] = "";
+    if (!fgets(line, sizeof line, stdin)) strcpy(line, "(nothing)\n");
+    printf("read: %s", line);
+    return 0;
+  } else {
+    pthread_create(&a, 0, stopper, 0);
+    pthread_join(a, 0);
+    for (int i = 0; i < 300 && !usr1_count; i++) usleep(10000);
+  }
+  all_done();
+  printf("usr1 %d by %s\n", usr1_count, usr1_tid == main_tid ? "main" : usr1_tid ? "worker" : "nobody");
+  return 0;
+}
