@@ -82,6 +82,9 @@ std::string usage() {
          "  dbgstub [OPTIONS] --local-kernel [HOST]:PORT    inspect this machine's kernel (read-only)\n"
          "  dbgstub [OPTIONS] --vm gdbstub=HOST:PORT[,qga=PATH][,qmp=PATH] [HOST]:PORT\n"
          "                                                  debug a QEMU VM's kernel through its gdbstub\n"
+         "  dbgstub --kd [HOST]:PORT (--local-kernel | --vm SPEC) [OPTIONS]\n"
+         "                                                  serve WinDbg (KD over a TCP serial stream):\n"
+         "                                                  windbg -k com:ipport=PORT,port=HOST\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -105,7 +108,9 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   Options o;
   std::size_t i = 0;
   bool attach = false;
-  // Options come first; everything after COMM belongs to the program.
+  std::optional<std::string> kd_comm;  // --kd [HOST]:PORT
+  // Options come first; everything after COMM belongs to the program
+  // (with --kd, COMM is its value and options may follow it).
   for (; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "-o") {
@@ -118,6 +123,11 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     else if (a == "--attach") attach = true;
     else if (a == "--allow-run") o.allow_run = true;
     else if (a == "--local-kernel") o.local_kernel = true;
+    else if (a == "--kd" || a.rfind("--kd=", 0) == 0) {
+      o.kd = true;
+      if (a != "--kd") kd_comm = a.substr(5);
+      else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) kd_comm = args[++i];
+    }
     else if (a == "--debug-children") o.debug_children = true;
     else if (a == "--allow-attach") o.allow_attach = true;
     else if (a == "--allow-file-write") o.allow_file_write = true;
@@ -179,6 +189,24 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
     }
   }
   if (o.help || o.version) return o;
+  if (o.kd) {
+    // WinDbg's KD front end serves a kernel: a local one or a VM's.
+    if (!kd_comm) {
+      if (i >= args.size()) return make_error(22, "--kd needs [HOST]:PORT");
+      kd_comm = args[i++];
+    }
+    if (*kd_comm == "-" || *kd_comm == "stdio") return make_error(22, "--kd speaks over TCP only: give [HOST]:PORT");
+    if (auto st = parse_comm(*kd_comm, o); !st) return st.error();
+    if (attach || i < args.size())
+      return make_error(22, "--kd serves a kernel (--local-kernel or --vm): a user-mode program or process is "
+                            "not supported over KD; use the GDB front end for it");
+    if (o.local_kernel && o.vm) return make_error(22, "--local-kernel and --vm are different sessions: give one");
+    if (!o.local_kernel && !o.vm)
+      return make_error(22, "--kd needs a kernel target: --local-kernel or --vm gdbstub=HOST:PORT (a user-mode "
+                            "process is not supported over KD)");
+    if (o.multi) return make_error(22, "--multi is for user-mode processes; not with --kd");
+    return o;
+  }
   if (i >= args.size()) return make_error(22, "missing [HOST]:PORT");
   if (auto st = parse_comm(args[i++], o); !st) return st.error();
   // gdbserver also takes "COMM --attach PID".

@@ -3,6 +3,7 @@
 //   dbgstub [OPTIONS] --attach [HOST]:PORT PID
 //   dbgstub [OPTIONS] --multi [HOST]:PORT
 //   dbgstub [OPTIONS] --vm gdbstub=HOST:PORT[,qga=PATH][,qmp=PATH] [HOST]:PORT
+//   dbgstub --kd [HOST]:PORT (--local-kernel | --vm ...) [OPTIONS]   WinDbg's KD
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -36,6 +37,7 @@ struct Options {
   bool stdio = false;          // COMM "-" or "stdio": talk over stdin/stdout
   bool local_kernel = false;   // serve this machine's kernel, read-only
   std::optional<VmOptions> vm; // serve a QEMU VM's kernel through its gdbstub
+  bool kd = false;             // speak WinDbg's KD protocol (kdcom over TCP) instead of GDB's
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

@@ -6,7 +6,10 @@
 #include <array>
 #include <iostream>
 
+#include "protocol/kd/framing.h"
+#include "protocol/kd/structs.h"
 #include "protocol/rsp/framing.h"
+#include "server/kd_session.h"
 
 namespace dbgstub {
 
@@ -39,6 +42,8 @@ Status Server::listen() {
   port_ = acceptor_.local_endpoint().port();
   // GDB's testsuite (and our tests) wait for exactly this line.
   std::cerr << "Listening on port " << port_ << std::endl;
+  if (options_.kd)
+    std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << port_ << ",port=" << options_.host << std::endl;
   accept();
   return ok_status();
 }
@@ -52,7 +57,8 @@ void Server::accept() {
     asio::error_code e2;
     auto remote = socket.remote_endpoint(e2);
     if (session_) {
-      refuse_busy(std::move(socket));
+      if (options_.kd) refuse_busy_kd(std::move(socket));
+      else refuse_busy(std::move(socket));
       accept();
       return;
     }
@@ -76,12 +82,15 @@ void Server::start_session(std::unique_ptr<Transport> transport) {
   cfg.allow_file_write = options_.allow_file_write;
   cfg.redirect_stdio = options_.stdio;
   cfg.terminations = &terminations_;
-  session_ = std::make_shared<Session>(std::move(transport), target_, cfg, options_.log_packets,
-                                       SessionEvents{
-                                           [this] { on_session_closed(); },
-                                           [this] { exiting_ = true; },
-                                           [this] { maybe_finish(); },
-                                       });
+  SessionEvents events{
+      [this] { on_session_closed(); },
+      [this] { exiting_ = true; },
+      [this] { maybe_finish(); },
+  };
+  if (options_.kd)
+    session_ = std::make_shared<KdSession>(io_, std::move(transport), target_, options_.log_packets, std::move(events));
+  else
+    session_ = std::make_shared<Session>(std::move(transport), target_, cfg, options_.log_packets, std::move(events));
   session_->start();
   session_->set_handshake_timeout(io_, std::chrono::seconds(options_.handshake_timeout));
 }
@@ -129,11 +138,55 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
   });
 }
 
+// The same for a second KD client: WinDbg may wait silently for the target,
+// so the refusal goes out at once, as a debug print (the one thing WinDbg
+// shows from a target it is not synchronized with), then the connection
+// is closed.
+void Server::refuse_busy_kd(asio::ip::tcp::socket socket) {
+  struct Refusal {
+    asio::ip::tcp::socket sock;
+    asio::steady_timer timer;
+    std::array<char, 512> buf{};
+    std::string reply;
+    explicit Refusal(asio::ip::tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    void close() {
+      asio::error_code ec;
+      timer.cancel();
+      sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      sock.close(ec);
+    }
+    void drain(std::shared_ptr<Refusal> self) {
+      sock.async_read_some(asio::buffer(buf), [self](const asio::error_code& e, std::size_t) {
+        if (e) return self->close();
+        self->drain(self);
+      });
+    }
+  };
+  asio::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  spdlog::warn("refused a second KD debugger from {}: another one is connected",
+               ec ? "?" : remote.address().to_string());
+  auto r = std::make_shared<Refusal>(std::move(socket));
+  auto msg = kd::make_print_string("dbgstub: another debugger is already connected to this target\n");
+  auto framed = kd::frame_data_packet(kd::kPacketTypeKdDebugIo, kd::kInitialPacketId | kd::kSyncPacketId,
+                                      kd::serialize_debug_io(msg));
+  if (framed) r->reply.assign(framed->begin(), framed->end());
+  r->timer.expires_after(std::chrono::seconds(3));
+  r->timer.async_wait([r](const asio::error_code& e) {
+    if (!e) r->close();
+  });
+  asio::async_write(r->sock, asio::buffer(r->reply), [r](const asio::error_code& e, std::size_t) {
+    if (e) return r->close();
+    // Let the client read it and hang up first (or time out).
+    r->drain(r);
+  });
+}
+
 void Server::maybe_finish() {
   // Only a user-mode session runs out of things to debug; a machine stays.
-  bool extended = session_ && session_->dispatcher().extended();
+  bool extended = session_ && session_->extended();
   bool nothing_left = !extended && target_.mode() == Mode::User && !target_.has_processes() && !target_.running() &&
-                      !target_.exit_report_owed() && !(session_ && session_->dispatcher().non_stop());
+                      !target_.exit_report_owed() && !(session_ && session_->non_stop());
   if (exiting_ || (!options_.multi && nothing_left)) {
     if (session_) {
       session_->close_when_flushed();

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "server/options.h"
+#include "server/debug_session.h"
 #include "server/session.h"
 #include "server/termination_schedule.h"
 #include "targets/target.h"
@@ -27,6 +28,7 @@ class Server {
   void accept();
   void start_session(std::unique_ptr<Transport> transport);
   void refuse_busy(asio::ip::tcp::socket socket);
+  void refuse_busy_kd(asio::ip::tcp::socket socket);
   void on_session_closed();
   void maybe_finish();
   void stop_when_released();
@@ -36,7 +38,7 @@ class Server {
   Target& target_;
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer release_timer_;
-  std::shared_ptr<Session> session_;
+  std::shared_ptr<DebugSession> session_;
   // Kernel mode: processes scheduled for termination; outlives sessions.
   TerminationSchedule terminations_;
   void release_target();

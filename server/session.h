@@ -12,29 +12,26 @@
 #include <string>
 
 #include "protocol/rsp/framing.h"
+#include "server/debug_session.h"
 #include "server/dispatcher.h"
 
 namespace dbgstub {
 
-struct SessionEvents {
-  std::function<void()> closed;        // the connection is gone
-  std::function<void()> exit_server;   // monitor exit
-  std::function<void()> maybe_finish;  // check whether the server should end
-};
-
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public DebugSession, public std::enable_shared_from_this<Session> {
  public:
   Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
           SessionEvents events);
   // A client that sends no packet within this time after connecting is
   // dropped, so a silent connection can't hold the target (0 = never).
-  void set_handshake_timeout(asio::io_context& io, std::chrono::seconds t);
-  void start();
+  void set_handshake_timeout(asio::io_context& io, std::chrono::seconds t) override;
+  void start() override;
   // Closes after everything queued has been written.
-  void close_when_flushed();
-  void on_stop(const StopEvent& ev);
+  void close_when_flushed() override;
+  void on_stop(const StopEvent& ev) override;
   // False for a connection that never sent a packet (not a debugger yet).
-  bool heard_from_client() const { return heard_from_client_; }
+  bool heard_from_client() const override { return heard_from_client_; }
+  bool extended() const override { return dispatcher_.extended(); }
+  bool non_stop() const override { return dispatcher_.non_stop(); }
   const Dispatcher& dispatcher() const { return dispatcher_; }
 
  private:

@@ -222,6 +222,8 @@ class Target {
   // Kernel mode: the guest OS's processes, and which CPU a thread is.
   virtual GuestProcesses* guest_processes() { return nullptr; }
   virtual std::optional<unsigned> cpu_of(ThreadRef /*t*/) const { return std::nullopt; }
+  // Kernel mode: where the kernel image starts, when known (KD's KernBase).
+  virtual std::optional<uint64_t> kernel_base() { return std::nullopt; }
 
   // Forget everything: on disconnect, kill what we launched, detach the rest.
   virtual void release_all() = 0;

@@ -109,6 +109,18 @@ inline constexpr uint16_t kDbgKdVersFlagNoMm = 0x0008;
 inline constexpr uint16_t kDbgKdVersFlagHss = 0x0010;
 inline constexpr uint16_t kDbgKdVersFlagPartitions = 0x0020;
 inline constexpr uint16_t kImageFileMachineAmd64 = 0x8664;
+// DBGKD_MAJOR_TYPES: the OS type in the high byte of MajorVersion.
+inline constexpr uint16_t kDbgKdMajorNt = 0;
+inline constexpr uint16_t kDbgKdMajorXbox = 1;
+inline constexpr uint16_t kDbgKdMajorBig = 2;
+inline constexpr uint16_t kDbgKdMajorExdi = 3;
+inline constexpr uint16_t kDbgKdMajorNtbd = 4;
+inline constexpr uint16_t kDbgKdMajorEfi = 5;
+inline constexpr uint16_t kDbgKdMajorTnt = 6;
+inline constexpr uint16_t kDbgKdMajorSingularity = 7;
+inline constexpr uint16_t kDbgKdMajorHypervisor = 8;
+inline constexpr uint16_t kDbgKdMajorMidori = 9;
+constexpr uint16_t dbgkd_major_type(uint16_t major_version) { return static_cast<uint16_t>(major_version >> 8); }
 inline constexpr uint8_t kKdSecondaryVersionAmd64Context = 2;
 inline constexpr uint64_t kAmd64DebugControlSpaceKpcr = 0;
 inline constexpr uint64_t kAmd64DebugControlSpaceKprcb = 1;
@@ -130,6 +142,7 @@ inline constexpr uint32_t kStatusUnsuccessful = 0xC0000001;
 inline constexpr uint32_t kStatusNotImplemented = 0xC0000002;
 inline constexpr uint32_t kStatusAccessViolation = 0xC0000005;
 inline constexpr uint32_t kStatusInvalidParameter = 0xC000000D;
+inline constexpr uint32_t kStatusAccessDenied = 0xC0000022;
 inline constexpr uint32_t kStatusNoSuchFile = 0xC000000F;
 inline constexpr uint32_t kStatusIllegalInstruction = 0xC000001D;
 inline constexpr uint32_t kStatusBufferTooSmall = 0xC0000023;

@@ -130,6 +130,16 @@ std::vector<TargetCommand> LocalKernelTarget::commands() {
   };
 }
 
+std::optional<uint64_t> LocalKernelTarget::kernel_base() {
+  const auto& t = impl_->symbol_table();
+  if (!t || t->addresses_hidden()) return std::nullopt;
+  for (const char* name : {"_text", "_stext"}) {
+    auto found = t->find(name, std::string("nt"));
+    if (!found.empty() && found.front()->addr != 0) return found.front()->addr;
+  }
+  return std::nullopt;
+}
+
 Result<std::string> LocalKernelTarget::osdata(const std::string& annex) {
   if (annex.empty()) return lk::osdata_types();
   if (annex == "processes") return lk::osdata_processes(impl_->paths.proc);

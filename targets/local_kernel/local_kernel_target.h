@@ -52,6 +52,8 @@ class LocalKernelTarget : public Target {
 
   std::vector<TargetCommand> commands() override;   // ln, x, !process
   Result<std::string> osdata(const std::string& annex) override;
+  // _text from kallsyms (nullopt where addresses are hidden).
+  std::optional<uint64_t> kernel_base() override;
 
  private:
   struct Impl;

@@ -91,3 +91,31 @@ TEST_CASE("options: --vm errors name the field") {
   CHECK(error_of({"--vm", "gdbstub=h:1", ":1", "--attach", "5"}).find("--vm takes no PID") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub=h:1", "--local-kernel", ":1"}).find("--vm") != std::string::npos);
 }
+
+TEST_CASE("options: --kd serves kernel targets only, on loopback by default") {
+  auto a = parse_options({"--kd", ":5000", "--local-kernel"});
+  REQUIRE(a.ok());
+  CHECK(a->kd);
+  CHECK(a->local_kernel);
+  CHECK(a->host == "127.0.0.1");
+  CHECK(a->port == 5000);
+  auto b = parse_options({"--kd=0.0.0.0:5001", "--vm", "gdbstub=127.0.0.1:1234"});
+  REQUIRE(b.ok());
+  CHECK(b->kd);
+  CHECK(b->vm.has_value());
+  CHECK(b->host == "0.0.0.0");
+  // COMM after the target options, as for the GDB front end.
+  auto c = parse_options({"--kd", "--local-kernel", "127.0.0.1:5002"});
+  REQUIRE(c.ok());
+  CHECK(c->port == 5002);
+  // A user-mode process is out of scope for KD: a clear error.
+  auto d = parse_options({"--kd", ":5003", "/bin/true"});
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.error().message.find("not supported over KD") != std::string::npos);
+  auto e = parse_options({"--kd", ":5004"});
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message.find("--local-kernel or --vm") != std::string::npos);
+  CHECK_FALSE(parse_options({"--kd", ":5005", "--attach", "42"}).ok());
+  CHECK_FALSE(parse_options({"--kd", "-", "--local-kernel"}).ok());
+  CHECK_FALSE(parse_options({"--kd", ":5006", "--local-kernel", "--vm", "gdbstub=127.0.0.1:1"}).ok());
+}
