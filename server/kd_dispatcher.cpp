@@ -318,7 +318,7 @@ void KdDispatcher::report_stop(uint32_t exception_code) {
   h.set_exception(e);
   ControlReport& cr = h.control_report;
   cr.dr6 = regs_.get(g, "dr6").value_or(0);
-  cr.dr7 = regs_.get(g, "dr7").value_or(0);
+  cr.dr7 = regs_.get(g, "dr7").value_or(dr7_);
   cr.eflags = static_cast<uint32_t>(regs_.get(g, "eflags").value_or(0));
   cr.report_flags = kReportIncludesSegs;
   cr.seg_cs = static_cast<uint16_t>(regs_.get(g, "cs").value_or(0));
@@ -453,6 +453,12 @@ void KdDispatcher::on_get_context(const ManipulateRequest& r, bool ex) {
     return;
   }
   Context c = kd_context_from_registers(regs_, *g);
+  c.dr0 = dr_[0];
+  c.dr1 = dr_[1];
+  c.dr2 = dr_[2];
+  c.dr3 = dr_[3];
+  c.dr7 = dr7_;
+  c.context_flags |= kContextDebugRegisters;
   reply(ex ? reply_get_context_ex(r.header, kStatusSuccess, c) : reply_get_context(r.header, kStatusSuccess, c));
 }
 
@@ -467,6 +473,8 @@ void KdDispatcher::on_set_context(const ManipulateRequest& r, const Context& ctx
   ThreadRef t = thread_for(r.header.processor);
   auto g = registers_of(t);
   if (!g) return fail(kStatusUnsuccessful);
+  if ((ctx.context_flags & kContextDebugRegisters) == kContextDebugRegisters)
+    dr_ = {ctx.dr0, ctx.dr1, ctx.dr2, ctx.dr3};
   std::string before = *g;
   kd_registers_from_context(regs_, ctx, *g);
   if (*g != before) {
@@ -508,6 +516,11 @@ void KdDispatcher::on_read_control(const ManipulateRequest& r, const req::ReadCo
   }
   std::vector<std::string> missing;
   KSpecialRegisters s = kd_special_from_registers(regs_, *g, &missing);
+  s.kernel_dr0 = dr_[0];
+  s.kernel_dr1 = dr_[1];
+  s.kernel_dr2 = dr_[2];
+  s.kernel_dr3 = dr_[3];
+  s.kernel_dr7 = dr7_;
   if (!missing.empty() && !noted_special_) {
     noted_special_ = true;
     std::string names;
@@ -542,6 +555,8 @@ void KdDispatcher::on_write_control(const ManipulateRequest& r, const req::Write
     reply(reply_write_memory(r.header, kStatusUnsuccessful, 0));
     return;
   }
+  // Debug registers: kept here, applied by the next Continue2's Dr7.
+  dr_ = {s->kernel_dr0, s->kernel_dr1, s->kernel_dr2, s->kernel_dr3};
   // WinDbg writes back what it read: change only what differs and exists.
   std::string before = *g;
   KSpecialRegisters cur = kd_special_from_registers(regs_, *g);
@@ -651,10 +666,7 @@ void KdDispatcher::on_continue(const ManipulateRequest& r, bool step) {
     report_stop(kStatusBreakpoint);
     return;
   }
-  if (r.api() == kDbgKdContinueApi2) {
-    auto c = union_view<Continue2Body>(r.header);
-    if (c.dr7 & 0xFF) spdlog::info("kd: Dr7 {} in Continue2 ignored (use breakpoints)", hex(c.dr7));
-  }
+  if (r.api() == kDbgKdContinueApi2) apply_dr7(union_view<Continue2Body>(r.header).dr7);
   std::vector<ResumeAction> actions;
   ResumeAction a;
   a.kind = step ? ResumeAction::Kind::Step : ResumeAction::Kind::Continue;
@@ -671,6 +683,44 @@ void KdDispatcher::on_continue(const ManipulateRequest& r, bool step) {
     print("dbgstub: resume failed: " + st.error().message + "\n");
     report_stop(kStatusBreakpoint);
   }
+}
+
+void KdDispatcher::apply_dr7(uint64_t dr7) {
+  std::set<HwBreak> want;
+  for (int i = 0; i < 4; ++i) {
+    if (!((dr7 >> (2 * i)) & 3)) continue;  // Ln/Gn off
+    unsigned rw = static_cast<unsigned>((dr7 >> (16 + 4 * i)) & 3);
+    unsigned len_bits = static_cast<unsigned>((dr7 >> (18 + 4 * i)) & 3);
+    uint64_t len = len_bits == 0 ? 1 : len_bits == 1 ? 2 : len_bits == 2 ? 8 : 4;
+    if (rw == 2) {
+      print("dbgstub: I/O breakpoints (Dr7 R/W 10) are not supported; Dr" + std::to_string(i) + " ignored\n");
+      continue;
+    }
+    BreakpointType type = rw == 0 ? BreakpointType::Hardware : rw == 1 ? BreakpointType::WriteWatch
+                                                                      : BreakpointType::AccessWatch;
+    want.insert(HwBreak{type, dr_[static_cast<std::size_t>(i)], rw == 0 ? 1 : len});
+  }
+  int pid = thread_for(current_cpu_).pid;
+  for (auto it = hw_.begin(); it != hw_.end();) {
+    if (want.count(*it)) {
+      ++it;
+      continue;
+    }
+    target_.remove_breakpoint(pid, it->type, it->addr, it->len);
+    it = hw_.erase(it);
+  }
+  for (const auto& b : want) {
+    if (hw_.count(b)) continue;
+    Operation op = b.type == BreakpointType::Hardware ? Operation::Breakpoint : Operation::Watchpoint;
+    Status st = ModePolicy::allows(target_.mode(), op);
+    if (st) st = target_.insert_breakpoint(pid, b.type, b.addr, b.len);
+    if (!st) {
+      print("dbgstub: debug register breakpoint at " + hex(b.addr) + " not set: " + st.error().message + "\n");
+      continue;
+    }
+    hw_.insert(b);
+  }
+  dr7_ = dr7;
 }
 
 void KdDispatcher::on_switch_processor(const ManipulateRequest& r) {

@@ -13,7 +13,10 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <array>
 #include <map>
+#include <set>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <vector>
@@ -113,6 +116,9 @@ class KdDispatcher {
   void on_switch_processor(const kd::ManipulateRequest& r);
   void on_query_memory(const kd::ManipulateRequest& r, const kd::req::QueryMemory& q);
   void on_read_msr(const kd::ManipulateRequest& r, uint32_t msr);
+  // Dr0-Dr3 as WinDbg last wrote them (KSPECIAL or CONTEXT), made hardware
+  // breakpoints and watchpoints by the Dr7 of Continue2.
+  void apply_dr7(uint64_t dr7);
 
   Target& target_;
   KdHooks hooks_;
@@ -124,6 +130,16 @@ class KdDispatcher {
   bool noted_special_ = false;    // told the user about missing control registers
   std::map<uint32_t, uint64_t> breakpoints_;  // handle -> address
   uint32_t next_handle_ = 1;
+  struct HwBreak {
+    BreakpointType type;
+    uint64_t addr, len;
+    bool operator<(const HwBreak& o) const {
+      return std::tie(type, addr, len) < std::tie(o.type, o.addr, o.len);
+    }
+  };
+  std::array<uint64_t, 4> dr_{};   // Dr0-Dr3
+  uint64_t dr7_ = 0;               // as last applied
+  std::set<HwBreak> hw_;           // inserted from Dr7
 };
 
 }  // namespace dbgstub

@@ -425,6 +425,42 @@ TEST_CASE("kd dispatcher: breakpoints, continue, step and the next stop") {
   CHECK(k.interrupts == 1);
 }
 
+TEST_CASE("kd dispatcher: Dr0-Dr3 from control space, Dr7 of Continue2 -> hardware breakpoints") {
+  FakeKernel k;
+  Harness h(k);
+  h.d.start();
+  KSpecialRegisters s;
+  s.kernel_dr0 = 0xffffffff81000100ull;
+  s.kernel_dr1 = 0xffffffff81000200ull;
+  auto out = h.request(make_request(kDbgKdWriteControlSpaceApi, 0, [](ManipulateState64& m) {
+    set_union(m, MemoryTransfer64{kAmd64DebugControlSpaceKspecial, KSpecialRegisters::kSize, 0});
+  }, serialize_struct(s)));
+  CHECK(reply_header(out.back()).return_status == kStatusSuccess);
+  // L0 execute; L1 write, 4 bytes.
+  uint64_t dr7 = 0x1 | 0x4 | (1ull << 20) | (3ull << 22);
+  auto cont = [&](uint64_t d7) {
+    h.request(make_request(kDbgKdContinueApi2, 0, [&](ManipulateState64& m) {
+      set_union(m, Continue2Body{kDbgContinue, 0, d7, 0, 0});
+    }));
+    k.is_running = false;
+    StopEvent ev;
+    ev.thread = {1, 1};
+    ev.signal = SIGTRAP;
+    h.d.handle_stop(ev);
+  };
+  cont(dr7);
+  CHECK(k.breakpoints == std::set<uint64_t>{0xffffffff81000100ull, 0xffffffff81000200ull});
+  // Read back through control space and the context.
+  out = h.request(make_request(kDbgKdReadControlSpaceApi, 0, [](ManipulateState64& m) {
+    set_union(m, MemoryTransfer64{kAmd64DebugControlSpaceKspecial, KSpecialRegisters::kSize, 0});
+  }));
+  auto back = parse_special_registers(ByteView(out.back().payload).subspan(ManipulateState64::kSize)).value();
+  CHECK(back.kernel_dr0 == 0xffffffff81000100ull);
+  CHECK(back.kernel_dr7 == dr7);
+  cont(0);
+  CHECK(k.breakpoints.empty());
+}
+
 TEST_CASE("kd dispatcher: unknown and unserved APIs get STATUS_UNSUCCESSFUL, never silence") {
   FakeKernel k;
   Harness h(k);
