@@ -490,6 +490,10 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
   if (swbreak_) out.push_back("swbreak+");
   if (hwbreak_) out.push_back("hwbreak+");
   if (error_strings_) out.push_back("error-message+");
+  if (install_breakpoint_filter()) {  // the target evaluates them where it stops
+    out.push_back("ConditionalBreakpoints+");
+    out.push_back("BreakpointCommands+");
+  }
   return rsp::build_supported(out);
 }
 
@@ -603,6 +607,7 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
                   st.error().message);
     return rsp::reply_error(st.error().code);
   }
+  if (b.type <= 1) record_breakpoint_agent(pid, b);
   return rsp::reply_ok();
 }
 
