@@ -124,7 +124,7 @@ void ProcessTarget::end_step_over() {
     auto it = threads_.find(tid);
     if (it == threads_.end() || !it->second.stopped || it->second.pending) continue;
     it->second.stop_wanted = false;
-    resume_thread(it->second, false, 0);
+    resume_thread(it->second, it->second.stepping, 0);  // a thread gdb was stepping goes on stepping
   }
 }
 

@@ -99,6 +99,18 @@ class GdbConditions(harness.GdbTestCase):
         self.assertIn("exited normally", out)
         self.assertIn("condthreads sums ok", stub.output())
 
+    def test_next_while_other_threads_step_over(self):
+        # gdb steps the main thread (`next`) while the workers keep meeting a
+        # never-true condition: the main thread, stopped for their
+        # step-overs, must go on stepping, not run away.
+        out, stub = self.run_gdb(CONDTHREADS, ["break condthreads.c:29", "continue", "delete", TARGET_EVAL,
+                                               "break g if i < 0"] + ["next"] * 20 + ["print k", "continue"],
+                                 args=("20000",))
+        self.assertEqual(out.count("spin += k; /* main loop */"), 11, out)
+        self.assertIn("$1 = 10\n", out)
+        self.assertIn("exited normally", out)
+        self.assertIn("condthreads sums ok", stub.output())
+
     def test_host_evaluation_unchanged(self):
         out, stub = self.run_gdb(CONDLOOP, ["set breakpoint condition-evaluation host", "break f if x == 3",
                                             "continue", "print x", "continue"])

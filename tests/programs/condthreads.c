@@ -24,6 +24,10 @@ int main(int argc, char **argv) {
   if (argc > 1) n = atoi(argv[1]);
   pthread_t th[NTHREADS];
   for (long t = 0; t < NTHREADS; t++) pthread_create(&th[t], NULL, worker, (void *)t);
+  volatile long spin = 0;
+  for (int k = 0; k < 1000; k++) {
+    spin += k; /* main loop */
+  }
   for (int t = 0; t < NTHREADS; t++) pthread_join(th[t], NULL);
   long want = (long)n * (n - 1) / 2;
   int ok = 1;
