@@ -36,7 +36,7 @@ class LabConfigErrors(unittest.TestCase):
 class Lab(unittest.TestCase):
     def test_two_vms_two_debuggers_at_once(self):
         with guest.Guest(boot_timeout=120) as g1, guest.Guest(boot_timeout=120) as g2:
-            syms = g1.kallsyms()
+            syms = g1.kallsyms(["__x64_sys_getpid"])
             ports = [guest.free_port(), guest.free_port()]
             cfg = {"vms": [
                 {"name": "vm1", "listen": f"127.0.0.1:{ports[0]}", "gdbstub": f"127.0.0.1:{g1.gdb_port}",
