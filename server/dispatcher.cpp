@@ -178,7 +178,9 @@ int Dispatcher::selected_pid() const {
 int Dispatcher::current_pid() const {
   if (g_thread_.pid > 0 && target_.thread_alive(g_thread_)) return g_thread_.pid;
   auto procs = target_.processes();
-  return procs.empty() ? 0 : procs.front().pid;
+  if (!procs.empty()) return procs.front().pid;
+  // A machine lists no processes of its own: its vCPU threads' pid.
+  return current_thread().pid;
 }
 
 ThreadRef Dispatcher::current_thread() const {
@@ -511,6 +513,10 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
   if (swbreak_) out.push_back("swbreak+");
   if (hwbreak_) out.push_back("hwbreak+");
   if (error_strings_) out.push_back("error-message+");
+  if (install_breakpoint_filter()) {  // the target evaluates them where it stops
+    out.push_back("ConditionalBreakpoints+");
+    out.push_back("BreakpointCommands+");
+  }
   return rsp::build_supported(out);
 }
 
@@ -627,6 +633,7 @@ std::string Dispatcher::on_breakpoint(const rsp::Breakpoint& b) {
     if (st.error().code == 95) return rsp::reply_empty();
     return rsp::reply_error(st.error().code);
   }
+  if (b.type <= 1) record_breakpoint_agent(pid, b);
   return rsp::reply_ok();
 }
 

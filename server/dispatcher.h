@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,7 +48,7 @@ struct SessionHooks {
 class Dispatcher {
  public:
   Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks);
-  ~Dispatcher() { *alive_ = false; }
+  ~Dispatcher();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
@@ -120,6 +121,16 @@ class Dispatcher {
   std::string ns_ctrl_c();
   std::string ns_stopped_reply(ThreadRef t, bool use_last);
 
+  // Target-side breakpoint conditions and commands (breakpoint_agent.cpp).
+  struct BreakpointAgent {
+    std::vector<std::string> conditions, commands;  // agent expression bytecode
+    bool persist = false;
+  };
+  bool install_breakpoint_filter();
+  void record_breakpoint_agent(int pid, const rsp::Breakpoint& b);
+  bool breakpoint_stops(ThreadRef t, uint64_t addr);
+  void agent_output(std::string_view text);
+
   std::string stop_reply(const StopEvent& ev);
   std::string threads_xml() const;
   std::string refuse(int code, const std::string& message);
@@ -158,6 +169,7 @@ class Dispatcher {
   std::optional<LaunchSpec> last_run_;  // for 'R' (restart)
   bool disabled(const char* packet) const { return config_.disabled_packets.count(packet) > 0; }
   ThreadRef g_thread_{}, c_thread_{};
+  std::map<std::pair<int, uint64_t>, BreakpointAgent> bp_agent_;  // (pid, addr), Z0/Z1 with conditions or commands
   bool c_thread_all_ = true;
   std::set<int> pass_signals_;   // host numbers
   std::vector<std::string> environment_;

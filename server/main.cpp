@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "server/lab_config.h"
 #include "server/options.h"
 #include "server/server.h"
 #include "targets/local_kernel/local_kernel_target.h"
@@ -21,6 +22,8 @@ namespace {
 
 // Runs the loop until the target reports its first stop (launch or attach).
 int serve(asio::io_context& io, const Options& opts, Target& target);
+// A lab of VMs from a JSON file, each on its own port, on the one loop.
+int serve_lab(asio::io_context& io, const Options& opts);
 
 bool wait_first_stop(asio::io_context& io, Target& target) {
   bool stopped = false;
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   if (opts->log_packets && spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
 
   asio::io_context io;
+  if (!opts->config.empty()) return serve_lab(io, *opts);
   if (opts->local_kernel) {
     LocalKernelTarget kernel;
     return serve(io, *opts, kernel);
@@ -147,6 +151,64 @@ int serve(asio::io_context& io, const Options& opts, Target& target) {
     target.release_all();
     return 1;
   }
+  io.run();
+  std::cerr << "dbgstub: exiting" << std::endl;
+  return 0;
+}
+
+// One VmTarget, guest view and Server per VM. Each VM is connected once at
+// start (to check it is there and learn its vCPUs and registers), then let
+// go, so it runs until its debugger comes; a debugger's first request
+// connects again. VMs don't wait on each other: their sockets are all read
+// asynchronously, and a halted VM's stub answers within its deadline.
+int serve_lab(asio::io_context& io, const Options& opts) {
+  auto cfg = load_lab_config(opts.config);
+  if (!cfg) {
+    std::cerr << "dbgstub: " << cfg.error().message << "\n";
+    return 2;
+  }
+  struct LabEntry {
+    std::unique_ptr<VmTarget> vm;
+    std::unique_ptr<guest::LinuxGuest> guest;
+    std::unique_ptr<Server> server;
+  };
+  std::vector<LabEntry> lab;
+  for (auto& v : cfg->vms) {
+    LabEntry e;
+    e.vm = std::make_unique<VmTarget>(io, v.vm.gdbstub_host, v.vm.gdbstub_port);
+    e.vm->set_log_packets(opts.log_packets);
+    VmTarget* vm = e.vm.get();
+    if (!v.vm.qga.empty()) {
+      e.guest = std::make_unique<guest::LinuxGuest>(
+          io, v.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
+      if (auto st = e.guest->fetch_symbols(std::chrono::seconds(20)); !st)
+        spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
+      else
+        vm->set_guest(e.guest.get());
+    }
+    if (auto st = vm->connect(); !st) {
+      std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
+      return 1;
+    }
+    std::cerr << v.name << ": connected to the " << vm->describe() << std::endl;
+    vm->release_all();  // runs on until its debugger comes
+    Options o = opts;
+    o.host = v.host;
+    o.port = v.port;
+    e.server = std::make_unique<Server>(io, o, *vm);
+    std::cerr << v.name << ": ";
+    if (auto st = e.server->listen(); !st) {
+      std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
+      return 1;
+    }
+    lab.push_back(std::move(e));
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    for (auto& e : lab) e.server->shutdown();
+  });
   io.run();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;

@@ -177,7 +177,11 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
 // vRun, a fork child) is stopped until gdb resumes it.
 void Dispatcher::ns_place_new_threads(const StopEvent* ev) {
   // The thread that reported is stopped, even if gdb first hears of it now.
-  if (ev && ev->kind == StopEvent::Kind::Signal) ns_.known.insert(NonStopView::key(ev->thread));
+  // Not the thread our own interrupt names (no news to gdb): a new thread
+  // there is running for gdb like any other.
+  if (ev && ev->kind == StopEvent::Kind::Signal && ev->reason != StopEvent::Reason::Interrupt &&
+      ev->reason != StopEvent::Reason::Spurious)
+    ns_.known.insert(NonStopView::key(ev->thread));
   for (ThreadRef t : target_.threads()) {
     Key k = NonStopView::key(t);
     if (!ns_.known.insert(k).second) continue;

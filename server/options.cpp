@@ -30,21 +30,27 @@ Status parse_comm(const std::string& comm, Options& o) {
 // "HOST:PORT" or "[V6ADDR]:PORT" for a field of --vm; HOST may be empty
 // (loopback).
 Status parse_endpoint(const std::string& field, const std::string& value, std::string& host, uint16_t& port) {
+  if (auto st = parse_host_port(value, host, port); !st) return make_error(22, "--vm: " + field + "=: " + st.error().message);
+  if (port == 0) return make_error(22, "--vm: " + field + "=: bad port '0'");
+  return ok_status();
+}
+
+}  // namespace
+
+Status parse_host_port(const std::string& value, std::string& host, uint16_t& port) {
   auto colon = value.rfind(':');
-  if (colon == std::string::npos) return make_error(22, "--vm: " + field + "= needs HOST:PORT, got '" + value + "'");
+  if (colon == std::string::npos) return make_error(22, "needs HOST:PORT, got '" + value + "'");
   host = value.substr(0, colon);
   std::string p = value.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "localhost") host = "127.0.0.1";
   unsigned v = 0;
   auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-  if (p.empty() || ec != std::errc() || end != p.data() + p.size() || v == 0 || v > 65535)
-    return make_error(22, "--vm: " + field + "=: bad port '" + p + "'");
+  if (p.empty() || ec != std::errc() || end != p.data() + p.size() || v > 65535)
+    return make_error(22, "bad port '" + p + "'");
   port = static_cast<uint16_t>(v);
   return ok_status();
 }
-
-}  // namespace
 
 Result<VmOptions> parse_vm_spec(const std::string& spec) {
   VmOptions vm;
@@ -85,6 +91,7 @@ std::string usage() {
          "  dbgstub --kd [HOST]:PORT (--local-kernel | --vm SPEC) [OPTIONS]\n"
          "                                                  serve WinDbg (KD over a TCP serial stream):\n"
          "                                                  windbg -k com:ipport=PORT,port=HOST\n"
+         "  dbgstub [OPTIONS] --config LAB.json             serve the VMs a lab file names, each on its port\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -155,6 +162,15 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       if (o.wrapper.empty()) return make_error(22, "--wrapper needs a program");
     }
     else if (a == "--version") o.version = true;
+    else if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      if (a == "--config") {
+        if (++i >= args.size()) return make_error(22, "--config needs a file");
+        o.config = args[i];
+      } else {
+        o.config = a.substr(9);
+      }
+      if (o.config.empty()) return make_error(22, "--config needs a file");
+    }
     else if (a == "--vm" || a.rfind("--vm=", 0) == 0) {
       std::string spec;
       if (a == "--vm") {
@@ -205,6 +221,13 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       return make_error(22, "--kd needs a kernel target: --local-kernel or --vm gdbstub=HOST:PORT (a user-mode "
                             "process is not supported over KD)");
     if (o.multi) return make_error(22, "--multi is for user-mode processes; not with --kd");
+    if (!o.config.empty()) return make_error(22, "--config (a lab of VMs) is not served over KD yet");
+    return o;
+  }
+  if (!o.config.empty()) {
+    // The lab file names each VM's port.
+    if (i < args.size()) return make_error(22, "--config takes no [HOST]:PORT or program (the file names them)");
+    if (o.vm || o.local_kernel || attach || o.multi) return make_error(22, "--config serves the VMs of its file only");
     return o;
   }
   if (i >= args.size()) return make_error(22, "missing [HOST]:PORT");

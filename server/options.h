@@ -27,6 +27,9 @@ struct VmOptions {
 // Parses the value of --vm ("gdbstub=HOST:PORT,qga=PATH,qmp=PATH"); errors
 // name the field that is wrong or missing.
 Result<VmOptions> parse_vm_spec(const std::string& spec);
+// "HOST:PORT" ("[::1]:PORT", "localhost" and an empty host are 127.0.0.1;
+// port 0 lets the system choose, where that makes sense).
+Status parse_host_port(const std::string& value, std::string& host, uint16_t& port);
 
 struct Options {
   std::string host = "127.0.0.1";  // never all interfaces unless asked
@@ -38,6 +41,7 @@ struct Options {
   bool local_kernel = false;   // serve this machine's kernel, read-only
   std::optional<VmOptions> vm; // serve a QEMU VM's kernel through its gdbstub
   bool kd = false;             // speak WinDbg's KD protocol (kdcom over TCP) instead of GDB's
+  std::string config;          // --config: a lab of VMs from a JSON file
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

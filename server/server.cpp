@@ -40,6 +40,11 @@ Status Server::listen() {
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
   port_ = acceptor_.local_endpoint().port();
+  if (!addr.is_loopback())
+    spdlog::warn("listening on {}:{}, reachable from other machines: whoever connects can read and write the "
+                 "target's memory and registers{}; prefer 127.0.0.1 and SSH port forwarding (README, Security)",
+                 addr.to_string(), port_,
+                 options_.allow_run || options_.allow_attach ? ", and start or attach to programs" : "");
   // GDB's testsuite (and our tests) wait for exactly this line.
   std::cerr << "Listening on port " << port_ << std::endl;
   if (options_.kd)

@@ -188,6 +188,16 @@ class Target {
   virtual Status insert_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) = 0;
   virtual Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) = 0;
 
+  // --- target-side breakpoint conditions (optional) ----------------------
+  // Consulted when a thread hits a software or hardware breakpoint at
+  // `addr` while the target runs, with that thread stopped (its registers
+  // and memory readable): false means "not a stop" (a condition was false,
+  // or commands ran instead), and the thread steps over the breakpoint and
+  // goes on without a stop being reported. Returns false if the target
+  // can't do this (conditions stay with the debugger).
+  using BreakpointFilter = std::function<bool(ThreadRef t, uint64_t addr)>;
+  virtual bool set_breakpoint_filter(BreakpointFilter /*f*/) { return false; }
+
   // --- execution control -----------------------------------------------
   virtual Status resume(const std::vector<ResumeAction>& actions) = 0;
   virtual Status interrupt() = 0;

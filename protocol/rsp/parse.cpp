@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "protocol/agent/agent_expr.h"
 #include "protocol/rsp/hex.h"
 #include "protocol/rsp/request.h"
 
@@ -202,12 +203,26 @@ Result<Request> parse_write_memory(sv p) {
   return Request{WriteMemory{al->addr, std::move(*bytes)}};
 }
 
-// Z/z type,addr,kind[;cond_list][;cmds:...]: conditions are evaluated by
-// GDB itself when the stub doesn't claim ConditionalBreakpoints.
+// One or more agent expressions back to back ("X3,220027X2,2227"), as GDB
+// concatenates them; a ';' between them is accepted too (gdbserver does).
+bool parse_expressions(sv& s, std::vector<std::string>& out) {
+  do {
+    if (!s.empty() && s[0] == ';' && s.size() > 1 && s[1] == 'X') s.remove_prefix(1);
+    auto e = agent::parse_expression(s);
+    if (!e) return false;
+    out.push_back(std::move(*e));
+  } while (!s.empty() && (s[0] == 'X' || (s[0] == ';' && s.size() > 1 && s[1] == 'X')));
+  return true;
+}
+
+// Z/z type,addr,kind[;cond_list][;cmds:persist,cmd_list]: conditions and
+// commands are agent expressions (protocol/agent), only on Z0/Z1.
 Result<Request> parse_breakpoint(sv p) {
   sv name = p.substr(0, 1);
   sv body = p.substr(1);
-  body = body.substr(0, body.find(';'));
+  auto semi = body.find(';');
+  sv options = semi == sv::npos ? sv() : body.substr(semi);
+  body = body.substr(0, semi);
   auto fields = split_all(body, ',');
   if (fields.size() != 3) return bad(name, "expected type,addr,kind");
   auto type = parse_hex_u64(fields[0]);
@@ -216,7 +231,25 @@ Result<Request> parse_breakpoint(sv p) {
   if (!addr) return bad(name, "bad address");
   auto kind = parse_hex_u64(fields[2]);
   if (!kind) return bad(name, "bad kind");
-  return Request{Breakpoint{p[0] == 'Z', static_cast<int>(*type), *addr, *kind}};
+  Breakpoint b{p[0] == 'Z', static_cast<int>(*type), *addr, *kind, {}, {}, false};
+  if (!options.empty() && (!b.insert || b.type > 1)) return bad(name, "conditions only on Z0/Z1");
+  while (!options.empty()) {
+    options.remove_prefix(1);  // ';'
+    if (!options.empty() && options[0] == 'X') {
+      if (!parse_expressions(options, b.conditions)) return bad(name, "bad condition");
+    } else if (options.substr(0, 5) == "cmds:") {
+      options.remove_prefix(5);
+      if (options.size() < 2 || (options[0] != '0' && options[0] != '1') || options[1] != ',')
+        return bad(name, "bad cmds persistence");
+      b.persist = options[0] == '1';
+      options.remove_prefix(2);
+      if (!parse_expressions(options, b.commands)) return bad(name, "bad command");
+    } else {
+      return bad(name, "bad breakpoint option");
+    }
+    if (!options.empty() && options[0] != ';') return bad(name, "junk after breakpoint option");
+  }
+  return Request{std::move(b)};
 }
 
 Result<Request> parse_set_thread(sv p) {

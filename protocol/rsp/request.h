@@ -40,6 +40,11 @@ struct Breakpoint {                                               // Z/z type,ad
   int type = 0;        // 0 sw, 1 hw, 2 write wp, 3 read wp, 4 access wp
   uint64_t addr = 0;
   uint64_t kind = 0;   // length for watchpoints, breakpoint size otherwise
+  // Target-side conditions (";X len,bytes" ...) and commands
+  // (";cmds:persist,X len,bytes..."): agent expression bytecode, Z0/Z1 only.
+  std::vector<std::string> conditions;
+  std::vector<std::string> commands;
+  bool persist = false;
 };
 // Legacy resume: c [addr], C sig[;addr], s [addr], S sig[;addr]
 struct Resume {

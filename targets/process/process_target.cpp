@@ -226,7 +226,10 @@ void ProcessTarget::add_thread(pid_t pid, pid_t tid, bool fresh) {
   t.pid = pid;
   t.fresh = fresh;
   threads_[tid] = std::move(t);
-  events_.watch(tid, [this](pid_t id, int status) { on_status(id, status); });
+  events_.watch(tid, [this](pid_t id, int status) {
+    on_status(id, status);
+    advance_step_over();
+  });
 }
 
 // Drops every thread of `pid` except `keep` (0: none) from our books.
@@ -273,6 +276,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   t.stopped = true;
   t.zombie = false;
   t.regs.reset();
+  if (step_over_ && step_over_->tid == tid && step_over_->stepping && on_step_over_status(t, status)) return;
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   t.signal_stop = event == 0;
@@ -327,6 +331,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
       maybe_finish_stop();
       return;
     }
+    if (filtered_out(t, ev)) return;
     report(t, ev);
     return;
   }

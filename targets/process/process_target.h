@@ -74,6 +74,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
   // Signals reported to the debugger only if not in this set ("QPassSignals").
   void set_pass_signals(const std::set<int>& s) override { pass_signals_ = s; }
   void set_program_signals(const std::set<int>& s) override { program_signals_ = s; }
+  bool set_breakpoint_filter(BreakpointFilter f) override {
+    filter_ = std::move(f);
+    return true;
+  }
 
  private:
   struct Thread {
@@ -168,6 +172,23 @@ class ProcessTarget : public Target, public ProcessLauncher {
   pid_t tty_owner_ = 0;
   pid_t tty_saved_pgrp_ = -1;
   long trace_options() const;
+
+  // Stepping a thread over a breakpoint the filter said not to report
+  // (target-side conditions): the other threads are stopped first (Parking)
+  // so that none runs past the breakpoint while its int3 is out for the
+  // single-step (Stepping); then everything parked runs on.
+  struct StepOver {
+    pid_t pid = 0, tid = 0;
+    uint64_t addr = 0;
+    bool stepping = false;      // int3 removed, the thread single-steps
+    std::set<pid_t> parked;     // threads stopped for this, to resume after
+  };
+  bool filtered_out(Thread& t, const StopEvent& ev);
+  bool on_step_over_status(Thread& t, int status);
+  void advance_step_over();
+  void end_step_over();
+  BreakpointFilter filter_;
+  std::optional<StepOver> step_over_;
   void on_fork(Thread& t, int event);
 };
 

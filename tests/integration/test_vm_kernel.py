@@ -40,7 +40,7 @@ class VmKernelMode(unittest.TestCase):
         cls.guest = guest.Guest(boot_timeout=120)
         cls.addClassCleanup(cls.guest.stop)
         cls.guest.start()
-        cls.syms = cls.guest.kallsyms()
+        cls.syms = cls.guest.kallsyms(["init_task", "__x64_sys_getpid"])
 
     def stub(self):
         g = self.guest

@@ -78,7 +78,7 @@ TEST_CASE("options: --vm errors name the field") {
   CHECK(error_of({"--vm", "qmp=/q", ":1"}).find("missing field gdbstub") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub", ":1"}).find("'gdbstub'") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub=", ":1"}).find("'gdbstub' has an empty value") != std::string::npos);
-  CHECK(error_of({"--vm", "gdbstub=1234", ":1"}).find("gdbstub= needs HOST:PORT") != std::string::npos);
+  CHECK(error_of({"--vm", "gdbstub=1234", ":1"}).find("gdbstub=: needs HOST:PORT") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub=h:x", ":1"}).find("gdbstub=: bad port 'x'") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub=h:0", ":1"}).find("bad port") != std::string::npos);
   CHECK(error_of({"--vm", "gdbstub=h:70000", ":1"}).find("bad port") != std::string::npos);

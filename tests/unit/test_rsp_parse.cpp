@@ -428,3 +428,38 @@ TEST_CASE("vFile:pwrite carries binary data") {
   CHECK_FALSE(parse_request("vFile:pwrite:3").ok());
   CHECK_FALSE(parse_request("vFile:pwrite:x,0,").ok());
 }
+
+TEST_CASE("parse: Z0/Z1 with target-side conditions and commands") {
+  auto b = parse_as<Breakpoint>("Z0,555555555160,1;X12,26000622100222ec16080219162022031327");
+  CHECK(b.insert);
+  CHECK(b.addr == 0x555555555160);
+  REQUIRE(b.conditions.size() == 1);
+  CHECK(b.conditions[0] == *from_hex("26000622100222ec16080219162022031327"));
+  CHECK(b.commands.empty());
+  // Several conditions back to back (as gdb sends them), or split by ';'.
+  b = parse_as<Breakpoint>("Z1,400000,1;X2,2201X1,27;X1,27");
+  CHECK(b.type == 1);
+  CHECK(b.conditions.size() == 3);
+  b = parse_as<Breakpoint>("Z0,400000,1;X2,2227;cmds:1,X2,2201X1,27");
+  CHECK(b.conditions.size() == 1);
+  CHECK(b.commands.size() == 2);
+  CHECK(b.persist);
+  b = parse_as<Breakpoint>("Z0,400000,1;cmds:0,X1,27");
+  CHECK(b.conditions.empty());
+  CHECK(b.commands.size() == 1);
+  CHECK_FALSE(b.persist);
+  b = parse_as<Breakpoint>("Z0,400000,1");
+  CHECK(b.conditions.empty());
+  CHECK(b.commands.empty());
+}
+
+TEST_CASE("parse: malformed breakpoint conditions and commands are errors") {
+  for (const char* bad : {"Z0,400000,1;", "Z0,400000,1;X", "Z0,400000,1;X2,22", "Z0,400000,1;X2,2g27",
+                          "Z0,400000,1;X0,", "Z0,400000,1;Y1,27", "Z0,400000,1;X1,27junk", "Z0,400000,1;cmds:",
+                          "Z0,400000,1;cmds:2,X1,27", "Z0,400000,1;cmds:0X1,27", "Z0,400000,1;cmds:0,",
+                          "Z0,400000,1;cmds:0,Z1,27", "Z2,400000,4;X1,27", "z0,400000,1;X1,27",
+                          "Z0,400000,1;X1,27;", "Z0,400000,1;Xffffffffffffffffff,27",
+                          "Z0,400000,1;X8000000000000000,27"}) {
+    error_of(bad);
+  }
+}

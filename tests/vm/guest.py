@@ -465,10 +465,18 @@ class Guest:
         with self.qga() as q:
             return ps(q)
 
-    def kallsyms(self):
+    def kallsyms(self, names=None):
         """{name: address} from the guest's /proc/kallsyms (first address of
-        each name), via QGA (gzip'd in the guest: ~12 s instead of ~45 s)."""
+        each name), via QGA. With `names`, only those lines are fetched (a
+        grep in the guest: well under a second); the whole file takes ~12 s
+        even gzip'd, the agent's serial line being slow."""
         with self.qga() as q:
+            if names:
+                pattern = " (%s)$" % "|".join(names)
+                code, out, err = q.exec(["grep", "-E", pattern, "/proc/kallsyms"])
+                if code != 0:
+                    raise QgaError("grep in /proc/kallsyms failed (%s): %s" % (code, err))
+                return parse_kallsyms(out)
             return parse_kallsyms(q.read_file("/proc/kallsyms", compress=True))
 
 

@@ -1,0 +1,62 @@
+// The lab file (--config): every mistake names its field.
+#include <doctest/doctest.h>
+
+#include "server/lab_config.h"
+#include "server/options.h"
+
+using namespace dbgstub;
+
+namespace {
+std::string error_of(const std::string& text) {
+  auto r = parse_lab_config(text);
+  return r ? std::string("(no error)") : r.error().message;
+}
+}  // namespace
+
+TEST_CASE("lab config: two VMs, each on its port") {
+  auto cfg = parse_lab_config(R"({"vms": [
+      {"name": "vm1", "listen": "127.0.0.1:2345", "gdbstub": "127.0.0.1:1234", "qga": "/tmp/vm1.sock"},
+      {"name": "vm2", "listen": ":2346", "gdbstub": "localhost:1235", "qmp": "/tmp/vm2-qmp.sock"}]})");
+  REQUIRE(cfg);
+  REQUIRE(cfg->vms.size() == 2);
+  CHECK(cfg->vms[0].name == "vm1");
+  CHECK(cfg->vms[0].port == 2345);
+  CHECK(cfg->vms[0].vm.gdbstub_port == 1234);
+  CHECK(cfg->vms[0].vm.qga == "/tmp/vm1.sock");
+  CHECK(cfg->vms[1].host == "127.0.0.1");
+  CHECK(cfg->vms[1].vm.gdbstub_host == "127.0.0.1");
+  CHECK(cfg->vms[1].vm.qmp == "/tmp/vm2-qmp.sock");
+}
+
+TEST_CASE("lab config: errors name the field") {
+  CHECK(error_of("{") == "the configuration is not valid JSON");
+  CHECK(error_of("[]").find("JSON object") != std::string::npos);
+  CHECK(error_of("{}") == "vms: missing");
+  CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: vms)");
+  CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
+  CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
+  CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") == "vms[0].listen: missing");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1"}]})") == "vms[0].gdbstub: missing");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":x"}]})") == "vms[0].gdbstub: bad port 'x'");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": "nohost", "gdbstub": ":2"}]})") ==
+        "vms[0].listen: needs HOST:PORT, got 'nohost'");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":0"}]})") == "vms[0].gdbstub: bad port '0'");
+  CHECK(error_of(R"({"vms": [{"name": 3, "listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: must be a string");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2", "qga": ""}]})") == "vms[0].qga: is empty");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2", "qgaa": "/x"}]})").find("vms[0].qgaa: unknown field") == 0);
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2"},
+                             {"name": "a", "listen": ":3", "gdbstub": ":4"}]})") == "vms[1].name: 'a' is used twice");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2"},
+                             {"name": "b", "listen": "127.0.0.1:1", "gdbstub": ":4"}]})") ==
+        "vms[1].listen: '127.0.0.1:1' is used by another VM");
+  CHECK(load_lab_config("/nonexistent/lab.json").error().message == "cannot read the configuration /nonexistent/lab.json");
+}
+
+TEST_CASE("--config takes no port or program") {
+  CHECK(parse_options({"--config", "lab.json"}));
+  CHECK(parse_options({"--config=lab.json"})->config == "lab.json");
+  CHECK_FALSE(parse_options({"--config", "lab.json", ":1234"}));
+  CHECK_FALSE(parse_options({"--config"}));
+  CHECK_FALSE(parse_options({"--config", "lab.json", "--local-kernel"}));
+}
