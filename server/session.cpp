@@ -4,22 +4,7 @@
 
 #include <algorithm>
 
-
 namespace dbgstub {
-namespace {
-
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 512)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) out += c;
-    else out += fmt::format("\\x{:02x}", u);
-  }
-  if (s.size() > 512) out += "...";
-  return out;
-}
-
-}  // namespace
 
 Session::Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
                  SessionEvents events)
@@ -76,7 +61,7 @@ void Session::on_bytes(std::size_t n) {
           heard_from_client_ = true;
           if (handshake_timer_) handshake_timer_->cancel();
         }
-        if (log_packets_) spdlog::info("<- ${}", printable(e.payload));
+        if (log_packets_) spdlog::info("<- ${}", rsp::printable(e.payload, 512));
         if (ack_mode_) write_raw("+");
         dispatcher_.handle_packet(e.payload);
         if (events_.maybe_finish) events_.maybe_finish();
@@ -102,7 +87,7 @@ void Session::on_bytes(std::size_t n) {
         if (ack_mode_) write_raw("-");
         break;
       case K::Malformed:
-        spdlog::warn("malformed input: {}", printable(e.payload));
+        spdlog::warn("malformed input: {}", e.payload);  // the framer's own words, log-safe already
         break;
     }
   }
@@ -116,7 +101,7 @@ void Session::on_stop(const StopEvent& ev) {
 
 void Session::send(std::string payload) {
   if (closed_) return;
-  if (log_packets_) spdlog::info("-> ${}", printable(payload));
+  if (log_packets_) spdlog::info("-> ${}", rsp::printable(payload, 512));
   std::string framed = rsp::frame_packet(payload);
   last_packet_ = framed;
   write_raw(std::move(framed));
@@ -125,7 +110,7 @@ void Session::send(std::string payload) {
 // Notifications are neither acknowledged nor retransmitted.
 void Session::notify(std::string payload) {
   if (closed_) return;
-  if (log_packets_) spdlog::info("-> %{}", printable(payload));
+  if (log_packets_) spdlog::info("-> %{}", rsp::printable(payload, 512));
   write_raw(rsp::frame_notification(payload));
 }
 

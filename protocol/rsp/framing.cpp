@@ -23,21 +23,6 @@ std::string frame_with(char start, std::string_view payload) {
   return out;
 }
 
-// A log-safe rendering of junk bytes: they may be anything, including
-// terminal control sequences.
-std::string printable_note(std::string_view bytes) {
-  std::string out;
-  for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += "\\x";
-      out += hex_u8(c);
-    }
-  }
-  return out;
-}
-
 // Valid run-length count characters: printable, and never the framing
 // characters (GDB avoids emitting those as counts).
 bool valid_rle_count(unsigned char c) { return c >= 32 && c <= 126 && c != '#' && c != '$'; }
@@ -68,6 +53,20 @@ std::string frame_packet(std::string_view payload) { return frame_with('$', payl
 
 std::string frame_notification(std::string_view payload) { return frame_with('%', payload); }
 
+std::string printable(std::string_view bytes, std::size_t limit) {
+  std::string out;
+  for (unsigned char c : bytes.substr(0, limit)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out += hex_u8(c);
+    }
+  }
+  if (bytes.size() > limit) out += "...";
+  return out;
+}
+
 bool decode_body(std::string_view raw, std::size_t max_out, std::string& out) {
   out.clear();
   for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -95,7 +94,7 @@ void Framer::feed(std::string_view bytes, std::vector<FrameEvent>& out) {
   using K = FrameEvent::Kind;
   auto flush_junk = [&] {
     if (junk_.empty()) return;
-    out.push_back({K::Malformed, "junk outside packet: " + printable_note(junk_)});
+    out.push_back({K::Malformed, "junk outside packet: " + printable(junk_)});
     junk_.clear();
   };
   auto start_packet = [&] {

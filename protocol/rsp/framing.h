@@ -24,6 +24,12 @@ std::string frame_packet(std::string_view payload);
 // Builds "%<payload>#xx" (non-stop notifications).
 std::string frame_notification(std::string_view payload);
 
+// Bytes from the wire, safe for a log line: printable ASCII as is, anything
+// else (and '\\') as \xNN, so the text can be turned back into the bytes
+// (scripts/fuzz-seed-from-log.py) and carries no terminal control
+// sequences. At most `limit` bytes are shown, then "...".
+std::string printable(std::string_view bytes, std::size_t limit = std::string_view::npos);
+
 struct FrameEvent {
   enum class Kind {
     Packet,       // a complete packet with a good checksum; payload is decoded

@@ -19,16 +19,6 @@ constexpr std::size_t kMaxPacket = 256 * 1024;
 // A stub that keeps answering '-' to the same packet is not going to take it.
 constexpr int kMaxResends = 3;
 
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 256)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f) out += c;
-    else out += fmt::format("\\x{:02x}", u);
-  }
-  if (s.size() > 256) out += "...";
-  return out;
-}
 
 }  // namespace
 
@@ -161,8 +151,8 @@ Result<std::optional<std::string>> GdbstubConnection::take_packet() {
           if (auto st = write_all("+", deadline); !st) return st.error();
         }
         resends_ = 0;
-        if (log_packets_) spdlog::info("vm <- ${}", printable(e.payload));
-        else spdlog::trace("vm <- ${}", printable(e.payload));
+        if (log_packets_) spdlog::info("vm <- ${}", rsp::printable(e.payload, 256));
+        else spdlog::trace("vm <- ${}", rsp::printable(e.payload, 256));
         return std::optional<std::string>(std::move(e.payload));
       case K::Ack:
         resends_ = 0;
@@ -202,8 +192,8 @@ Result<std::string> GdbstubConnection::wait_packet(Clock::time_point deadline) {
 
 Status GdbstubConnection::send(std::string_view payload) {
   if (!is_open()) return make_error(ENOTCONN, "not connected to the gdbstub");
-  if (log_packets_) spdlog::info("vm -> ${}", printable(payload));
-  else spdlog::trace("vm -> ${}", printable(payload));
+  if (log_packets_) spdlog::info("vm -> ${}", rsp::printable(payload, 256));
+  else spdlog::trace("vm -> ${}", rsp::printable(payload, 256));
   last_frame_ = rsp::frame_packet(payload);
   resends_ = 0;
   if (auto st = write_all(last_frame_, Clock::now() + timeout_); !st) return lost(st.error());

@@ -233,3 +233,12 @@ TEST_CASE("bad escape inside a packet is Malformed") {
   CHECK(ev[0].kind == K::Malformed);
   CHECK(ev[1].kind == K::Malformed);
 }
+
+TEST_CASE("printable: log-safe, reversible, bounded") {
+  using dbgstub::rsp::printable;
+  CHECK(printable("qSupported:xmlRegisters=i386") == "qSupported:xmlRegisters=i386");
+  CHECK(printable(std::string_view("a\x1b[2J\x00z", 7)) == "a\\x1b[2J\\x00z");
+  CHECK(printable("a\\x41") == "a\\x5cx41");  // a literal backslash can't pass for an escape
+  CHECK(printable("abcdef", 3) == "abc...");
+  CHECK(printable("abc", 3) == "abc");
+}
