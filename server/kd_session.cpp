@@ -23,6 +23,7 @@ std::string describe_packet(uint16_t type, const kd::Bytes& payload) {
 KdSession::KdSession(asio::io_context& io, std::unique_ptr<Transport> transport, Target& target, bool log_packets,
                      SessionEvents events)
     : transport_(std::move(transport)),
+      out_(*transport_, "KD debugger", [this] { shutdown(); }, [this] { if (closing_) shutdown(); }),
       dispatcher_(target, KdHooks{[this](uint16_t type, kd::Bytes p) { queue(type, std::move(p)); }}),
       log_packets_(log_packets),
       events_(std::move(events)),
@@ -140,43 +141,12 @@ void KdSession::arm_resend() {
 
 void KdSession::write_raw(const kd::Bytes& bytes) {
   if (closed_) return;
-  queued_bytes_ += bytes.size();
-  if (queued_bytes_ > kMaxQueued) {
-    spdlog::warn("KD debugger is not reading ({} bytes unsent): closing the connection", queued_bytes_);
-    out_.clear();
-    queued_bytes_ = 0;
-    shutdown();
-    return;
-  }
-  out_.emplace_back(bytes.begin(), bytes.end());
-  if (!writing_) write_next();
-}
-
-void KdSession::write_next() {
-  if (out_.empty()) {
-    writing_ = false;
-    if (closing_) shutdown();
-    return;
-  }
-  writing_ = true;
-  auto self = shared_from_this();
-  transport_->write_all(asio::buffer(out_.front()), [this, self](const asio::error_code& ec, std::size_t) {
-    if (ec) {
-      spdlog::info("write to KD debugger failed ({})", ec.message());
-      out_.clear();
-      writing_ = false;
-      shutdown();
-      return;
-    }
-    queued_bytes_ -= std::min(queued_bytes_, out_.front().size());
-    out_.pop_front();
-    write_next();
-  });
+  out_.write(std::string(bytes.begin(), bytes.end()), shared_from_this());
 }
 
 void KdSession::close_when_flushed() {
   closing_ = true;
-  if (!writing_) shutdown();
+  if (out_.idle()) shutdown();
 }
 
 void KdSession::shutdown() {

@@ -16,6 +16,7 @@
 #include "protocol/kd/session_state.h"
 #include "server/debug_session.h"
 #include "server/kd_dispatcher.h"
+#include "server/output_queue.h"
 #include "server/transport.h"
 
 namespace dbgstub {
@@ -43,10 +44,10 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
   void pump();
   void arm_resend();
   void write_raw(const kd::Bytes& bytes);
-  void write_next();
   void shutdown();
 
   std::unique_ptr<Transport> transport_;
+  OutputQueue out_;  // bounded, as for GDB
   kd::KdFramer framer_;
   kd::SessionState state_;
   KdDispatcher dispatcher_;
@@ -55,15 +56,11 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
   std::deque<std::pair<uint16_t, kd::Bytes>> queue_;  // data packets not yet sent
   asio::steady_timer resend_timer_;
   int tries_ = 0;
-  std::deque<std::string> out_;
-  bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
-  std::size_t queued_bytes_ = 0;
-  static constexpr std::size_t kMaxQueued = 16 << 20;
 };
 
 }  // namespace dbgstub

@@ -9,6 +9,7 @@ namespace dbgstub {
 Session::Session(std::unique_ptr<Transport> transport, Target& target, DispatcherConfig config, bool log_packets,
                  SessionEvents events)
     : transport_(std::move(transport)),
+      out_(*transport_, "debugger", [this] { shutdown(); }, [this] { if (closing_) shutdown(); }),
       framer_(config.packet_size),
       dispatcher_(target, config,
                   SessionHooks{
@@ -116,43 +117,12 @@ void Session::notify(std::string payload) {
 
 void Session::write_raw(std::string bytes) {
   if (closed_) return;
-  queued_bytes_ += bytes.size();
-  if (queued_bytes_ > kMaxQueued) {
-    spdlog::warn("debugger is not reading ({} bytes unsent): closing the connection", queued_bytes_);
-    out_.clear();
-    queued_bytes_ = 0;
-    shutdown();
-    return;
-  }
-  out_.push_back(std::move(bytes));
-  if (!writing_) write_next();
-}
-
-void Session::write_next() {
-  if (out_.empty()) {
-    writing_ = false;
-    if (closing_) shutdown();
-    return;
-  }
-  writing_ = true;
-  auto self = shared_from_this();
-  transport_->write_all(asio::buffer(out_.front()), [this, self](const asio::error_code& ec, std::size_t) {
-    if (ec) {
-      spdlog::info("write to debugger failed ({})", ec.message());
-      out_.clear();
-      writing_ = false;
-      shutdown();
-      return;
-    }
-    queued_bytes_ -= std::min(queued_bytes_, out_.front().size());
-    out_.pop_front();
-    write_next();
-  });
+  out_.write(std::move(bytes), shared_from_this());
 }
 
 void Session::close_when_flushed() {
   closing_ = true;
-  if (!writing_) shutdown();
+  if (out_.idle()) shutdown();
 }
 
 void Session::shutdown() {

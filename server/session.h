@@ -14,6 +14,7 @@
 #include "protocol/rsp/framing.h"
 #include "server/debug_session.h"
 #include "server/dispatcher.h"
+#include "server/output_queue.h"
 
 namespace dbgstub {
 
@@ -40,26 +41,22 @@ class Session : public DebugSession, public std::enable_shared_from_this<Session
   void send(std::string payload);
   void notify(std::string payload);
   void write_raw(std::string bytes);
-  void write_next();
   void shutdown();
 
   std::unique_ptr<Transport> transport_;
+  // A client that stops reading: past OutputQueue's bound, hang up.
+  OutputQueue out_;
   rsp::Framer framer_;
   Dispatcher dispatcher_;
   bool log_packets_;
   SessionEvents events_;
   bool ack_mode_ = true;
   std::string last_packet_;
-  std::deque<std::string> out_;
-  bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
-  std::size_t queued_bytes_ = 0;
-  // A client that stops reading: past this much unsent output, hang up.
-  static constexpr std::size_t kMaxQueued = 16 << 20;
 };
 
 }  // namespace dbgstub
