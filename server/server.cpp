@@ -107,36 +107,65 @@ Status Server::serve_stdio() {
   return ok_status();
 }
 
+namespace {
+
+// A connection refused because a debugger is already connected: it is told
+// why, given a moment to read that, and closed (after 3 s at the latest).
+struct Refusal {
+  asio::ip::tcp::socket sock;
+  asio::steady_timer timer;
+  std::array<char, 512> buf{};
+  std::string reply;
+
+  Refusal(asio::ip::tcp::socket s, std::string r)
+      : sock(std::move(s)), timer(sock.get_executor()), reply(std::move(r)) {}
+
+  static std::shared_ptr<Refusal> start(asio::ip::tcp::socket socket, std::string reply, const char* who) {
+    asio::error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    spdlog::warn("refused a second {} from {}: another one is connected", who,
+                 ec ? "?" : remote.address().to_string());
+    auto r = std::make_shared<Refusal>(std::move(socket), std::move(reply));
+    r->timer.expires_after(std::chrono::seconds(3));
+    r->timer.async_wait([r](const asio::error_code& e) {
+      if (!e) r->close();
+    });
+    return r;
+  }
+  void close() {
+    asio::error_code ec;
+    timer.cancel();
+    sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    sock.close(ec);
+  }
+  // Sends the reply, then `after` (unless the write failed).
+  static void send(const std::shared_ptr<Refusal>& r, std::function<void()> after) {
+    asio::async_write(r->sock, asio::buffer(r->reply), [r, after](const asio::error_code& e, std::size_t) {
+      if (e) return r->close();
+      after();
+    });
+  }
+  // Reads until the client hangs up (or the timer ends it).
+  static void drain(const std::shared_ptr<Refusal>& r) {
+    r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
+      if (e) return r->close();
+      drain(r);
+    });
+  }
+};
+
+}  // namespace
+
 // A second debugger gets its first packet answered with an error that says
 // why, then the connection is closed. Answering before it has spoken would
 // be lost: gdb drops packets that arrive while it waits for its own ack.
 void Server::refuse_busy(asio::ip::tcp::socket socket) {
-  struct Refusal {
-    asio::ip::tcp::socket sock;
-    asio::steady_timer timer;
-    std::array<char, 512> buf{};
-    std::string reply;
-    explicit Refusal(asio::ip::tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
-    void close() {
-      asio::error_code ec;
-      timer.cancel();
-      sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-      sock.close(ec);
-    }
-  };
-  asio::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  spdlog::warn("refused a second debugger from {}: another one is connected", ec ? "?" : remote.address().to_string());
-  auto r = std::make_shared<Refusal>(std::move(socket));
-  r->reply = "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target");
-  r->timer.expires_after(std::chrono::seconds(3));
-  r->timer.async_wait([r](const asio::error_code& e) {
-    if (!e) r->close();
-  });
+  auto r = Refusal::start(std::move(socket),
+                          "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target"),
+                          "debugger");
   r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
     if (e) return r->close();
-    asio::async_write(r->sock, asio::buffer(r->reply), [r](const asio::error_code& e2, std::size_t) {
-      if (e2) return r->close();
+    Refusal::send(r, [r] {
       // Let the client read the reply and hang up first (or time out).
       r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code&, std::size_t) { r->close(); });
     });
@@ -148,43 +177,13 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 // shows from a target it is not synchronized with), then the connection
 // is closed.
 void Server::refuse_busy_kd(asio::ip::tcp::socket socket) {
-  struct Refusal {
-    asio::ip::tcp::socket sock;
-    asio::steady_timer timer;
-    std::array<char, 512> buf{};
-    std::string reply;
-    explicit Refusal(asio::ip::tcp::socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
-    void close() {
-      asio::error_code ec;
-      timer.cancel();
-      sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-      sock.close(ec);
-    }
-    void drain(std::shared_ptr<Refusal> self) {
-      sock.async_read_some(asio::buffer(buf), [self](const asio::error_code& e, std::size_t) {
-        if (e) return self->close();
-        self->drain(self);
-      });
-    }
-  };
-  asio::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  spdlog::warn("refused a second KD debugger from {}: another one is connected",
-               ec ? "?" : remote.address().to_string());
-  auto r = std::make_shared<Refusal>(std::move(socket));
   auto msg = kd::make_print_string("dbgstub: another debugger is already connected to this target\n");
   auto framed = kd::frame_data_packet(kd::kPacketTypeKdDebugIo, kd::kInitialPacketId | kd::kSyncPacketId,
                                       kd::serialize_debug_io(msg));
-  if (framed) r->reply.assign(framed->begin(), framed->end());
-  r->timer.expires_after(std::chrono::seconds(3));
-  r->timer.async_wait([r](const asio::error_code& e) {
-    if (!e) r->close();
-  });
-  asio::async_write(r->sock, asio::buffer(r->reply), [r](const asio::error_code& e, std::size_t) {
-    if (e) return r->close();
-    // Let the client read it and hang up first (or time out).
-    r->drain(r);
-  });
+  auto r = Refusal::start(std::move(socket), framed ? std::string(framed->begin(), framed->end()) : std::string(),
+                          "KD debugger");
+  // Let the client read it and hang up first (or time out).
+  Refusal::send(r, [r] { Refusal::drain(r); });
 }
 
 void Server::maybe_finish() {
