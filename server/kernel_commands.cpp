@@ -94,17 +94,10 @@ MonitorResult Dispatcher::cmd_bang_process(const std::string& args) {
   if (!guest) return {std::string(kNoGuest) + "\n", false};
   const std::string usage =
       "Usage: !process [0 0 | ADDRESS | CID]   (FLAGS are accepted and ignored; e.g. !process 0 0)\n";
-  std::istringstream in(args);
-  std::vector<std::string> w;
-  for (std::string s; in >> s;) w.push_back(s);
-  if (w.size() > 3) return {usage, false};
-  uint64_t which = 0;
-  if (!w.empty()) {
-    auto v = lk::parse_address(w[0]);
-    if (!v) return {usage, false};
-    which = *v;
-  }
-  std::string image = w.size() > 2 ? w[2] : "";
+  auto parsed = lk::parse_bang_process_args(args);
+  if (!parsed) return {usage, false};
+  uint64_t which = parsed->which;
+  const std::string& image = parsed->image;
   auto procs = guest->list();
   if (!procs) return {"Cannot list the guest's processes: " + procs.error().message + "\n", false};
   // Which process each processor was running when the machine stopped.

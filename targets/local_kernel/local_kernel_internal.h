@@ -59,6 +59,14 @@ bool wildcard_match(std::string_view pattern, std::string_view text);
 // Hex address as WinDbg takes it: optional 0x, optional ` separator.
 std::optional<uint64_t> parse_address(std::string_view text);
 
+// WinDbg's "!process [PROCESS [FLAGS [IMAGE]]]" arguments: PROCESS 0 or -1
+// is every process (which = 0); FLAGS must be a number and are ignored.
+struct BangProcessArgs {
+  uint64_t which = 0;
+  std::string image;  // may use * and ?; empty: any
+};
+std::optional<BangProcessArgs> parse_bang_process_args(const std::string& args);
+
 extern const char* const kHiddenAddressesNote;
 
 // WinDbg's "ln ADDR" (list nearest symbols); ADDR may also be a symbol name.

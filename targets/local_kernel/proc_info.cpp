@@ -176,26 +176,30 @@ std::string osdata_types() {
          "</osdata>\n";
 }
 
+std::optional<BangProcessArgs> parse_bang_process_args(const std::string& args) {
+  std::istringstream in(args);
+  std::vector<std::string> w;
+  for (std::string s; in >> s;) w.push_back(s);
+  if (w.size() > 3) return std::nullopt;
+  BangProcessArgs a;
+  if (!w.empty() && w[0] != "-1") {
+    auto v = parse_address(w[0]);
+    if (!v) return std::nullopt;
+    a.which = *v;
+  }
+  if (w.size() > 1 && !parse_address(w[1])) return std::nullopt;
+  if (w.size() > 2) a.image = w[2];
+  return a;
+}
+
 CommandOutput bang_process(const std::string& proc_root, const std::string& args) {
   const std::string usage =
       "Usage: !process [CID [FLAGS [IMAGE]]]   (CID in hex, 0 for all processes; FLAGS are accepted and ignored; "
       "IMAGE may use * and ?; e.g. !process 0 0)\n";
-  std::istringstream in(args);
-  std::vector<std::string> w;
-  for (std::string s; in >> s;) w.push_back(s);
-  if (w.size() > 3) return {false, usage};
-  uint64_t cid = 0;
-  if (!w.empty()) {
-    if (w[0] == "-1") {
-      cid = 0;
-    } else if (auto v = parse_address(w[0])) {
-      cid = *v;
-    } else {
-      return {false, usage};
-    }
-  }
-  if (w.size() > 1 && !parse_address(w[1])) return {false, usage};
-  std::string image = w.size() > 2 ? w[2] : "";
+  auto parsed = parse_bang_process_args(args);
+  if (!parsed) return {false, usage};
+  uint64_t cid = parsed->which;
+  const std::string& image = parsed->image;
 
   auto procs = list_processes(proc_root);
   std::string out;
