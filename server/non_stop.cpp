@@ -134,9 +134,7 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
     for (ThreadRef t : target_.threads()) {
       if (t.pid != ev.thread.pid) continue;
       ns_.known.insert(NonStopView::key(t));
-      ResumeAction a;
-      a.thread = t;
-      ns_.running[NonStopView::key(t)] = {a, true};
+      ns_.set_running(t, true);
     }
     hooks_.send(rsp::reply_ok());
   } else {
@@ -189,9 +187,7 @@ void Dispatcher::ns_place_new_threads(const StopEvent* ev) {
                       ev->child.pid == t.pid;
     bool started = ev && ev->reason == StopEvent::Reason::Start && ev->thread.pid == t.pid;
     if (fork_child || started) continue;
-    ResumeAction a;
-    a.thread = t;
-    ns_.running[k] = {a, false};
+    ns_.set_running(t);
     // Created by a running thread while the target runs: it runs already.
     if (target_.running()) ns_.resumed.insert(k);
   }
@@ -252,9 +248,7 @@ std::string Dispatcher::ns_halt_reason() {
     if (ns_.running.count(k)) continue;
     bool last_one = last && last->kind == StopEvent::Kind::Signal && last->thread == t;
     if (fresh && !last_one) {
-      ResumeAction a;
-      a.thread = t;
-      ns_.running[k] = {a, false};
+      ns_.set_running(t);
       continue;
     }
     ns_.queue.push_back(ns_stopped_reply(t, true));

@@ -44,6 +44,13 @@ struct NonStopView {
   bool attach_pending = false;        // vAttach answered OK once the process is stopped
   std::deque<std::string> held;       // packets that need the whole target stopped
 
+  // t runs for gdb, continuing (frozen: held stopped until gdb asks).
+  void set_running(ThreadRef t, bool frozen = false) {
+    ResumeAction a;
+    a.thread = t;
+    running[key(t)] = {a, frozen};
+  }
+
   void reset() { *this = NonStopView{}; }
 };
 
