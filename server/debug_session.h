@@ -24,6 +24,10 @@ class DebugSession {
   virtual void set_handshake_timeout(asio::io_context& io, std::chrono::seconds t) = 0;
   // Closes after everything queued has been written.
   virtual void close_when_flushed() = 0;
+  // Closes now without telling the server: the event loop is ending, and
+  // the pending reads that hold this session must finish while its target
+  // still exists (see Server::finish).
+  virtual void abandon() = 0;
   virtual void on_stop(const StopEvent& ev) = 0;
   // False for a connection that never sent a packet (not a debugger yet).
   virtual bool heard_from_client() const = 0;

@@ -149,6 +149,11 @@ void KdSession::close_when_flushed() {
   if (out_.idle()) shutdown();
 }
 
+void KdSession::abandon() {
+  events_ = {};
+  shutdown();
+}
+
 void KdSession::shutdown() {
   if (closed_) return;
   closed_ = true;

@@ -28,6 +28,7 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
   void start() override;
   void set_handshake_timeout(asio::io_context& io, std::chrono::seconds t) override;
   void close_when_flushed() override;
+  void abandon() override;
   void on_stop(const StopEvent& ev) override;
   bool heard_from_client() const override { return heard_from_client_; }
 

@@ -152,6 +152,7 @@ int serve(asio::io_context& io, const Options& opts, Target& target) {
     return 1;
   }
   io.run();
+  server.finish();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;
 }
@@ -210,6 +211,7 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     for (auto& e : lab) e.server->shutdown();
   });
   io.run();
+  for (auto& e : lab) e.server->finish();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;
 }

@@ -219,6 +219,15 @@ void Server::on_session_closed() {
   }
 }
 
+void Server::finish() {
+  if (session_) {
+    session_->abandon();
+    session_.reset();
+  }
+  io_.restart();
+  io_.poll();
+}
+
 void Server::shutdown() {
   exiting_ = true;
   asio::error_code ec;

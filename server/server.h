@@ -23,6 +23,10 @@ class Server {
   uint16_t port() const { return port_; }
   // Release the target (kill launched, detach attached) and stop the loop.
   void shutdown();
+  // After the loop has stopped: closes a session still open and runs what
+  // that leaves to run (its aborted reads, which own it), so the session is
+  // gone before the target it refers to.
+  void finish();
 
  private:
   void accept();

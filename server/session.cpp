@@ -125,6 +125,11 @@ void Session::close_when_flushed() {
   if (out_.idle()) shutdown();
 }
 
+void Session::abandon() {
+  events_ = {};
+  shutdown();
+}
+
 void Session::shutdown() {
   if (closed_) return;
   closed_ = true;

@@ -28,6 +28,7 @@ class Session : public DebugSession, public std::enable_shared_from_this<Session
   void start() override;
   // Closes after everything queued has been written.
   void close_when_flushed() override;
+  void abandon() override;
   void on_stop(const StopEvent& ev) override;
   // False for a connection that never sent a packet (not a debugger yet).
   bool heard_from_client() const override { return heard_from_client_; }
