@@ -12,12 +12,13 @@ OutputQueue::OutputQueue(Transport& transport, std::string peer, std::function<v
       on_drained_(std::move(on_drained)) {}
 
 void OutputQueue::write(std::string bytes, std::shared_ptr<void> keep_alive) {
+  if (failed_) return;
   queued_bytes_ += bytes.size();
   if (queued_bytes_ > kMaxQueued) {
     spdlog::warn("{} is not reading ({} bytes unsent): closing the connection", peer_, queued_bytes_);
-    out_.clear();
-    queued_bytes_ = 0;
-    on_failure_();
+    // The buffer being written stays until its write completes (the
+    // transport still points into it); fail() empties the rest then.
+    fail();
     return;
   }
   out_.push_back(std::move(bytes));
@@ -32,17 +33,27 @@ void OutputQueue::write_next(std::shared_ptr<void> keep_alive) {
   }
   writing_ = true;
   transport_.write_all(asio::buffer(out_.front()), [this, keep_alive](const asio::error_code& ec, std::size_t) {
-    if (ec) {
-      spdlog::info("write to {} failed ({})", peer_, ec.message());
-      out_.clear();
+    if (ec || failed_) {
+      if (!failed_) spdlog::info("write to {} failed ({})", peer_, ec.message());
       writing_ = false;
-      on_failure_();
+      fail();
       return;
     }
     queued_bytes_ -= std::min(queued_bytes_, out_.front().size());
     out_.pop_front();
     write_next(keep_alive);
   });
+}
+
+// Once: nothing more is written, and the owner hangs up.
+void OutputQueue::fail() {
+  if (!writing_) {
+    out_.clear();
+    queued_bytes_ = 0;
+  }
+  if (failed_) return;
+  failed_ = true;
+  on_failure_();
 }
 
 }  // namespace dbgstub

@@ -28,12 +28,14 @@ class OutputQueue {
 
  private:
   void write_next(std::shared_ptr<void> keep_alive);
+  void fail();
 
   Transport& transport_;
   std::string peer_;
   std::function<void()> on_failure_, on_drained_;
   std::deque<std::string> out_;
   bool writing_ = false;
+  bool failed_ = false;
   std::size_t queued_bytes_ = 0;
 };
 

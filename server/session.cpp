@@ -46,51 +46,74 @@ void Session::read() {
       return;
     }
     on_bytes(n);
-    if (!closed_) read();
   });
 }
 
 void Session::on_bytes(std::size_t n) {
   std::vector<rsp::FrameEvent> events;
   framer_.feed(std::string_view(buf_.data(), n), events);
-  for (auto& e : events) {
+  for (auto& e : events) pending_.push_back(std::move(e));
+  handle_events();
+}
+
+// Handles what the client sent, a few milliseconds' worth at a time: a
+// client that pipelines thousands of requests (each may be a round trip to
+// a VM's stub) must not hold the one event loop that every other lab target
+// and connection shares. The rest waits for the loop's next turn, and the
+// socket isn't read again until it is all handled, so the client is slowed
+// down instead of buffered.
+void Session::handle_events() {
+  constexpr auto kSlice = std::chrono::milliseconds(5);
+  auto until = std::chrono::steady_clock::now() + kSlice;
+  while (!pending_.empty()) {
     if (closing_ || closed_) return;
-    using K = rsp::FrameEvent::Kind;
-    switch (e.kind) {
-      case K::Packet:
-        if (!heard_from_client_) {
-          heard_from_client_ = true;
-          if (handshake_timer_) handshake_timer_->cancel();
-        }
-        if (log_packets_) spdlog::info("<- ${}", rsp::printable(e.payload, 512));
-        if (ack_mode_) write_raw("+");
-        dispatcher_.handle_packet(e.payload);
-        if (events_.maybe_finish) events_.maybe_finish();
-        break;
-      case K::Ack:
-        break;
-      case K::Nack:
-        if (ack_mode_ && !last_packet_.empty()) {
-          spdlog::debug("debugger asked for a retransmission");
-          write_raw(last_packet_);
-        }
-        break;
-      case K::Interrupt:
-        if (log_packets_) spdlog::info("<- ^C");
-        dispatcher_.handle_interrupt();
-        break;
-      case K::BadChecksum:
-        spdlog::warn("packet with a bad checksum{}", ack_mode_ ? ", retransmission requested" : " dropped");
-        if (ack_mode_) write_raw("-");
-        break;
-      case K::Oversize:
-        spdlog::warn("packet longer than {} bytes dropped", framer_.max_packet());
-        if (ack_mode_) write_raw("-");
-        break;
-      case K::Malformed:
-        spdlog::warn("malformed input: {}", e.payload);  // the framer's own words, log-safe already
-        break;
+    if (std::chrono::steady_clock::now() >= until) {
+      transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
+      return;
     }
+    rsp::FrameEvent e = std::move(pending_.front());
+    pending_.pop_front();
+    handle_event(e);
+  }
+  if (!closed_) read();
+}
+
+void Session::handle_event(rsp::FrameEvent& e) {
+  using K = rsp::FrameEvent::Kind;
+  switch (e.kind) {
+    case K::Packet:
+      if (!heard_from_client_) {
+        heard_from_client_ = true;
+        if (handshake_timer_) handshake_timer_->cancel();
+      }
+      if (log_packets_) spdlog::info("<- ${}", rsp::printable(e.payload, 512));
+      if (ack_mode_) write_raw("+");
+      dispatcher_.handle_packet(e.payload);
+      if (events_.maybe_finish) events_.maybe_finish();
+      break;
+    case K::Ack:
+      break;
+    case K::Nack:
+      if (ack_mode_ && !last_packet_.empty()) {
+        spdlog::debug("debugger asked for a retransmission");
+        write_raw(last_packet_);
+      }
+      break;
+    case K::Interrupt:
+      if (log_packets_) spdlog::info("<- ^C");
+      dispatcher_.handle_interrupt();
+      break;
+    case K::BadChecksum:
+      spdlog::warn("packet with a bad checksum{}", ack_mode_ ? ", retransmission requested" : " dropped");
+      if (ack_mode_) write_raw("-");
+      break;
+    case K::Oversize:
+      spdlog::warn("packet longer than {} bytes dropped", framer_.max_packet());
+      if (ack_mode_) write_raw("-");
+      break;
+    case K::Malformed:
+      spdlog::warn("malformed input: {}", e.payload);  // the framer's own words, log-safe already
+      break;
   }
 }
 

@@ -39,6 +39,8 @@ class Session : public DebugSession, public std::enable_shared_from_this<Session
  private:
   void read();
   void on_bytes(std::size_t n);
+  void handle_events();
+  void handle_event(rsp::FrameEvent& e);
   void send(std::string payload);
   void notify(std::string payload);
   void write_raw(std::string bytes);
@@ -56,6 +58,8 @@ class Session : public DebugSession, public std::enable_shared_from_this<Session
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
+  // Framed but not yet handled (see handle_events).
+  std::deque<rsp::FrameEvent> pending_;
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <asio/post.hpp>
 #include <asio/write.hpp>
 
 namespace dbgstub {
@@ -21,6 +22,8 @@ void TcpTransport::close() {
   socket_.close(ec);
 }
 
+void TcpTransport::defer(std::function<void()> f) { asio::post(socket_.get_executor(), std::move(f)); }
+
 // Duplicates, so closing the session never closes fd 0/1 under the
 // process (or the logger, which writes to fd 2).
 StdioTransport::StdioTransport(asio::io_context& io) : in_(io, ::dup(0)), out_(io, ::dup(1)) {}
@@ -28,6 +31,8 @@ StdioTransport::StdioTransport(asio::io_context& io) : in_(io, ::dup(0)), out_(i
 void StdioTransport::read_some(asio::mutable_buffer buf, Handler h) { in_.async_read_some(buf, std::move(h)); }
 
 void StdioTransport::write_all(asio::const_buffer buf, Handler h) { asio::async_write(out_, buf, std::move(h)); }
+
+void StdioTransport::defer(std::function<void()> f) { asio::post(in_.get_executor(), std::move(f)); }
 
 void StdioTransport::close() {
   asio::error_code ec;

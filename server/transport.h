@@ -15,6 +15,8 @@ class Transport {
   virtual void read_some(asio::mutable_buffer buf, Handler h) = 0;
   virtual void write_all(asio::const_buffer buf, Handler h) = 0;
   virtual void close() = 0;
+  // Runs `f` later on the connection's event loop (not from inside this call).
+  virtual void defer(std::function<void()> f) = 0;
 };
 
 class TcpTransport : public Transport {
@@ -23,6 +25,7 @@ class TcpTransport : public Transport {
   void read_some(asio::mutable_buffer buf, Handler h) override;
   void write_all(asio::const_buffer buf, Handler h) override;
   void close() override;
+  void defer(std::function<void()> f) override;
 
  private:
   asio::ip::tcp::socket socket_;
@@ -34,6 +37,7 @@ class StdioTransport : public Transport {
   void read_some(asio::mutable_buffer buf, Handler h) override;
   void write_all(asio::const_buffer buf, Handler h) override;
   void close() override;
+  void defer(std::function<void()> f) override;
 
  private:
   asio::posix::stream_descriptor in_, out_;

@@ -17,6 +17,7 @@ struct HeldTransport : Transport {
     pending.push_back(std::move(h));
   }
   void close() override {}
+  void defer(std::function<void()>) override {}
   void complete_one(asio::error_code ec = {}) {
     auto h = std::move(pending.front());
     pending.erase(pending.begin());
@@ -60,6 +61,37 @@ TEST_CASE("output queue: a failed write fails the connection") {
   OutputQueue q(t, "KD debugger", [&] { ++failures; }, [] {});
   q.write("abc", std::make_shared<int>(0));
   t.complete_one(asio::error::broken_pipe);
+  CHECK(failures == 1);
+  CHECK(q.idle());
+}
+
+// Regression: past the bound the queue used to free every buffer, the one
+// being written included, and the write's completion then popped an empty
+// deque (a double free under ASan, found by test_lab_hostile.py).
+TEST_CASE("output queue: past the bound, the buffer being written lives until its write completes") {
+  HeldTransport t;
+  int failures = 0;
+  OutputQueue q(t, "debugger", [&] { ++failures; }, [] {});
+  auto owner = std::make_shared<int>(0);
+  std::string mib(1 << 20, 'x');
+  for (int i = 0; i < 17; ++i) q.write(mib, owner);
+  CHECK(failures == 1);
+  q.write("more", owner);  // after failing: dropped, no second failure
+  CHECK(failures == 1);
+  t.complete_one();  // the write in flight completes successfully
+  CHECK(failures == 1);
+  CHECK(q.idle());
+  CHECK(t.pending.empty());  // nothing else is written
+}
+
+TEST_CASE("output queue: the aborted write of a closed connection fails it once") {
+  HeldTransport t;
+  int failures = 0;
+  OutputQueue q(t, "debugger", [&] { ++failures; }, [] {});
+  auto owner = std::make_shared<int>(0);
+  std::string mib(1 << 20, 'x');
+  for (int i = 0; i < 17; ++i) q.write(mib, owner);
+  t.complete_one(asio::error::operation_aborted);
   CHECK(failures == 1);
   CHECK(q.idle());
 }
