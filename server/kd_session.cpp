@@ -57,38 +57,58 @@ void KdSession::read() {
       return;
     }
     on_bytes(n);
-    if (!closed_) read();
   });
 }
 
 void KdSession::on_bytes(std::size_t n) {
   std::vector<kd::KdEvent> events;
   framer_.feed(kd::ByteView(reinterpret_cast<const uint8_t*>(buf_.data()), n), events);
-  for (auto& ev : events) {
+  for (auto& ev : events) pending_.push_back(std::move(ev));
+  handle_events();
+}
+
+// A few milliseconds of requests per turn of the loop, so a client sending
+// packets back to back can't hold the loop other targets share; the socket
+// is read again once everything is handled.
+void KdSession::handle_events() {
+  constexpr auto kSlice = std::chrono::milliseconds(5);
+  auto until = std::chrono::steady_clock::now() + kSlice;
+  while (!pending_.empty()) {
     if (closing_ || closed_) return;
-    bool junk = std::holds_alternative<kd::FrameError>(ev) &&
-                std::get<kd::FrameError>(ev).kind == kd::FrameError::Kind::Junk;
-    if (!junk && !heard_from_client_) {
-      heard_from_client_ = true;
-      if (handshake_timer_) handshake_timer_->cancel();
+    if (std::chrono::steady_clock::now() >= until) {
+      transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
+      return;
     }
-    kd::SessionAction a = state_.on_event(ev);
-    if (log_packets_ || std::holds_alternative<kd::FrameError>(ev)) {
-      if (auto* d = std::get_if<kd::DataPacket>(&ev))
-        spdlog::info("kd <- {:#010x} {}: {}", d->id, describe_packet(d->type, d->payload), a.note);
-      else if (std::holds_alternative<kd::FrameError>(ev))
-        spdlog::warn("kd: {}", a.note);
-      else
-        spdlog::info("kd <- {}", a.note);
-    }
-    for (auto& b : a.send) write_raw(b);
-    if (a.acked || a.resend_requested) tries_ = 0;
-    if (a.reset) dispatcher_.on_reset();
-    if (a.break_in) dispatcher_.on_break_in();
-    if (a.deliver) dispatcher_.handle_packet(*a.deliver);
-    if (a.acked) pump();
-    if (events_.maybe_finish) events_.maybe_finish();
+    kd::KdEvent ev = std::move(pending_.front());
+    pending_.pop_front();
+    handle_event(ev);
   }
+  if (!closed_) read();
+}
+
+void KdSession::handle_event(const kd::KdEvent& ev) {
+  bool junk = std::holds_alternative<kd::FrameError>(ev) &&
+              std::get<kd::FrameError>(ev).kind == kd::FrameError::Kind::Junk;
+  if (!junk && !heard_from_client_) {
+    heard_from_client_ = true;
+    if (handshake_timer_) handshake_timer_->cancel();
+  }
+  kd::SessionAction a = state_.on_event(ev);
+  if (log_packets_ || std::holds_alternative<kd::FrameError>(ev)) {
+    if (auto* d = std::get_if<kd::DataPacket>(&ev))
+      spdlog::info("kd <- {:#010x} {}: {}", d->id, describe_packet(d->type, d->payload), a.note);
+    else if (std::holds_alternative<kd::FrameError>(ev))
+      spdlog::warn("kd: {}", a.note);
+    else
+      spdlog::info("kd <- {}", a.note);
+  }
+  for (auto& b : a.send) write_raw(b);
+  if (a.acked || a.resend_requested) tries_ = 0;
+  if (a.reset) dispatcher_.on_reset();
+  if (a.break_in) dispatcher_.on_break_in();
+  if (a.deliver) dispatcher_.handle_packet(*a.deliver);
+  if (a.acked) pump();
+  if (events_.maybe_finish) events_.maybe_finish();
 }
 
 void KdSession::on_stop(const StopEvent& ev) {

@@ -41,6 +41,8 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
  private:
   void read();
   void on_bytes(std::size_t n);
+  void handle_events();
+  void handle_event(const kd::KdEvent& ev);
   void queue(uint16_t type, kd::Bytes payload);
   void pump();
   void arm_resend();
@@ -60,6 +62,8 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
+  // Framed but not yet handled (as in Session::handle_events).
+  std::deque<kd::KdEvent> pending_;
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
 };
