@@ -47,7 +47,7 @@ std::string xml_escape(const std::string& s) {
 }  // namespace
 
 Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
-    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)), host_files_(config_.allow_file_write),
+    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)), host_files_(config_.allow_file_write, config_.policy.files_root),
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
   monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {
@@ -836,6 +836,7 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   if (!l) return refuse(1, "this target cannot start programs");
   LaunchSpec spec;
   spec.argv = r.argv;
+  bool from_command_line = false;  // the operator's program, not the debugger's choice
   if (spec.argv.empty() || spec.argv[0].empty()) {
     // No program named (gdb's add-inferior, then run): as gdbserver, the
     // program of the last run with the new arguments, else the one given
@@ -847,9 +848,12 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
     } else {
       if (config_.default_program.empty()) return refuse(2, "no program given to run");
       spec.argv = config_.default_program;
+      from_command_line = true;
       if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     }
   }
+  if (config_.policy.run && !from_command_line)
+    if (auto st = check_run(*config_.policy.run, spec.argv[0]); !st) return refuse(st.error().code, st.error().message);
   spec.env = environment_;
   spec.cwd = working_dir_;
   spec.disable_aslr = disable_randomization_;
@@ -872,6 +876,9 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Attach); !st) return refuse(1, st.error().message);
   ProcessLauncher* l = target_.launcher();
   if (!l) return refuse(1, "this target cannot attach to processes");
+  if (config_.policy.attach)
+    if (auto st = check_attach(*config_.policy.attach, static_cast<int>(a.pid)); !st)
+      return refuse(st.error().code, st.error().message);
   interrupt_pending_ = false;
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
