@@ -34,10 +34,6 @@ class Security(unittest.TestCase):
         self.assertIn("SSH port forwarding", out)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class Policy(unittest.TestCase):
     """--config FILE with [HOST]:PORT: the user-mode session's allow-lists
     (vRun, vAttach) and vFile's root, through the real gdb (issue #7)."""
@@ -120,3 +116,7 @@ class Policy(unittest.TestCase):
                            text=True, timeout=20)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("allow.run[0]: 'relative/prog' must be an absolute path", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
