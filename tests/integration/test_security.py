@@ -108,6 +108,26 @@ class Policy(unittest.TestCase):
         self.assertEqual(out.count("Permission denied"), 4, out)
         self.assertIn("vFile: refused /etc/passwd: outside the files root", stub.output())
 
+    def test_refusals_carry_their_reason_for_clients_that_take_error_strings(self):
+        # As lldb: QEnableErrorStrings, then vRun and vAttach outside the lists.
+        spin = spawn("spin")
+        self.addCleanup(harness.reap, spin)
+        spin.stdout.readline()
+        stub = self.stub({"allow": {"run": [BASIC], "attach": {"users": ["nobody"]}}})
+        with harness.RspClient(stub.port) as c:
+            c.handshake()
+            self.assertEqual(c.request("QEnableErrorStrings"), "OK")
+            r = c.request("vRun;" + SPIN.encode().hex())
+            self.assertTrue(r.startswith("E."), r)
+            self.assertIn("not in the configuration's allow.run", r)
+            r = c.request(f"vAttach;{spin.pid:x}")
+            self.assertTrue(r.startswith("E."), r)
+            self.assertIn("is not in the configuration's allow.attach", r)
+            self.assertEqual(tracer_of(spin.pid), 0)
+            # The session goes on: the allowed program runs.
+            r = c.request("vRun;" + BASIC.encode().hex())
+            self.assertRegex(r, r"^T05")
+
     def test_bad_policy_names_the_field(self):
         path = os.path.join(self.tmp, "bad.json")
         with open(path, "w") as f:
