@@ -47,7 +47,10 @@ std::string xml_escape(const std::string& s) {
 }  // namespace
 
 Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
-    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)), host_files_(config_.allow_file_write, config_.policy.files_root),
+    : target_(target),
+      config_(std::move(config)),
+      hooks_(std::move(hooks)),
+      host_files_(config_.allow_file_write, config_.policy.files_root),
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
   monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {
@@ -836,7 +839,6 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   if (!l) return refuse(1, "this target cannot start programs");
   LaunchSpec spec;
   spec.argv = r.argv;
-  bool from_command_line = false;  // the operator's program, not the debugger's choice
   if (spec.argv.empty() || spec.argv[0].empty()) {
     // No program named (gdb's add-inferior, then run): as gdbserver, the
     // program of the last run with the new arguments, else the one given
@@ -848,10 +850,12 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
     } else {
       if (config_.default_program.empty()) return refuse(2, "no program given to run");
       spec.argv = config_.default_program;
-      from_command_line = true;
       if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     }
   }
+  // The program on dbgstub's command line is the operator's choice, not the
+  // debugger's: the allow-list is not for it.
+  bool from_command_line = !config_.default_program.empty() && spec.argv[0] == config_.default_program[0];
   if (config_.policy.run && !from_command_line)
     if (auto st = check_run(*config_.policy.run, spec.argv[0]); !st) return refuse(st.error().code, st.error().message);
   spec.env = environment_;
