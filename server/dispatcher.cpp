@@ -856,8 +856,12 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   // The program on dbgstub's command line is the operator's choice, not the
   // debugger's: the allow-list is not for it.
   bool from_command_line = !config_.default_program.empty() && spec.argv[0] == config_.default_program[0];
-  if (config_.policy.run && !from_command_line)
-    if (auto st = check_run(*config_.policy.run, spec.argv[0]); !st) return refuse(st.error().code, st.error().message);
+  int exec_fd = -1;  // the checked program, exec'd through its descriptor
+  if (config_.policy.run && !from_command_line) {
+    auto fd = open_allowed_program(*config_.policy.run, spec.argv[0]);
+    if (!fd) return refuse(fd.error().code, fd.error().message);
+    exec_fd = *fd;
+  }
   spec.env = environment_;
   spec.cwd = working_dir_;
   spec.disable_aslr = disable_randomization_;
@@ -867,7 +871,9 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
   interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
+  spec.exec_fd = exec_fd;
   auto st = l->launch(spec);
+  if (exec_fd >= 0) ::close(exec_fd);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;
   deferred = true;

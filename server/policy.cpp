@@ -3,17 +3,17 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 namespace dbgstub {
 namespace {
-
-std::string resolve(const std::string& path) {
-  char buf[PATH_MAX];
-  if (!::realpath(path.c_str(), buf)) return {};
-  return buf;
-}
 
 bool beneath(const std::string& path, const std::string& dir) {
   if (dir == "/") return !path.empty() && path[0] == '/';
@@ -22,18 +22,35 @@ bool beneath(const std::string& path, const std::string& dir) {
 
 }  // namespace
 
-Status check_run(const RunAllowList& allow, const std::string& program) {
+Result<int> open_allowed_program(const RunAllowList& allow, const std::string& program) {
   if (program.empty() || program[0] != '/')
     return make_error(1, "starting '" + program + "' is not allowed: the configuration's allow.run takes absolute "
                          "paths only");
-  std::string real = resolve(program);
-  if (real.empty()) return make_error(2, "starting '" + program + "' is not allowed: it does not resolve to a file");
-  for (auto& f : allow.files)
-    if (real == f) return ok_status();
-  for (auto& d : allow.dirs)
-    if (beneath(real, d)) return ok_status();
-  return make_error(1, "starting '" + program + "'" + (real != program ? " (" + real + ")" : std::string()) +
-                           " is not allowed: not in the configuration's allow.run");
+  int fd = ::open(program.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return make_error(2, "starting '" + program + "' is not allowed: " + std::strerror(errno));
+  // What the descriptor names, symlinks and ".." resolved.
+  char buf[PATH_MAX];
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  std::string real = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  struct stat st{};
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular && !real.empty()) {
+    for (auto& f : allow.files)
+      if (real == f) return fd;
+    for (auto& d : allow.dirs)
+      if (beneath(real, d)) return fd;
+  }
+  ::close(fd);
+  return make_error(1, "starting '" + program + "'" + (real != program && !real.empty() ? " (" + real + ")" : "") +
+                           " is not allowed: " + (regular ? "not in the configuration's allow.run" : "not a file"));
+}
+
+Status check_run(const RunAllowList& allow, const std::string& program) {
+  auto fd = open_allowed_program(allow, program);
+  if (!fd) return fd.error();
+  ::close(*fd);
+  return ok_status();
 }
 
 Result<std::vector<uid_t>> process_uids(int pid) {

@@ -43,8 +43,13 @@ struct SecurityPolicy {
   bool empty() const { return !run && !attach && files_root.empty() && !files_write; }
 };
 
-// The program vRun is about to start, as the debugger named it. Refused
-// unless it is absolute and, resolved, in the list.
+// The program vRun is about to start, as the debugger named it: opened
+// (O_PATH, close-on-exec) and checked by what the descriptor resolves to,
+// so a symlink swapped after the check changes nothing. Refused unless it
+// is absolute and, resolved, in the list. The caller owns the descriptor
+// (LaunchSpec::exec_fd).
+Result<int> open_allowed_program(const RunAllowList& allow, const std::string& program);
+// The same check, the descriptor closed.
 Status check_run(const RunAllowList& allow, const std::string& program);
 // The process vAttach names; its uids come from /proc/PID/status.
 Status check_attach(const AttachAllowList& allow, int pid);

@@ -1,6 +1,7 @@
 // The user-mode policy of --config (issue #7): parsing, and the checks for
 // vRun's program and vAttach's process.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,24 @@ TEST_CASE("policy: vRun's program, exact files and directories, after resolving"
   CHECK_FALSE(check_run(allow, bin + "x/prog"));
   CHECK_FALSE(check_run(allow, "prog"));                   // relative: refused
   CHECK_FALSE(check_run(allow, bin + "/missing"));
+  auto not_file = check_run(allow, bin + "/");
+  REQUIRE_FALSE(not_file);
+  CHECK(not_file.error().message.find("not a file") != std::string::npos);
+
+  // What is checked is what runs: the descriptor keeps naming the file it
+  // was checked as, whatever the path names afterwards.
+  std::string link = other + "/swap";
+  REQUIRE(symlink((bin + "/prog").c_str(), link.c_str()) == 0);
+  auto fd = open_allowed_program(allow, link);
+  REQUIRE(fd);
+  REQUIRE(unlink(link.c_str()) == 0);
+  REQUIRE(symlink((other + "/prog").c_str(), link.c_str()) == 0);
+  CHECK_FALSE(check_run(allow, link));
+  char buf[4096] = {};
+  REQUIRE(readlink(("/proc/self/fd/" + std::to_string(*fd)).c_str(), buf, sizeof buf - 1) > 0);
+  CHECK(std::string(buf) == bin + "/prog");
+  CHECK((fcntl(*fd, F_GETFD) & FD_CLOEXEC) != 0);
+  close(*fd);
   std::system(("rm -rf " + dir).c_str());
 }
 
