@@ -92,6 +92,7 @@ int HostFiles::open_confined(const std::string& path, int flags, mode_t mode) {
     if (fd < 0 && errno == EXDEV) return refuse("leads out of");
   }
   if (fd < 0 && errno == ENOSYS) return refuse("(no openat2 in this kernel) cannot confine to");
+  if (fd < 0 && errno == ELOOP) return refuse("a /proc magic link (or a symlink loop) is not followed beneath");
   return fd;
 }
 

@@ -195,6 +195,9 @@ TEST_CASE("host I/O with the root / reads what absolute symlinks name") {
   // /proc/self is a symlink; /etc/hostname a plain file.
   CHECK(opened(open_reply(files, "/etc/hostname")));
   CHECK(opened(open_reply(files, "/proc/self/status")));
+  // Magic links are not followed, even beneath /.
+  CHECK(open_reply(files, "/proc/self/root/etc/hostname") == "F-1,d");
+  CHECK(open_reply(files, "/proc/self/exe") == "F-1,d");
   // gdb reads the dynamic loader by this name: an absolute symlink on Debian.
   if (access("/lib64/ld-linux-x86-64.so.2", R_OK) == 0)
     CHECK(opened(open_reply(files, "/lib64/ld-linux-x86-64.so.2")));
