@@ -47,7 +47,10 @@ std::string xml_escape(const std::string& s) {
 }  // namespace
 
 Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hooks)
-    : target_(target), config_(std::move(config)), hooks_(std::move(hooks)), host_files_(config_.allow_file_write),
+    : target_(target),
+      config_(std::move(config)),
+      hooks_(std::move(hooks)),
+      host_files_(config_.allow_file_write, config_.policy.files_root),
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
   monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {
@@ -850,6 +853,15 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
       if (!args.empty()) spec.argv.resize(1), spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     }
   }
+  // The program on dbgstub's command line is the operator's choice, not the
+  // debugger's: the allow-list is not for it.
+  bool from_command_line = !config_.default_program.empty() && spec.argv[0] == config_.default_program[0];
+  int exec_fd = -1;  // the checked program, exec'd through its descriptor
+  if (config_.policy.run && !from_command_line) {
+    auto fd = open_allowed_program(*config_.policy.run, spec.argv[0]);
+    if (!fd) return refuse(fd.error().code, fd.error().message);
+    exec_fd = *fd;
+  }
   spec.env = environment_;
   spec.cwd = working_dir_;
   spec.disable_aslr = disable_randomization_;
@@ -859,7 +871,9 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
   interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
+  spec.exec_fd = exec_fd;
   auto st = l->launch(spec);
+  if (exec_fd >= 0) ::close(exec_fd);
   if (!st) return refuse(st.error().code, st.error().message);
   waiting_for_stop_ = true;
   deferred = true;
@@ -872,6 +886,9 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
   if (auto st = ModePolicy::allows(target_.mode(), Operation::Attach); !st) return refuse(1, st.error().message);
   ProcessLauncher* l = target_.launcher();
   if (!l) return refuse(1, "this target cannot attach to processes");
+  if (config_.policy.attach)
+    if (auto st = check_attach(*config_.policy.attach, static_cast<int>(a.pid)); !st)
+      return refuse(st.error().code, st.error().message);
   interrupt_pending_ = false;
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);

@@ -13,6 +13,7 @@
 
 #include "protocol/rsp/request.h"
 #include "server/host_files.h"
+#include "server/policy.h"
 #include "server/monitor.h"
 #include "server/non_stop.h"
 #include "targets/target.h"
@@ -31,6 +32,8 @@ struct DispatcherConfig {
   std::vector<std::string> wrapper;        // --wrapper
   bool allow_file_write = false;           // vFile may create, write, delete
   bool redirect_stdio = false;             // the session runs over our stdin/stdout
+  // --config (user mode): allow-lists for vRun/vAttach, vFile's root.
+  SecurityPolicy policy;
   // Kernel mode: processes scheduled for termination (owned by the server:
   // it outlives the connection).
   class TerminationSchedule* terminations = nullptr;

@@ -1,11 +1,17 @@
 #include "server/host_files.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "protocol/rsp/reply.h"
 
@@ -20,10 +26,74 @@ void put_be(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+int openat2_beneath(int dirfd, const std::string& rel, int flags, mode_t mode) {
+  struct open_how how{};
+  how.flags = static_cast<uint64_t>(flags);
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how));
+}
+
+// `path` relative to `root` ("." for the root itself), or nothing when it
+// is not lexically beneath it.
+std::optional<std::string> beneath(const std::string& root, const std::string& path) {
+  if (path.empty()) return std::nullopt;
+  if (path[0] != '/') return path;  // relative: from the root
+  std::string prefix = root == "/" ? "/" : root + "/";
+  if (path == root) return std::string(".");
+  if (path.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  std::string rel = path.substr(prefix.size());
+  return rel.empty() ? std::string(".") : rel;
+}
+
 }  // namespace
+
+HostFiles::HostFiles(bool allow_write, std::string root) : allow_write_(allow_write), root_(std::move(root)) {
+  if (root_.empty()) return;
+  root_fd_ = ::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd_ < 0) spdlog::warn("vFile: cannot open the files root {}: {}; host I/O is refused", root_, strerror(errno));
+}
 
 HostFiles::~HostFiles() {
   for (auto& [fd, unused] : fds_) ::close(fd);
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
+
+int HostFiles::open_confined(const std::string& path, int flags, mode_t mode) {
+  if (root_.empty()) return ::open(path.c_str(), flags, mode);
+  auto refuse = [&](const char* why) {
+    spdlog::warn("vFile: refused {}: {} the files root {}", path, why, root_);
+    errno = EACCES;
+    return -1;
+  };
+  if (root_fd_ < 0) return refuse("cannot open");
+  auto rel = beneath(root_, path);
+  if (!rel) return refuse("outside");
+  int fd = openat2_beneath(root_fd_, *rel, flags, mode);
+  if (fd < 0 && errno == EXDEV) {
+    // An absolute symlink on the way, or a ".." or symlink leading out.
+    // Resolve it now and try again from what it names: still opened
+    // beneath the root, so a link changed meanwhile can't lead out either.
+    char real[PATH_MAX];
+    std::string full = (*rel)[0] == '/' ? *rel : (root_ == "/" ? "/" : root_ + "/") + *rel;
+    bool creating = flags & O_CREAT;
+    std::string dir = full, name;
+    if (creating) {  // the file may not exist yet: resolve its directory
+      auto slash = full.rfind('/');
+      dir = full.substr(0, slash == 0 ? 1 : slash);
+      name = full.substr(slash + 1);
+    }
+    if (!::realpath(dir.c_str(), real)) return refuse("escapes");
+    std::string resolved = real;
+    if (creating) resolved += (resolved == "/" ? "" : "/") + name;
+    auto rel2 = beneath(root_, resolved);
+    if (!rel2 || (*rel2)[0] == '/') return refuse("leads out of");
+    fd = openat2_beneath(root_fd_, *rel2, flags, mode);
+    if (fd < 0 && errno == EXDEV) return refuse("leads out of");
+  }
+  if (fd < 0 && errno == ENOSYS) return refuse("(no openat2 in this kernel) cannot confine to");
+  if (fd < 0 && errno == ELOOP) return refuse("a /proc magic link (or a symlink loop) is not followed beneath");
+  return fd;
 }
 
 std::string HostFiles::handle(const rsp::HostFile& req, std::size_t max_reply) {
@@ -56,7 +126,21 @@ std::string HostFiles::handle(const rsp::HostFile& req, std::size_t max_reply) {
       return fstat(static_cast<int>(req.fd));
     case Op::Readlink: {
       char buf[4096];
-      ssize_t n = ::readlink(req.path.c_str(), buf, sizeof buf);
+      ssize_t n;
+      if (root_.empty()) {
+        n = ::readlink(req.path.c_str(), buf, sizeof buf);
+      } else {
+        // The link itself, in a directory opened beneath the root.
+        auto slash = req.path.rfind('/');
+        std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : req.path.substr(0, slash);
+        std::string name = slash == std::string::npos ? req.path : req.path.substr(slash + 1);
+        int dfd = open_confined(dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        if (dfd < 0) return fail(errno);
+        n = ::readlinkat(dfd, name.c_str(), buf, sizeof buf);
+        int e = errno;
+        ::close(dfd);
+        errno = e;
+      }
       if (n < 0) return fail(errno);
       return rsp::build_file_reply(n, 0, std::string_view(buf, static_cast<std::size_t>(n)), true);
     }
@@ -70,7 +154,20 @@ std::string HostFiles::handle(const rsp::HostFile& req, std::size_t max_reply) {
     }
     case Op::Unlink:
       if (!allow_write_) return fail(EROFS);
-      if (::unlink(req.path.c_str()) != 0) return fail(errno);
+      if (root_.empty()) {
+        if (::unlink(req.path.c_str()) != 0) return fail(errno);
+      } else {
+        auto slash = req.path.rfind('/');
+        std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : req.path.substr(0, slash);
+        std::string name = slash == std::string::npos ? req.path : req.path.substr(slash + 1);
+        if (name.empty() || name == "." || name == "..") return fail(EACCES);
+        int dfd = open_confined(dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        if (dfd < 0) return fail(errno);
+        int r = ::unlinkat(dfd, name.c_str(), 0);
+        int e = errno;
+        ::close(dfd);
+        if (r != 0) return fail(e);
+      }
       return rsp::build_file_reply(0);
   }
   return fail(EINVAL);
@@ -90,7 +187,7 @@ std::string HostFiles::open(const rsp::HostFile& req) {
   if (req.flags & 0x200) flags |= O_CREAT;
   if (req.flags & 0x400) flags |= O_TRUNC;
   if (req.flags & 0x800) flags |= O_EXCL;
-  int fd = ::open(req.path.c_str(), flags, static_cast<mode_t>(req.mode & 07777));
+  int fd = open_confined(req.path, flags, static_cast<mode_t>(req.mode & 07777));
   if (fd < 0) return fail(errno);
   fds_[fd] = fd;
   return rsp::build_file_reply(fd);

@@ -3,6 +3,11 @@
 // ("Reading symbols from target:..."). Read-only unless dbgstub was
 // started with --allow-file-write: by default a remote client may read
 // what it could debug anyway, but never create, write or delete files.
+// With a root (the configuration's "files": {"root": DIR}), every path is
+// confined to DIR: an absolute path must name something beneath DIR (a
+// relative one is taken from DIR), and it is opened with openat2's
+// RESOLVE_BENEATH from DIR, so no "..", symlink or magic link leads out of
+// it; anything else is refused (EACCES) and logged.
 #pragma once
 #include <map>
 #include <string>
@@ -13,7 +18,7 @@ namespace dbgstub {
 
 class HostFiles {
  public:
-  explicit HostFiles(bool allow_write = false) : allow_write_(allow_write) {}
+  explicit HostFiles(bool allow_write = false, std::string root = {});
   ~HostFiles();
   HostFiles(const HostFiles&) = delete;
   HostFiles& operator=(const HostFiles&) = delete;
@@ -23,7 +28,11 @@ class HostFiles {
  private:
   std::string open(const rsp::HostFile& req);
   std::string fstat(int fd);
+  // Opens `path` confined to the root (flags as open(2)); -1 and errno.
+  int open_confined(const std::string& path, int flags, mode_t mode);
   bool allow_write_;
+  std::string root_;    // resolved; empty: not confined
+  int root_fd_ = -1;
   std::map<int, int> fds_;  // the client's numbers are our real fds; kept to close them
   static constexpr std::size_t kMaxOpen = 64;
 };

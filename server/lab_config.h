@@ -1,8 +1,11 @@
-// A lab of VMs served by one dbgstub (--config lab.json): each VM with its
-// own listening port, all on the one event loop. Bad or missing
-// configuration is an error that names the field ("vms[1].gdbstub: ...").
+// dbgstub's JSON configuration (--config FILE). Either a lab of VMs served
+// by one dbgstub (no [HOST]:PORT on the command line): each VM with its own
+// listening port(s), GDB's and/or WinDbg's (KD), all on the one event loop;
+// or the security policy of a user-mode session (with [HOST]:PORT; see
+// server/policy.h). Bad or missing configuration is an error that names the
+// field ("vms[1].gdbstub: ...", "allow.run[0]: ...").
 //
-//   {"vms": [{"name": "vm1", "listen": "127.0.0.1:2345",
+//   {"vms": [{"name": "vm1", "listen": "127.0.0.1:2345", "kd": "127.0.0.1:50000",
 //             "gdbstub": "127.0.0.1:1234", "qga": "/run/lab/vm1-qga.sock"}]}
 #pragma once
 #include <string>
@@ -11,21 +14,33 @@
 
 #include "common/result.h"
 #include "server/options.h"
+#include "server/policy.h"
 
 namespace dbgstub {
 
 struct LabVm {
   std::string name;
-  std::string host;     // where dbgstub listens for this VM's debugger
+  bool gdb = false;     // "listen": GDB's front end
+  std::string host;     // where dbgstub listens for this VM's GDB debugger
   uint16_t port = 0;
+  bool kd = false;      // "kd": WinDbg's front end, for the same VM
+  std::string kd_host;
+  uint16_t kd_port = 0;
   VmOptions vm;
 };
 
 struct LabConfig {
-  std::vector<LabVm> vms;
+  std::vector<LabVm> vms;    // a lab ("vms")
+  SecurityPolicy policy;     // a user-mode session ("allow", "files")
 };
 
+// Either kind; "vms" and the policy's fields don't go together.
+Result<LabConfig> parse_config(std::string_view json_text);
+Result<LabConfig> load_config(const std::string& path);
+// A lab: "vms" is required.
 Result<LabConfig> parse_lab_config(std::string_view json_text);
 Result<LabConfig> load_lab_config(const std::string& path);
+// A user-mode session's policy: "vms" is refused.
+Result<LabConfig> load_policy_config(const std::string& path);
 
 }  // namespace dbgstub

@@ -66,7 +66,20 @@ int main(int argc, char** argv) {
   if (opts->log_packets && spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
 
   asio::io_context io;
-  if (!opts->config.empty()) return serve_lab(io, *opts);
+  if (opts->lab) return serve_lab(io, *opts);
+  if (!opts->config.empty()) {
+    // A user-mode session's policy: allow-lists and the vFile root.
+    auto cfg = load_policy_config(opts->config);
+    if (!cfg) {
+      std::cerr << "dbgstub: " << cfg.error().message << "\n";
+      return 2;
+    }
+    opts->policy = cfg->policy;
+    spdlog::info("policy from {}: run {}, attach {}, files {}", opts->config,
+                 opts->policy.run ? "allow-listed" : opts->allow_run ? "allowed" : "refused",
+                 opts->policy.attach ? "allow-listed" : opts->allow_attach ? "allowed" : "refused",
+                 opts->policy.files_root.empty() ? std::string("anywhere") : "beneath " + opts->policy.files_root);
+  }
   if (opts->local_kernel) {
     LocalKernelTarget kernel;
     return serve(io, *opts, kernel);
@@ -196,11 +209,23 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     Options o = opts;
     o.host = v.host;
     o.port = v.port;
+    o.kd = false;
+    // GDB's port and/or WinDbg's: one server, so one debugger at a time
+    // across both, and one target and termination schedule.
     e.server = std::make_unique<Server>(io, o, *vm);
-    std::cerr << v.name << ": ";
-    if (auto st = e.server->listen(); !st) {
-      std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
-      return 1;
+    if (v.gdb) {
+      std::cerr << v.name << ": ";
+      if (auto st = e.server->listen(); !st) {
+        std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
+        return 1;
+      }
+    }
+    if (v.kd) {
+      std::cerr << v.name << ": ";
+      if (auto st = e.server->listen_kd(v.kd_host, v.kd_port); !st) {
+        std::cerr << "dbgstub: " << v.name << " (kd): " << st.error().message << "\n";
+        return 1;
+      }
     }
     lab.push_back(std::move(e));
   }

@@ -91,7 +91,9 @@ std::string usage() {
          "  dbgstub --kd [HOST]:PORT (--local-kernel | --vm SPEC) [OPTIONS]\n"
          "                                                  serve WinDbg (KD over a TCP serial stream):\n"
          "                                                  windbg -k com:ipport=PORT,port=HOST\n"
-         "  dbgstub [OPTIONS] --config LAB.json             serve the VMs a lab file names, each on its port\n"
+         "  dbgstub [OPTIONS] --config LAB.json             serve the VMs a lab file names, each on its port(s)\n"
+         "  dbgstub [OPTIONS] --config POLICY.json [HOST]:PORT ...   a user-mode session with the file's\n"
+         "                                                  allow-lists (vRun, vAttach) and vFile root\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -221,15 +223,19 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       return make_error(22, "--kd needs a kernel target: --local-kernel or --vm gdbstub=HOST:PORT (a user-mode "
                             "process is not supported over KD)");
     if (o.multi) return make_error(22, "--multi is for user-mode processes; not with --kd");
-    if (!o.config.empty()) return make_error(22, "--config (a lab of VMs) is not served over KD yet");
+    if (!o.config.empty())
+      return make_error(22, "--kd with --config: give each lab VM's KD address as its \"kd\" in the file");
     return o;
   }
-  if (!o.config.empty()) {
-    // The lab file names each VM's port.
-    if (i < args.size()) return make_error(22, "--config takes no [HOST]:PORT or program (the file names them)");
-    if (o.vm || o.local_kernel || attach || o.multi) return make_error(22, "--config serves the VMs of its file only");
+  if (!o.config.empty() && i >= args.size()) {
+    // A lab: the file names each VM's ports.
+    if (o.vm || o.local_kernel || attach || o.multi)
+      return make_error(22, "--config without [HOST]:PORT serves the VMs of its file only");
+    o.lab = true;
     return o;
   }
+  if (!o.config.empty() && (o.vm || o.local_kernel))
+    return make_error(22, "--config with [HOST]:PORT is a user-mode session's policy; not with --vm or --local-kernel");
   if (i >= args.size()) return make_error(22, "missing [HOST]:PORT");
   if (auto st = parse_comm(args[i++], o); !st) return st.error();
   // gdbserver also takes "COMM --attach PID".

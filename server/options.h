@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "server/policy.h"
 
 namespace dbgstub {
 
@@ -41,7 +42,9 @@ struct Options {
   bool local_kernel = false;   // serve this machine's kernel, read-only
   std::optional<VmOptions> vm; // serve a QEMU VM's kernel through its gdbstub
   bool kd = false;             // speak WinDbg's KD protocol (kdcom over TCP) instead of GDB's
-  std::string config;          // --config: a lab of VMs from a JSON file
+  std::string config;          // --config FILE: a lab of VMs, or with [HOST]:PORT a user-mode session's policy
+  bool lab = false;            // --config without [HOST]:PORT: the file is a lab of VMs
+  SecurityPolicy policy;       // from --config (user mode), loaded by main
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

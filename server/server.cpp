@@ -14,7 +14,7 @@
 namespace dbgstub {
 
 Server::Server(asio::io_context& io, const Options& options, Target& target)
-    : io_(io), options_(options), target_(target), acceptor_(io), release_timer_(io) {
+    : io_(io), options_(options), target_(target), release_timer_(io) {
   target_.set_stop_handler([this](const StopEvent& ev) {
     if (session_) session_->on_stop(ev);
     else maybe_finish();
@@ -22,39 +22,60 @@ Server::Server(asio::io_context& io, const Options& options, Target& target)
 }
 
 Status Server::listen() {
-  asio::error_code ec;
-  auto addr = asio::ip::make_address(options_.host, ec);
-  if (ec) {
-    // A name, not a number: resolve it (gdbserver's wording on failure).
-    asio::ip::tcp::resolver resolver(io_);
-    auto results = resolver.resolve(options_.host, std::to_string(options_.port), ec);
-    if (ec || results.empty())
-      return make_error(22, options_.host + ":" + std::to_string(options_.port) + ": cannot resolve name: " +
-                                (ec ? ec.message() : "no address"));
-    addr = results.begin()->endpoint().address();
-  }
-  asio::ip::tcp::endpoint ep(addr, options_.port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
-  port_ = acceptor_.local_endpoint().port();
-  if (!addr.is_loopback())
-    spdlog::warn("listening on {}:{}, reachable from other machines: whoever connects can read and write the "
-                 "target's memory and registers{}; prefer 127.0.0.1 and SSH port forwarding (README, Security)",
-                 addr.to_string(), port_,
-                 options_.allow_run || options_.allow_attach ? ", and start or attach to programs" : "");
+  auto port = listen_on(options_.host, options_.port, options_.kd);
+  if (!port) return port.error();
+  port_ = *port;
+  if (options_.kd) kd_port_ = *port;
   // GDB's testsuite (and our tests) wait for exactly this line.
   std::cerr << "Listening on port " << port_ << std::endl;
   if (options_.kd)
     std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << port_ << ",port=" << options_.host << std::endl;
-  accept();
   return ok_status();
 }
 
-void Server::accept() {
-  acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+Status Server::listen_kd(const std::string& host, uint16_t port) {
+  auto p = listen_on(host, port, true);
+  if (!p) return p.error();
+  kd_port_ = *p;
+  std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << kd_port_ << ",port=" << host << std::endl;
+  return ok_status();
+}
+
+Result<uint16_t> Server::listen_on(const std::string& host, uint16_t port, bool kd) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    // A name, not a number: resolve it (gdbserver's wording on failure).
+    asio::ip::tcp::resolver resolver(io_);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      return make_error(22, host + ":" + std::to_string(port) + ": cannot resolve name: " +
+                                (ec ? ec.message() : "no address"));
+    addr = results.begin()->endpoint().address();
+  }
+  asio::ip::tcp::endpoint ep(addr, port);
+  auto l = std::make_unique<Listener>(Listener{asio::ip::tcp::acceptor(io_), kd});
+  auto& acceptor = l->acceptor;
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
+  uint16_t bound = acceptor.local_endpoint().port();
+  if (!addr.is_loopback())
+    spdlog::warn("listening on {}:{}, reachable from other machines: whoever connects can read and write the "
+                 "target's memory and registers{}; prefer 127.0.0.1 and SSH port forwarding (README, Security)",
+                 addr.to_string(), bound,
+                 options_.allow_run || options_.allow_attach || options_.policy.run || options_.policy.attach
+                     ? ", and start or attach to programs"
+                     : "");
+  listeners_.push_back(std::move(l));
+  accept(*listeners_.back());
+  return bound;
+}
+
+void Server::accept(Listener& l) {
+  l.acceptor.async_accept([this, &l](const asio::error_code& ec, asio::ip::tcp::socket socket) {
     if (ec) {
       if (ec != asio::error::operation_aborted) spdlog::warn("accept: {}", ec.message());
       return;
@@ -62,29 +83,37 @@ void Server::accept() {
     asio::error_code e2;
     auto remote = socket.remote_endpoint(e2);
     if (session_) {
-      if (options_.kd) refuse_busy_kd(std::move(socket));
-      else refuse_busy(std::move(socket));
-      accept();
+      if (l.kd) refuse_busy_kd(std::move(socket), busy_reason(true));
+      else refuse_busy(std::move(socket), busy_reason(false));
+      accept(l);
       return;
     }
     std::cerr << "Remote debugging from host " << remote.address().to_string() << ", port " << remote.port()
-              << std::endl;
-    start_session(std::make_unique<TcpTransport>(std::move(socket)));
-    accept();
+              << (l.kd && !options_.kd ? " (KD)" : "") << std::endl;
+    start_session(std::make_unique<TcpTransport>(std::move(socket)), l.kd);
+    accept(l);
   });
 }
 
-void Server::start_session(std::unique_ptr<Transport> transport) {
+std::string Server::busy_reason(bool kd) const {
+  if (kd == session_kd_) return "";
+  return session_kd_ ? " (a WinDbg/KD client, on port " + std::to_string(kd_port_) + ")"
+                     : " (a GDB client, on port " + std::to_string(port_) + ")";
+}
+
+void Server::start_session(std::unique_ptr<Transport> transport, bool kd) {
   DispatcherConfig cfg;
   cfg.multi = options_.multi;
-  cfg.allow_run = options_.allow_run;
-  cfg.allow_attach = options_.allow_attach;
+  // A list in the configuration allows, restricted to the list.
+  cfg.allow_run = options_.allow_run || options_.policy.run.has_value();
+  cfg.allow_attach = options_.allow_attach || options_.policy.attach.has_value();
+  cfg.policy = options_.policy;
   cfg.disable_randomization = options_.disable_randomization;
   cfg.default_program = options_.program;
   cfg.debug_children = options_.debug_children;
   cfg.disabled_packets = options_.disabled_packets;
   cfg.wrapper = options_.wrapper;
-  cfg.allow_file_write = options_.allow_file_write;
+  cfg.allow_file_write = options_.allow_file_write || options_.policy.files_write;
   cfg.redirect_stdio = options_.stdio;
   cfg.terminations = &terminations_;
   SessionEvents events{
@@ -92,7 +121,8 @@ void Server::start_session(std::unique_ptr<Transport> transport) {
       [this] { exiting_ = true; },
       [this] { maybe_finish(); },
   };
-  if (options_.kd)
+  session_kd_ = kd;
+  if (kd)
     session_ = std::make_shared<KdSession>(io_, std::move(transport), target_, options_.log_packets, std::move(events));
   else
     session_ = std::make_shared<Session>(std::move(transport), target_, cfg, options_.log_packets, std::move(events));
@@ -103,7 +133,7 @@ void Server::start_session(std::unique_ptr<Transport> transport) {
 Status Server::serve_stdio() {
   // One session over our own stdin/stdout; it ends dbgstub when it ends.
   options_.once = true;
-  start_session(std::make_unique<StdioTransport>(io_));
+  start_session(std::make_unique<StdioTransport>(io_), false);
   return ok_status();
 }
 
@@ -159,10 +189,10 @@ struct Refusal {
 // A second debugger gets its first packet answered with an error that says
 // why, then the connection is closed. Answering before it has spoken would
 // be lost: gdb drops packets that arrive while it waits for its own ack.
-void Server::refuse_busy(asio::ip::tcp::socket socket) {
-  auto r = Refusal::start(std::move(socket),
-                          "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target"),
-                          "debugger");
+void Server::refuse_busy(asio::ip::tcp::socket socket, const std::string& why) {
+  auto r = Refusal::start(
+      std::move(socket),
+      "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target" + why), "debugger");
   r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
     if (e) return r->close();
     Refusal::send(r, [r] {
@@ -176,8 +206,8 @@ void Server::refuse_busy(asio::ip::tcp::socket socket) {
 // so the refusal goes out at once, as a debug print (the one thing WinDbg
 // shows from a target it is not synchronized with), then the connection
 // is closed.
-void Server::refuse_busy_kd(asio::ip::tcp::socket socket) {
-  auto msg = kd::make_print_string("dbgstub: another debugger is already connected to this target\n");
+void Server::refuse_busy_kd(asio::ip::tcp::socket socket, const std::string& why) {
+  auto msg = kd::make_print_string("dbgstub: another debugger is already connected to this target" + why + "\n");
   auto framed = kd::frame_data_packet(kd::kPacketTypeKdDebugIo, kd::kInitialPacketId | kd::kSyncPacketId,
                                       kd::serialize_debug_io(msg));
   auto r = Refusal::start(std::move(socket), framed ? std::string(framed->begin(), framed->end()) : std::string(),
@@ -231,7 +261,7 @@ void Server::finish() {
 void Server::shutdown() {
   exiting_ = true;
   asio::error_code ec;
-  acceptor_.close(ec);
+  for (auto& l : listeners_) l->acceptor.close(ec);
   if (session_) {
     auto s = session_;
     s->close_when_flushed();

@@ -6,6 +6,8 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "server/options.h"
 #include "server/debug_session.h"
@@ -15,12 +17,20 @@
 
 namespace dbgstub {
 
+// A server may listen for both front ends at once (a lab VM with "listen"
+// and "kd"): GDB's and WinDbg's clients then share the one session slot, so
+// one debugger at a time is served per target whichever protocol it speaks,
+// and the target and its termination schedule are the same for both.
 class Server {
  public:
   Server(asio::io_context& io, const Options& options, Target& target);
+  // Listens on options.host:port for the front end options.kd names.
   Status listen();
+  // Also listens on host:port for WinDbg (KD), in front of the same target.
+  Status listen_kd(const std::string& host, uint16_t port);
   Status serve_stdio();
   uint16_t port() const { return port_; }
+  uint16_t kd_port() const { return kd_port_; }
   // Release the target (kill launched, detach attached) and stop the loop.
   void shutdown();
   // After the loop has stopped: closes a session still open and runs what
@@ -29,10 +39,18 @@ class Server {
   void finish();
 
  private:
-  void accept();
-  void start_session(std::unique_ptr<Transport> transport);
-  void refuse_busy(asio::ip::tcp::socket socket);
-  void refuse_busy_kd(asio::ip::tcp::socket socket);
+  struct Listener {
+    asio::ip::tcp::acceptor acceptor;
+    bool kd;
+  };
+  Result<uint16_t> listen_on(const std::string& host, uint16_t port, bool kd);
+  void accept(Listener& l);
+  void start_session(std::unique_ptr<Transport> transport, bool kd);
+  // Why a second client is refused: "" when the connected one speaks the
+  // same protocol, else which front end it is on.
+  std::string busy_reason(bool kd) const;
+  void refuse_busy(asio::ip::tcp::socket socket, const std::string& why);
+  void refuse_busy_kd(asio::ip::tcp::socket socket, const std::string& why);
   void on_session_closed();
   void maybe_finish();
   void stop_when_released();
@@ -40,13 +58,15 @@ class Server {
   asio::io_context& io_;
   Options options_;
   Target& target_;
-  asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
   asio::steady_timer release_timer_;
   std::shared_ptr<DebugSession> session_;
+  bool session_kd_ = false;  // the connected debugger speaks KD
   // Kernel mode: processes scheduled for termination; outlives sessions.
   TerminationSchedule terminations_;
   void release_target();
   uint16_t port_ = 0;
+  uint16_t kd_port_ = 0;
   bool exiting_ = false;
   int release_polls_ = 0;
 };

@@ -73,6 +73,10 @@ struct LaunchSpec {
   std::vector<std::string> wrapper;
   // stdin from /dev/null and stdout to stderr (when the protocol uses them).
   bool redirect_stdio = false;
+  // The program, already opened (O_PATH, close-on-exec) and checked against
+  // an allow-list: exec'd through this descriptor (execveat), so what was
+  // checked is what runs. -1: by argv[0]'s path. Not used with a wrapper.
+  int exec_fd = -1;
 };
 
 // Capability of targets that can start or attach to programs (user mode).

@@ -123,6 +123,12 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
       ::dup2(2, 1);
     }
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) ::_exit(127);
+    if (spec.exec_fd >= 0 && spec.wrapper.empty()) {
+      ::syscall(SYS_execveat, spec.exec_fd, "", argv.data(), envp.data(), AT_EMPTY_PATH);
+      // ENOENT: a "#!" script, whose interpreter can't open a close-on-exec
+      // descriptor; it is run by its path instead.
+      if (errno != ENOENT) ::_exit(127);
+    }
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "protocol/rsp/hex.h"
@@ -98,4 +100,105 @@ TEST_CASE("host I/O writes and deletes only when allowed") {
   unlink.path = path;
   CHECK(files.handle(unlink, 4096) == "F0");
   CHECK(access(path.c_str(), F_OK) != 0);
+}
+
+namespace {
+// A tree for the root tests: ROOT/{in.txt, sub/, link-in -> in.txt,
+// abs-in -> ROOT/in.txt, link-out -> ../outside.txt, abs-out -> /etc/hostname}
+// and outside.txt next to ROOT.
+struct Tree {
+  std::string base, root;
+  Tree() {
+    char tmpl[] = "/tmp/dbgstub-root-XXXXXX";
+    base = mkdtemp(tmpl);
+    root = base + "/root";
+    mkdir(root.c_str(), 0700);
+    mkdir((root + "/sub").c_str(), 0700);
+    std::ofstream(root + "/in.txt") << "inside";
+    std::ofstream(base + "/outside.txt") << "outside";
+    REQUIRE(symlink("in.txt", (root + "/link-in").c_str()) == 0);
+    REQUIRE(symlink((root + "/in.txt").c_str(), (root + "/abs-in").c_str()) == 0);
+    REQUIRE(symlink("../outside.txt", (root + "/link-out").c_str()) == 0);
+    REQUIRE(symlink((base + "/outside.txt").c_str(), (root + "/abs-out").c_str()) == 0);
+  }
+  ~Tree() { std::system(("rm -rf " + base).c_str()); }
+};
+
+std::string open_reply(HostFiles& files, const std::string& path, uint64_t flags = 0) {
+  rsp::HostFile f;
+  f.op = Op::Open;
+  f.path = path;
+  f.flags = flags;
+  f.mode = 0600;
+  return files.handle(f, 4096);
+}
+bool opened(const std::string& reply) { return reply.size() > 1 && reply[0] == 'F' && reply[1] != '-'; }
+}  // namespace
+
+TEST_CASE("host I/O confined to a root: inside is served, escapes are refused") {
+  Tree t;
+  HostFiles files(false, t.root);
+  CHECK(opened(open_reply(files, t.root + "/in.txt")));
+  CHECK(opened(open_reply(files, "in.txt")));                    // relative: from the root
+  CHECK(opened(open_reply(files, t.root + "/sub/../in.txt")));   // ".." that stays inside
+  CHECK(opened(open_reply(files, t.root + "/link-in")));         // relative symlink inside
+  CHECK(opened(open_reply(files, t.root + "/abs-in")));          // absolute symlink to inside
+  CHECK(opened(open_reply(files, t.root)));                      // the root itself (a directory)
+  const std::string eacces = "F-1,d";
+  CHECK(open_reply(files, t.base + "/outside.txt") == eacces);   // outside
+  CHECK(open_reply(files, "/etc/passwd") == eacces);
+  CHECK(open_reply(files, t.root + "/../outside.txt") == eacces);  // ".." out
+  CHECK(open_reply(files, "../outside.txt") == eacces);
+  CHECK(open_reply(files, t.root + "/link-out") == eacces);       // symlinks out
+  CHECK(open_reply(files, t.root + "/abs-out") == eacces);
+  CHECK(open_reply(files, t.root + "x/in.txt") == eacces);        // a sibling sharing the prefix
+  CHECK(open_reply(files, "/proc/self/root/etc/passwd") == eacces);
+
+  // readlink: only links beneath the root.
+  rsp::HostFile rl;
+  rl.op = Op::Readlink;
+  rl.path = t.root + "/link-in";
+  CHECK(files.handle(rl, 4096) == "F6;in.txt");
+  rl.path = t.base + "/root/../root/link-out";  // the link is inside; what it says is only text
+  CHECK(files.handle(rl, 4096) == "Fe;../outside.txt");
+  REQUIRE(symlink("x", (t.base + "/out-link").c_str()) == 0);
+  rl.path = t.base + "/out-link";
+  CHECK(files.handle(rl, 4096) == eacces);
+  rl.path = t.root + "/../out-link";
+  CHECK(files.handle(rl, 4096) == eacces);
+  rl.path = "/proc/self/exe";
+  CHECK(files.handle(rl, 4096) == eacces);
+}
+
+TEST_CASE("host I/O confined to a root: writes stay inside too") {
+  Tree t;
+  HostFiles files(true, t.root);
+  constexpr uint64_t kCreateWrite = 0x1 | 0x200;
+  CHECK(opened(open_reply(files, t.root + "/sub/new.txt", kCreateWrite)));
+  CHECK(access((t.root + "/sub/new.txt").c_str(), F_OK) == 0);
+  CHECK(open_reply(files, t.base + "/new.txt", kCreateWrite) == "F-1,d");
+  CHECK(open_reply(files, t.root + "/../new.txt", kCreateWrite) == "F-1,d");
+  CHECK(access((t.base + "/new.txt").c_str(), F_OK) != 0);
+  rsp::HostFile un;
+  un.op = Op::Unlink;
+  un.path = t.root + "/sub/new.txt";
+  CHECK(files.handle(un, 4096) == "F0");
+  un.path = t.base + "/outside.txt";
+  CHECK(files.handle(un, 4096) == "F-1,d");
+  un.path = t.root + "/link-out/x";
+  CHECK(files.handle(un, 4096) != "F0");
+  CHECK(access((t.base + "/outside.txt").c_str(), F_OK) == 0);
+}
+
+TEST_CASE("host I/O with the root / reads what absolute symlinks name") {
+  HostFiles files(false, "/");
+  // /proc/self is a symlink; /etc/hostname a plain file.
+  CHECK(opened(open_reply(files, "/etc/hostname")));
+  CHECK(opened(open_reply(files, "/proc/self/status")));
+  // Magic links are not followed, even beneath /.
+  CHECK(open_reply(files, "/proc/self/root/etc/hostname") == "F-1,d");
+  CHECK(open_reply(files, "/proc/self/exe") == "F-1,d");
+  // gdb reads the dynamic loader by this name: an absolute symlink on Debian.
+  if (access("/lib64/ld-linux-x86-64.so.2", R_OK) == 0)
+    CHECK(opened(open_reply(files, "/lib64/ld-linux-x86-64.so.2")));
 }

@@ -33,10 +33,11 @@ TEST_CASE("lab config: errors name the field") {
   CHECK(error_of("[]").find("JSON object") != std::string::npos);
   CHECK(error_of("{}") == "vms: missing");
   CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
-  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: vms)");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, files, vms)");
   CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
   CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
-  CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") == "vms[0].listen: missing");
+  CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") ==
+        "vms[0].listen: missing (give \"listen\" for GDB, \"kd\" for WinDbg, or both)");
   CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1"}]})") == "vms[0].gdbstub: missing");
   CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":x"}]})") == "vms[0].gdbstub: bad port 'x'");
   CHECK(error_of(R"({"vms": [{"name": "a", "listen": "nohost", "gdbstub": ":2"}]})") ==
@@ -49,8 +50,32 @@ TEST_CASE("lab config: errors name the field") {
                              {"name": "a", "listen": ":3", "gdbstub": ":4"}]})") == "vms[1].name: 'a' is used twice");
   CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2"},
                              {"name": "b", "listen": "127.0.0.1:1", "gdbstub": ":4"}]})") ==
-        "vms[1].listen: '127.0.0.1:1' is used by another VM");
+        "vms[1].listen: '127.0.0.1:1' is used by another VM or front end");
+  CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "kd": ":1", "gdbstub": ":2"}]})") ==
+        "vms[0].kd: ':1' is used by another VM or front end");
+  CHECK(error_of(R"({"vms": [{"name": "a", "kd": "x", "gdbstub": ":2"}]})") == "vms[0].kd: needs HOST:PORT, got 'x'");
+  CHECK(error_of(R"({"vms": [{"name": "a", "kd": 5, "gdbstub": ":2"}]})") == "vms[0].kd: must be a string");
+  CHECK(error_of(R"({"allow": {"run": ["/bin/true"]}})").find("vms: missing (\"allow\" and \"files\"") == 0);
   CHECK(load_lab_config("/nonexistent/lab.json").error().message == "cannot read the configuration /nonexistent/lab.json");
+}
+
+TEST_CASE("lab config: a VM for GDB and WinDbg (KD) at once, or for one of them") {
+  auto cfg = parse_lab_config(R"({"vms": [
+      {"name": "vm1", "listen": "127.0.0.1:2345", "kd": "127.0.0.1:50000", "gdbstub": "127.0.0.1:1234"},
+      {"name": "vm2", "kd": ":50001", "gdbstub": "127.0.0.1:1235"},
+      {"name": "vm3", "listen": ":2346", "gdbstub": "127.0.0.1:1236"}]})");
+  REQUIRE(cfg);
+  REQUIRE(cfg->vms.size() == 3);
+  CHECK(cfg->vms[0].gdb);
+  CHECK(cfg->vms[0].port == 2345);
+  CHECK(cfg->vms[0].kd);
+  CHECK(cfg->vms[0].kd_host == "127.0.0.1");
+  CHECK(cfg->vms[0].kd_port == 50000);
+  CHECK_FALSE(cfg->vms[1].gdb);
+  CHECK(cfg->vms[1].kd);
+  CHECK(cfg->vms[1].kd_port == 50001);
+  CHECK(cfg->vms[2].gdb);
+  CHECK_FALSE(cfg->vms[2].kd);
 }
 
 TEST_CASE("--config takes no port or program") {
