@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cerr << "Connected to the " << vm.describe() << std::endl;
+    if (linux_guest && linux_guest->ready())
+      if (auto st = linux_guest->load_layout(); !st)
+        spdlog::warn("the guest's processes will not be available: {}", st.error().message);
     return serve(io, *opts, vm);
   }
   ChildEvents child_events(io);
@@ -205,6 +208,9 @@ int serve_lab(asio::io_context& io, const Options& opts) {
       return 1;
     }
     std::cerr << v.name << ": connected to the " << vm->describe() << std::endl;
+    if (e.guest && e.guest->ready())
+      if (auto st = e.guest->load_layout(); !st)
+        spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
     vm->release_all();  // runs on until its debugger comes
     Options o = opts;
     o.host = v.host;

@@ -2,8 +2,8 @@
 // its memory while it is halted (linux_tasks), and the guest agent to act
 // inside it while it runs (qga_client). Symbol addresses are fetched
 // through the agent once, before the debugger halts the VM; the task
-// layout comes from the kernel's BTF, read from its memory when first
-// needed.
+// layout comes from the kernel's BTF, read from its memory (load_layout,
+// once, while the VM is halted).
 #pragma once
 #include <functional>
 #include <memory>
@@ -25,6 +25,11 @@ class LinuxGuest : public GuestProcesses {
   // /proc/kallsyms (through the agent). Runs the event loop until done.
   Status fetch_symbols(std::chrono::milliseconds timeout);
   bool ready() const { return syms_.has_value(); }
+  // While the VM is halted: reads the kernel's BTF (a few MiB through the
+  // gdbstub, a second or more) for task_struct's layout. dbgstub does it
+  // when it first connects, so no debugger's request waits for it, nor (in
+  // a lab) do the other VMs' debuggers, which share the event loop.
+  Status load_layout();
 
   // GuestProcesses
   Result<std::vector<GuestProcess>> list() override;
@@ -33,7 +38,6 @@ class LinuxGuest : public GuestProcesses {
   void terminate(const GuestProcess& p, std::function<void(Status)> done) override;
 
  private:
-  Status load_layout();
   static GuestProcess from_task(const GuestTask& t);
 
   QgaClient qga_;
