@@ -518,10 +518,17 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
     }
   }
   if (si.si_code == SI_KERNEL) {
-    uint64_t pc = peek_pc(t.tid);
+    // The general registers now (the stop reply wants them anyway), not
+    // just the pc: one PTRACE_GETREGS instead of a PEEKUSER and a GETREGS.
+    uint64_t pc = 0;
+    if (auto regs = x86::ThreadRegisters::fetch(t.tid, false)) {
+      t.regs = std::move(*regs);
+      pc = t.regs->pc();
+    }
     if (pc && p.breakpoints.count(pc - 1)) {
       // int3 leaves pc after the breakpoint; GDB wants it at the breakpoint.
       poke_pc(t.tid, pc - 1);
+      t.regs->assume_pc(pc - 1);
       ev.reason = StopEvent::Reason::SwBreak;
       return ev;
     }
@@ -532,6 +539,7 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
       // reported, and the kernel delivered that SIGTRAP only now, after
       // the debugger removed the breakpoint: as if it never ran the int3.
       poke_pc(t.tid, pc - 1);
+      t.regs->assume_pc(pc - 1);
       ev.reason = StopEvent::Reason::Spurious;
       return ev;
     }
@@ -1146,14 +1154,17 @@ std::vector<int> ProcessTarget::expedited_registers() const {
   return {x86::fp_regno(), x86::sp_regno(), x86::pc_regno()};
 }
 
-Result<x86::ThreadRegisters*> ProcessTarget::regs_of(ThreadRef r) {
+Result<x86::ThreadRegisters*> ProcessTarget::regs_of(ThreadRef r, bool with_fp) {
   Thread* t = find_thread(r);
   if (!t) return make_error(3, "no such thread");
   if (!t->stopped) return make_error(16, "thread is running");
   if (!t->regs) {
-    auto regs = x86::ThreadRegisters::fetch(t->tid);
+    auto regs = x86::ThreadRegisters::fetch(t->tid, with_fp);
     if (!regs) return regs.error();
     t->regs = std::move(*regs);
+  } else if (with_fp) {
+    auto st = t->regs->load_fp(t->tid);
+    if (!st) return st.error();
   }
   return &*t->regs;
 }
@@ -1173,13 +1184,13 @@ Status ProcessTarget::write_registers(ThreadRef r, const std::string& data) {
 }
 
 Result<std::string> ProcessTarget::read_register(ThreadRef r, int regno) {
-  auto regs = regs_of(r);
+  auto regs = regs_of(r, !x86::is_gpr(regno));
   if (!regs) return regs.error();
   return (*regs)->read(regno);
 }
 
 Status ProcessTarget::write_register(ThreadRef r, int regno, const std::string& value) {
-  auto regs = regs_of(r);
+  auto regs = regs_of(r, !x86::is_gpr(regno));
   if (!regs) return regs.error();
   auto st = (*regs)->write(regno, value);
   if (!st) return st;

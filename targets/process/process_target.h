@@ -134,8 +134,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void close_mem(Process& p);
   Process* find_process(int pid);
   Thread* find_thread(ThreadRef t);
-  Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
+  // The thread's cached registers; with_fp: the x87/SSE/AVX state too.
+  Result<x86::ThreadRegisters*> regs_of(ThreadRef t, bool with_fp = true);
   bool pending_still_valid(Thread& t, const ResumeAction& a);
+  bool in_step_range(Thread& t);
   bool leader_zombie(Thread& t);
   bool unreported_child(pid_t pid) const;
   void drop_unreported_children(pid_t parent, bool kill);
