@@ -363,7 +363,10 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::WriteMemory& m) { return on_write_memory(m); },
           [&](const rsp::Breakpoint& b) { return on_breakpoint(b); },
           [&](const rsp::Resume& r) { return on_legacy_resume(r, deferred); },
-          [&](const rsp::VContQuery&) { return disabled("vCont") ? std::string() : std::string("vCont;c;C;s;S;t"); },
+          [&](const rsp::VContQuery&) {
+            if (disabled("vCont")) return std::string();
+            return std::string(target_.supports_range_step() ? "vCont;c;C;s;S;t;r" : "vCont;c;C;s;S;t");
+          },
           [&](const rsp::VCont& v) { return disabled("vCont") ? std::string() : on_vcont(v, deferred); },
           [&](const rsp::SetThread& h) { return on_set_thread(h); },
           [&](const rsp::ThreadAlive& t) {
@@ -708,6 +711,10 @@ std::string Dispatcher::on_vcont(const rsp::VCont& v, bool& deferred) {
       default: a.kind = ResumeAction::Kind::Continue; break;
     }
     a.signal = rsp::host_signal_from_gdb(va.signal);
+    if (va.action == 'r') {
+      a.range_start = va.range_start;
+      a.range_end = va.range_end;
+    }
     if (va.thread && !(va.thread->tid == -1 && va.thread->pid <= 0)) {
       ThreadRef t{static_cast<int>(va.thread->pid), static_cast<int>(va.thread->tid)};
       a.thread = t;

@@ -325,6 +325,11 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   }
   if (sig == SIGTRAP) {
     StopEvent ev = classify_sigtrap(t);
+    if (ev.reason == StopEvent::Reason::Step && in_step_range(t)) {
+      // Range stepping: a step that stays in the range is no news.
+      resume_thread(t, true, 0);
+      return;
+    }
     if (ev.reason == StopEvent::Reason::Spurious) {
       t.stop_wanted = false;
       if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
@@ -795,6 +800,14 @@ bool ProcessTarget::leader_zombie(Thread& t) {
   return t.zombie;
 }
 
+// After a single-step of a range-stepping thread while nothing else is
+// being reported: whether its pc is still in the range (then it steps on).
+bool ProcessTarget::in_step_range(Thread& t) {
+  if (t.range_start >= t.range_end || phase_ != Phase::Running || step_over_ || runs_free(t)) return false;
+  uint64_t pc = peek_pc(t.tid);
+  return pc >= t.range_start && pc < t.range_end;
+}
+
 bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
   if (!t.pending) return false;
   if (t.pending->reason == StopEvent::Reason::Step && a.kind == ResumeAction::Kind::Continue) {
@@ -876,6 +889,8 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     Process& p = procs_[pl.t->pid];
     if (pl.a->addr) poke_pc(pl.t->tid, *pl.a->addr);
     (void)p;
+    pl.t->range_start = pl.a->ranged() ? pl.a->range_start : 0;
+    pl.t->range_end = pl.a->ranged() ? pl.a->range_end : 0;
     resume_thread(*pl.t, pl.a->kind == ResumeAction::Kind::Step, pl.a->signal);
   }
   phase_ = Phase::Running;

@@ -53,6 +53,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) override;
 
   Status resume(const std::vector<ResumeAction>& actions) override;
+  bool supports_range_step() const override { return true; }
   Status interrupt() override;
 
   Status kill_process(int pid, const KillOptions& how = {}) override;
@@ -87,6 +88,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool fresh = false;         // clone child before its first stop
     bool stepping = false;
     bool step_unfinished = false;  // single-stepped, its trap not seen yet
+    uint64_t range_start = 0, range_end = 0;  // range stepping: step on while pc is in here
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
     bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
     bool zombie = false;        // an exited leader whose other threads live on
