@@ -485,6 +485,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     if (f == "vfork-events+") vfork_events_ = true;
     if (f == "exec-events+") exec_events_ = true;
     if (f == "no-resumed+") no_resumed_ = true;
+    if (f == "binary-upload+") binary_upload_ = true;
   }
   apply_child_policy();
   std::vector<std::string> out = {
@@ -516,6 +517,9 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
   if (swbreak_) out.push_back("swbreak+");
   if (hwbreak_) out.push_back("hwbreak+");
   if (error_strings_) out.push_back("error-message+");
+  // GDB 16 uses 'x' only if both sides say binary-upload+; its reply is
+  // then "b" + data. (lldb probes 'x' with "x0,0" and takes raw data.)
+  if (binary_upload_) out.push_back("binary-upload+");
   if (install_breakpoint_filter()) {  // the target evaluates them where it stops
     out.push_back("ConditionalBreakpoints+");
     out.push_back("BreakpointCommands+");
@@ -602,14 +606,18 @@ std::string Dispatcher::on_read_memory(const rsp::ReadMemory& m) {
   // Replies must fit in our advertised packet size: hex doubles the bytes.
   uint64_t cap = m.binary ? config_.packet_size - 8 : (config_.packet_size - 8) / 2;
   uint64_t len = std::min<uint64_t>(m.length, cap);
-  // "x addr,0" is lldb's probe for binary reads: say yes.
-  if (len == 0) return m.binary ? rsp::reply_ok() : std::string();
+  // "x addr,0" is lldb's probe for binary reads: say yes. In GDB's dialect
+  // it reads nothing: "b" and no data.
+  if (len == 0) return m.binary ? (binary_upload_ ? std::string("b") : rsp::reply_ok()) : std::string();
   auto data = target_.read_memory(current_pid(), m.addr, static_cast<std::size_t>(len));
   if (!data) {
     spdlog::debug("read of {} bytes at {:#x}: {}", len, m.addr, data.error().message);
     return rsp::reply_error_message(data.error().code, data.error().message, error_strings_);
   }
-  return m.binary ? *data : rsp::to_hex(*data);
+  if (!m.binary) return rsp::to_hex(*data);
+  // Binary: GDB 16 (binary-upload+) wants a 'b' first; lldb the bare bytes.
+  // (Framing escapes '$', '#', '}' and '*'.)
+  return binary_upload_ ? "b" + *data : std::move(*data);
 }
 
 std::string Dispatcher::on_write_memory(const rsp::WriteMemory& m) {
