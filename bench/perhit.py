@@ -150,6 +150,58 @@ def strace_counts(kind, dbgstub, prog, hits, tmp):
     return counts
 
 
+def cpu_run(kind, dbgstub, prog, hits, tmp):
+    """(wall seconds, gdb CPU seconds, stub CPU seconds) of one run of
+    `hits` hits; CPU is user + system from wait4 (the stub's includes the
+    program it started and reaped)."""
+    with open(os.path.join(tmp, f"{kind}-cpu.log"), "w") as log:
+        stub, port = start_stub(kind, dbgstub, prog, hits, log)
+        script = os.path.join(tmp, "hits.gdb")
+        with open(script, "w") as f:
+            f.write("\n".join(SCRIPT) + "\n")
+        cmd = ["gdb", "-nx", "-batch", "-ex", "set confirm off", "-ex", f"file {prog}",
+               "-ex", f"target remote 127.0.0.1:{port}", "-x", script]
+        t0 = time.monotonic()
+        g = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, gru = os.wait4(g.pid, 0)
+        wall = time.monotonic() - t0
+        g.returncode = 0
+        deadline = time.monotonic() + 30
+        sru = None
+        while sru is None:
+            pid, _, ru = os.wait4(stub.pid, os.WNOHANG)
+            if pid == stub.pid:
+                sru = ru
+            elif time.monotonic() > deadline:
+                stub.kill()
+                _, _, sru = os.wait4(stub.pid, 0)
+            else:
+                time.sleep(0.01)
+        stub.returncode = 0
+    return wall, gru.ru_utime + gru.ru_stime, sru.ru_utime + sru.ru_stime
+
+
+def cpu_table(dbgstub, prog, n, tmp, reps=3):
+    """Wall clock and CPU per hit, gdb's and the stub's: how much of a hit
+    the stub can change at all."""
+    small = max(1, n // 10)
+    kinds = ["dbgstub"] + (["gdbserver"] if shutil.which("gdbserver") else [])
+    res = {k: [] for k in kinds}
+    for _ in range(reps):
+        for k in kinds:  # interleaved
+            big = cpu_run(k, dbgstub, prog, n, tmp)
+            little = cpu_run(k, dbgstub, prog, small, tmp)
+            res[k].append([(b - s) / (n - small) * 1e6 for b, s in zip(big, little)])
+    print(f"Wall clock and CPU time per hit, microseconds: (run of {n} - run of {small}) / {n - small}, "
+          f"median of {reps} interleaved")
+    print("| stub      |  wall/hit | gdb CPU/hit | stub CPU/hit |")
+    print("|-----------|-----------|-------------|--------------|")
+    for k in kinds:
+        cols = [statistics.median(r[i] for r in res[k]) for i in range(3)]
+        print(f"| {k:9} | {cols[0]:9.0f} | {cols[1]:11.0f} | {cols[2]:12.0f} |")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dbgstub", required=True)
@@ -178,6 +230,7 @@ def main():
         print("  same packet sequence per hit for both stubs" if shapes["dbgstub"] == shapes["gdbserver"]
               else "  the per-hit packet sequences differ")
     print()
+    cpu_table(opts.dbgstub, prog, n, tmp)
     if not shutil.which("strace"):
         print("strace is not installed: no system call counts")
         return 0

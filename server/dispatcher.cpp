@@ -366,7 +366,10 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::WriteMemory& m) { return on_write_memory(m); },
           [&](const rsp::Breakpoint& b) { return on_breakpoint(b); },
           [&](const rsp::Resume& r) { return on_legacy_resume(r, deferred); },
-          [&](const rsp::VContQuery&) { return disabled("vCont") ? std::string() : std::string("vCont;c;C;s;S;t"); },
+          [&](const rsp::VContQuery&) {
+            if (disabled("vCont")) return std::string();
+            return std::string(target_.supports_range_step() ? "vCont;c;C;s;S;t;r" : "vCont;c;C;s;S;t");
+          },
           [&](const rsp::VCont& v) { return disabled("vCont") ? std::string() : on_vcont(v, deferred); },
           [&](const rsp::SetThread& h) { return on_set_thread(h); },
           [&](const rsp::ThreadAlive& t) {
@@ -485,6 +488,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     if (f == "vfork-events+") vfork_events_ = true;
     if (f == "exec-events+") exec_events_ = true;
     if (f == "no-resumed+") no_resumed_ = true;
+    if (f == "binary-upload+") binary_upload_ = true;
   }
   apply_child_policy();
   std::vector<std::string> out = {
@@ -516,6 +520,9 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
   if (swbreak_) out.push_back("swbreak+");
   if (hwbreak_) out.push_back("hwbreak+");
   if (error_strings_) out.push_back("error-message+");
+  // GDB 16 uses 'x' only if both sides say binary-upload+; its reply is
+  // then "b" + data. (lldb probes 'x' with "x0,0" and takes raw data.)
+  if (binary_upload_) out.push_back("binary-upload+");
   if (install_breakpoint_filter()) {  // the target evaluates them where it stops
     out.push_back("ConditionalBreakpoints+");
     out.push_back("BreakpointCommands+");
@@ -602,14 +609,18 @@ std::string Dispatcher::on_read_memory(const rsp::ReadMemory& m) {
   // Replies must fit in our advertised packet size: hex doubles the bytes.
   uint64_t cap = m.binary ? config_.packet_size - 8 : (config_.packet_size - 8) / 2;
   uint64_t len = std::min<uint64_t>(m.length, cap);
-  // "x addr,0" is lldb's probe for binary reads: say yes.
-  if (len == 0) return m.binary ? rsp::reply_ok() : std::string();
+  // "x addr,0" is lldb's probe for binary reads: say yes. In GDB's dialect
+  // it reads nothing: "b" and no data.
+  if (len == 0) return m.binary ? (binary_upload_ ? std::string("b") : rsp::reply_ok()) : std::string();
   auto data = target_.read_memory(current_pid(), m.addr, static_cast<std::size_t>(len));
   if (!data) {
     spdlog::debug("read of {} bytes at {:#x}: {}", len, m.addr, data.error().message);
     return rsp::reply_error_message(data.error().code, data.error().message, error_strings_);
   }
-  return m.binary ? *data : rsp::to_hex(*data);
+  if (!m.binary) return rsp::to_hex(*data);
+  // Binary: GDB 16 (binary-upload+) wants a 'b' first; lldb the bare bytes.
+  // (Framing escapes '$', '#', '}' and '*'.)
+  return binary_upload_ ? "b" + *data : std::move(*data);
 }
 
 std::string Dispatcher::on_write_memory(const rsp::WriteMemory& m) {
@@ -711,6 +722,10 @@ std::string Dispatcher::on_vcont(const rsp::VCont& v, bool& deferred) {
       default: a.kind = ResumeAction::Kind::Continue; break;
     }
     a.signal = rsp::host_signal_from_gdb(va.signal);
+    if (va.action == 'r') {
+      a.range_start = va.range_start;
+      a.range_end = va.range_end;
+    }
     if (va.thread && !(va.thread->tid == -1 && va.thread->pid <= 0)) {
       ThreadRef t{static_cast<int>(va.thread->pid), static_cast<int>(va.thread->tid)};
       a.thread = t;

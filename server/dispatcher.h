@@ -26,7 +26,9 @@ struct DispatcherConfig {
   bool allow_attach = false;
   bool disable_randomization = true;
   std::vector<std::string> default_program;  // argv used by vRun with an empty name
-  std::size_t packet_size = 0x4000;
+  // Our qSupported PacketSize: the largest packet we take, and what gdb and
+  // lldb size their memory reads by (lldb's binary 'x' reads up to 128 KiB).
+  std::size_t packet_size = 0x20000;
   bool debug_children = false;  // -o: follow child processes from the start
   std::set<std::string> disabled_packets;  // --disable-packet (testing)
   std::vector<std::string> wrapper;        // --wrapper
@@ -155,6 +157,7 @@ class Dispatcher {
   bool no_resumed_ = false;      // client takes "N" (no resumed thread left)
   bool list_threads_in_stop_ = false;  // lldb
   bool lldb_client_ = false;     // spoke an lldb-only packet: expects replies to k
+  bool binary_upload_ = false;   // client announced binary-upload+ (GDB 16): 'x' replies are "b" + data
   bool waiting_for_stop_ = false;
   bool interrupt_pending_ = false;  // ^C while stopped: the next resume stops with SIGINT
   bool fork_events_ = false, vfork_events_ = false, exec_events_ = false;

@@ -51,6 +51,11 @@ struct ResumeAction {
   int signal = 0;                 // delivered on resume (0 = none)
   std::optional<ThreadRef> thread;  // none = every thread without its own action
   std::optional<uint64_t> addr;   // legacy "c ADDR": resume at ADDR
+  // Range stepping (vCont;r): a Step that goes on stepping while the pc
+  // stays in [range_start, range_end). Targets without range stepping
+  // (supports_range_step() false) take it as one step.
+  uint64_t range_start = 0, range_end = 0;
+  bool ranged() const { return kind == Kind::Step && range_start < range_end; }
 };
 
 enum class BreakpointType { Software = 0, Hardware = 1, WriteWatch = 2, ReadWatch = 3, AccessWatch = 4 };
@@ -204,6 +209,8 @@ class Target {
 
   // --- execution control -----------------------------------------------
   virtual Status resume(const std::vector<ResumeAction>& actions) = 0;
+  // Whether resume() honours a Step's range (vCont;r is then announced).
+  virtual bool supports_range_step() const { return false; }
   virtual Status interrupt() = 0;
 
   // --- ending ------------------------------------------------------------

@@ -331,6 +331,11 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   }
   if (sig == SIGTRAP) {
     StopEvent ev = classify_sigtrap(t);
+    if (ev.reason == StopEvent::Reason::Step && in_step_range(t)) {
+      // Range stepping: a step that stays in the range is no news.
+      resume_thread(t, true, 0);
+      return;
+    }
     if (ev.reason == StopEvent::Reason::Spurious) {
       t.stop_wanted = false;
       if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
@@ -524,10 +529,17 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
     }
   }
   if (si.si_code == SI_KERNEL) {
-    uint64_t pc = peek_pc(t.tid);
+    // The general registers now (the stop reply wants them anyway), not
+    // just the pc: one PTRACE_GETREGS instead of a PEEKUSER and a GETREGS.
+    uint64_t pc = 0;
+    if (auto regs = x86::ThreadRegisters::fetch(t.tid, false)) {
+      t.regs = std::move(*regs);
+      pc = t.regs->pc();
+    }
     if (pc && p.breakpoints.count(pc - 1)) {
       // int3 leaves pc after the breakpoint; GDB wants it at the breakpoint.
       poke_pc(t.tid, pc - 1);
+      t.regs->assume_pc(pc - 1);
       ev.reason = StopEvent::Reason::SwBreak;
       return ev;
     }
@@ -538,6 +550,7 @@ StopEvent ProcessTarget::classify_sigtrap(Thread& t) {
       // reported, and the kernel delivered that SIGTRAP only now, after
       // the debugger removed the breakpoint: as if it never ran the int3.
       poke_pc(t.tid, pc - 1);
+      t.regs->assume_pc(pc - 1);
       ev.reason = StopEvent::Reason::Spurious;
       return ev;
     }
@@ -793,6 +806,14 @@ bool ProcessTarget::leader_zombie(Thread& t) {
   return t.zombie;
 }
 
+// After a single-step of a range-stepping thread while nothing else is
+// being reported: whether its pc is still in the range (then it steps on).
+bool ProcessTarget::in_step_range(Thread& t) {
+  if (t.range_start >= t.range_end || phase_ != Phase::Running || step_over_ || runs_free(t)) return false;
+  uint64_t pc = peek_pc(t.tid);
+  return pc >= t.range_start && pc < t.range_end;
+}
+
 bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
   if (!t.pending) return false;
   if (t.pending->reason == StopEvent::Reason::Step && a.kind == ResumeAction::Kind::Continue) {
@@ -874,6 +895,8 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
     Process& p = procs_[pl.t->pid];
     if (pl.a->addr) poke_pc(pl.t->tid, *pl.a->addr);
     (void)p;
+    pl.t->range_start = pl.a->ranged() ? pl.a->range_start : 0;
+    pl.t->range_end = pl.a->ranged() ? pl.a->range_end : 0;
     resume_thread(*pl.t, pl.a->kind == ResumeAction::Kind::Step, pl.a->signal);
   }
   phase_ = Phase::Running;
@@ -1152,14 +1175,17 @@ std::vector<int> ProcessTarget::expedited_registers() const {
   return {x86::fp_regno(), x86::sp_regno(), x86::pc_regno()};
 }
 
-Result<x86::ThreadRegisters*> ProcessTarget::regs_of(ThreadRef r) {
+Result<x86::ThreadRegisters*> ProcessTarget::regs_of(ThreadRef r, bool with_fp) {
   Thread* t = find_thread(r);
   if (!t) return make_error(3, "no such thread");
   if (!t->stopped) return make_error(16, "thread is running");
   if (!t->regs) {
-    auto regs = x86::ThreadRegisters::fetch(t->tid);
+    auto regs = x86::ThreadRegisters::fetch(t->tid, with_fp);
     if (!regs) return regs.error();
     t->regs = std::move(*regs);
+  } else if (with_fp) {
+    auto st = t->regs->load_fp(t->tid);
+    if (!st) return st.error();
   }
   return &*t->regs;
 }
@@ -1179,13 +1205,13 @@ Status ProcessTarget::write_registers(ThreadRef r, const std::string& data) {
 }
 
 Result<std::string> ProcessTarget::read_register(ThreadRef r, int regno) {
-  auto regs = regs_of(r);
+  auto regs = regs_of(r, !x86::is_gpr(regno));
   if (!regs) return regs.error();
   return (*regs)->read(regno);
 }
 
 Status ProcessTarget::write_register(ThreadRef r, int regno, const std::string& value) {
-  auto regs = regs_of(r);
+  auto regs = regs_of(r, !x86::is_gpr(regno));
   if (!regs) return regs.error();
   auto st = (*regs)->write(regno, value);
   if (!st) return st;

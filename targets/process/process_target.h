@@ -53,6 +53,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) override;
 
   Status resume(const std::vector<ResumeAction>& actions) override;
+  bool supports_range_step() const override { return true; }
   Status interrupt() override;
 
   Status kill_process(int pid, const KillOptions& how = {}) override;
@@ -87,6 +88,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     bool fresh = false;         // clone child before its first stop
     bool stepping = false;
     bool step_unfinished = false;  // single-stepped, its trap not seen yet
+    uint64_t range_start = 0, range_end = 0;  // range stepping: step on while pc is in here
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
     bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
     bool zombie = false;        // an exited leader whose other threads live on
@@ -134,8 +136,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void close_mem(Process& p);
   Process* find_process(int pid);
   Thread* find_thread(ThreadRef t);
-  Result<x86::ThreadRegisters*> regs_of(ThreadRef t);
+  // The thread's cached registers; with_fp: the x87/SSE/AVX state too.
+  Result<x86::ThreadRegisters*> regs_of(ThreadRef t, bool with_fp = true);
   bool pending_still_valid(Thread& t, const ResumeAction& a);
+  bool in_step_range(Thread& t);
   bool leader_zombie(Thread& t);
   bool unreported_child(pid_t pid) const;
   void drop_unreported_children(pid_t parent, bool kill);

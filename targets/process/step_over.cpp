@@ -31,7 +31,9 @@ uint64_t pc_of(pid_t tid) {
 bool ProcessTarget::filtered_out(Thread& t, const StopEvent& ev) {
   if (!filter_ || phase_ != Phase::Running || t.stepping || runs_free(t)) return false;
   if (ev.reason != StopEvent::Reason::SwBreak && ev.reason != StopEvent::Reason::HwBreak) return false;
-  uint64_t addr = ev.reason == StopEvent::Reason::HwBreak ? ev.data_addr : pc_of(t.tid);
+  // A software breakpoint's stop filled the register cache (pc already
+  // back on the int3): no PEEKUSER needed.
+  uint64_t addr = ev.reason == StopEvent::Reason::HwBreak ? ev.data_addr : t.regs ? t.regs->pc() : pc_of(t.tid);
   if (ev.reason == StopEvent::Reason::SwBreak && step_over_) {
     // Another thread's step-over is under way: this one waits at the
     // breakpoint (pc is back on it) and meets it again once resumed, when

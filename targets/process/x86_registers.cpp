@@ -322,12 +322,27 @@ std::string target_xml() {
 // ---------------------------------------------------------------------------
 // ThreadRegisters
 
-Result<ThreadRegisters> ThreadRegisters::fetch(pid_t tid) {
+bool is_gpr(int regno) {
+  if (regno < 0 || regno >= register_count()) return false;
+  Kind k = table().slots[regno].kind;
+  return k == Kind::Gpr64 || k == Kind::Gpr32;
+}
+
+Result<ThreadRegisters> ThreadRegisters::fetch(pid_t tid, bool with_fp) {
   ThreadRegisters r;
   r.gpr_.resize(sizeof(user_regs_struct));
   if (ptrace(PTRACE_GETREGS, tid, nullptr, r.gpr_.data()) != 0)
     return errno_error("PTRACE_GETREGS");
+  if (with_fp) {
+    auto st = r.load_fp(tid);
+    if (!st) return st.error();
+  }
+  return r;
+}
 
+Status ThreadRegisters::load_fp(pid_t tid) {
+  if (fp_loaded_) return ok_status();
+  ThreadRegisters& r = *this;
   size_t request = g_xstate_request.load();
   if (request == 0) request = initial_xstate_request();
   for (;;) {
@@ -355,7 +370,8 @@ Result<ThreadRegisters> ThreadRegisters::fetch(pid_t tid) {
     if (ptrace(PTRACE_GETFPREGS, tid, nullptr, r.xsave_.data()) != 0)
       return errno_error("PTRACE_GETFPREGS");
   }
-  return r;
+  fp_loaded_ = true;
+  return ok_status();
 }
 
 namespace {
@@ -575,6 +591,8 @@ Status ThreadRegisters::store(pid_t tid) {
 uint64_t ThreadRegisters::pc() const {
   return get_le(gpr_, offsetof(user_regs_struct, rip), 8);
 }
+
+void ThreadRegisters::assume_pc(uint64_t pc) { put_le(gpr_, offsetof(user_regs_struct, rip), 8, pc); }
 
 void ThreadRegisters::set_pc(uint64_t pc) {
   if (this->pc() == pc) return;

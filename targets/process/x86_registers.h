@@ -35,11 +35,22 @@ int pc_regno();   // rip
 int sp_regno();   // rsp
 int fp_regno();   // rbp
 
+// Whether a register lives in user_regs_struct (PTRACE_GETREGS), not in
+// the x87/SSE/AVX state.
+bool is_gpr(int regno);
+
 // The register state of one stopped thread, read with ptrace, edited in
-// memory, written back only if changed.
+// memory, written back only if changed. The x87/SSE/AVX state (the 2-3 KiB
+// XSAVE area) is read only when asked for: with_fp at fetch, or load_fp();
+// a stop reply needs only general registers.
 class ThreadRegisters {
  public:
-  static Result<ThreadRegisters> fetch(pid_t tid);
+  static Result<ThreadRegisters> fetch(pid_t tid, bool with_fp = true);
+  bool has_fp() const { return fp_loaded_; }
+  Status load_fp(pid_t tid);
+  // The thread's pc was set to `pc` directly (PTRACE_POKEUSER): the cache
+  // follows without anything to store.
+  void assume_pc(uint64_t pc);
   Result<std::string> read(int regno) const;                     // raw LE bytes
   Status write(int regno, const std::string& value);             // size must match
   std::string read_all() const;                                  // 'g' bytes
@@ -53,6 +64,7 @@ class ThreadRegisters {
   std::vector<uint8_t> gpr_;    // user_regs_struct bytes
   std::vector<uint8_t> xsave_;  // kernel-sized XSAVE area (may be empty: then FXSAVE via PTRACE_GETFPREGS)
   bool have_xsave_ = false;
+  bool fp_loaded_ = false;
   bool gpr_dirty_ = false, fp_dirty_ = false;
 };
 

@@ -195,6 +195,18 @@ TEST_CASE("vCont") {
   CHECK(v.actions[0].range_end == 0x2000);
   CHECK(v.actions[0].thread == ThreadId{0, 3});
 
+  // gdb's range step: "r" START,END for one thread, the others continue.
+  v = parse_as<VCont>("vCont;r555555555129,555555555146:p4d2.4d2;c");
+  REQUIRE(v.actions.size() == 2);
+  CHECK(v.actions[0].action == 'r');
+  CHECK(v.actions[0].range_start == 0x555555555129u);
+  CHECK(v.actions[0].range_end == 0x555555555146u);
+  CHECK(v.actions[0].thread == ThreadId{0x4d2, 0x4d2});
+  CHECK(v.actions[1].action == 'c');
+  v = parse_as<VCont>("vCont;r10,20");
+  CHECK(v.actions[0].range_start == 0x10u);
+  CHECK_FALSE(v.actions[0].thread);
+
   CHECK(parse_as<VCont>("vCont;t").actions[0].action == 't');
 }
 
@@ -322,7 +334,7 @@ TEST_CASE("malformed packets never crash") {
       "Z", "Z0", "Z0,1000", "Z5,1000,1", "Z0,1000,1,2", "Zq,1,1", "z0,,1",
       "c1x", "C", "Cxyz", "C100", "C05;", "S05;zz", "sq",
       "vCont", "vCont;", "vCont;c;", "vCont;x", "vCont;C", "vCont;Czz:1", "vCont;c:", "vCont;c:pz",
-      "vCont;r1000:1", "vCont;r1000,zz", "vCont;cx",
+      "vCont;r1000:1", "vCont;r1000,zz", "vCont;cx", "vCont;r,10", "vCont;r10,", "vCont;r1,2,3",
       "H", "Hg", "Hx1", "Hgq", "Hc-2", "T", "Tp1.", "Tzz",
       "D1", "D;", "D;zz", "D;0", "vKill", "vKill;", "vKill;zz", "vAttach;0", "vAttach;-1",
       "vRun", "vRun;zz", "vRun;abc",

@@ -1,0 +1,129 @@
+// The GDB dispatcher against a small fake process target: binary memory
+// reads in both dialects (lldb's bare 'x' and GDB 16's binary-upload 'b'
+// replies), the PacketSize that sizes them, and range stepping (vCont;r)
+// announced and passed on to the target with its range.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "protocol/rsp/hex.h"
+#include "server/dispatcher.h"
+
+using namespace dbgstub;
+
+namespace {
+
+class FakeProcess : public Target {
+ public:
+  bool range_steps = true;
+  std::vector<ResumeAction> resumed;
+  std::string memory = std::string("ab$#}*\x00\xff", 8);  // at 0x1000, with bytes framing escapes
+  static constexpr uint64_t kBase = 0x1000;
+
+  Mode mode() const override { return Mode::User; }
+  std::string describe() const override { return "fake"; }
+  void set_stop_handler(StopHandler) override {}
+  std::vector<ProcessInfo> processes() const override {
+    ProcessInfo p;
+    p.pid = 7;
+    return {p};
+  }
+  bool has_processes() const override { return true; }
+  std::vector<ThreadRef> threads() const override { return {{7, 7}}; }
+  bool thread_alive(ThreadRef t) const override { return t.tid == 7; }
+  std::optional<StopEvent> last_stop() const override { return std::nullopt; }
+  bool running() const override { return false; }
+  std::string target_xml() const override { return ""; }
+  Result<std::string> read_registers(ThreadRef) override { return std::string(8, '\0'); }
+  Status write_registers(ThreadRef, const std::string&) override { return ok_status(); }
+  Result<std::string> read_register(ThreadRef, int) override { return std::string(8, '\0'); }
+  Status write_register(ThreadRef, int, const std::string&) override { return ok_status(); }
+  std::vector<int> expedited_registers() const override { return {}; }
+  Result<std::string> read_memory(int, uint64_t addr, std::size_t len) override {
+    if (addr < kBase || addr >= kBase + memory.size()) return make_error(14, "unmapped");
+    return memory.substr(addr - kBase, len);
+  }
+  Status write_memory(int, uint64_t, const std::string&) override { return ok_status(); }
+  Status insert_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
+  Status remove_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
+  Status resume(const std::vector<ResumeAction>& actions) override {
+    resumed = actions;
+    return ok_status();
+  }
+  bool supports_range_step() const override { return range_steps; }
+  Status interrupt() override { return ok_status(); }
+  Status kill_process(int, const KillOptions&) override { return ok_status(); }
+  Status detach_process(int) override { return ok_status(); }
+  void release_all() override {}
+};
+
+struct Harness {
+  FakeProcess target;
+  std::vector<std::string> sent;
+  Dispatcher dispatcher{target, DispatcherConfig{},
+                        SessionHooks{[this](std::string p) { sent.push_back(std::move(p)); }, {}, {}, {}, {}, {}}};
+  std::string request(const std::string& p) {
+    sent.clear();
+    dispatcher.handle_packet(p);
+    REQUIRE(sent.size() == 1);
+    return sent.back();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("dispatcher: lldb's binary x reads are the bare bytes") {
+  Harness h;
+  std::string sup = h.request("qSupported:xmlRegisters=i386");
+  CHECK(sup.find("PacketSize=20000") != std::string::npos);
+  CHECK(sup.find("binary-upload") == std::string::npos);  // not asked for: not offered
+  CHECK(h.request("x0,0") == "OK");                         // lldb's probe
+  CHECK(h.request("x1000,8") == h.target.memory);           // unescaped here: framing escapes
+  CHECK(h.request("x1002,3") == "$#}");
+  CHECK(h.request("m1000,2") == "6162");
+  CHECK(h.request("x2000,4")[0] == 'E');
+}
+
+TEST_CASE("dispatcher: GDB 16's binary-upload x reads start with 'b'") {
+  Harness h;
+  std::string sup = h.request("qSupported:multiprocess+;binary-upload+;swbreak+");
+  CHECK(sup.find(";binary-upload+") != std::string::npos);
+  CHECK(h.request("x1000,8") == "b" + h.target.memory);
+  CHECK(h.request("x1006,2") == std::string("b\x00\xff", 3));
+  CHECK(h.request("x1000,0") == "b");
+  CHECK(h.request("m1000,2") == "6162");  // 'm' is unchanged
+  CHECK(h.request("x2000,4")[0] == 'E');
+}
+
+TEST_CASE("dispatcher: binary reads are bounded by PacketSize") {
+  Harness h;
+  h.target.memory = std::string(0x30000, 'z');
+  h.request("qSupported:binary-upload+");
+  std::string r = h.request("x1000,30000");
+  CHECK(r.size() == 1 + (0x20000 - 8));
+  std::string m = h.request("m1000,30000");
+  CHECK(m.size() == 2 * ((0x20000 - 8) / 2));
+}
+
+TEST_CASE("dispatcher: range stepping is announced and passed on with its range") {
+  Harness h;
+  CHECK(h.request("vCont?") == "vCont;c;C;s;S;t;r");
+  h.sent.clear();
+  h.dispatcher.handle_packet("vCont;r401000,401020:7;c");
+  CHECK(h.sent.empty());  // the stop reply comes later
+  REQUIRE(h.target.resumed.size() == 2);
+  const ResumeAction& r = h.target.resumed[0];
+  CHECK(r.kind == ResumeAction::Kind::Step);
+  CHECK(r.ranged());
+  CHECK(r.range_start == 0x401000);
+  CHECK(r.range_end == 0x401020);
+  REQUIRE(r.thread);
+  CHECK(r.thread->tid == 7);
+  CHECK(h.target.resumed[1].kind == ResumeAction::Kind::Continue);
+  CHECK_FALSE(h.target.resumed[1].ranged());
+
+  Harness plain;
+  plain.target.range_steps = false;
+  CHECK(plain.request("vCont?") == "vCont;c;C;s;S;t");
+}
