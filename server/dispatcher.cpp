@@ -286,6 +286,8 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
     case R::VFork: r.extras.emplace_back("vfork", rsp::format_thread_id(wire_id(ev.child), multiprocess_)); break;
     case R::VForkDone: r.extras.emplace_back("vforkdone", ""); break;
     case R::Exec: r.extras.emplace_back("exec", rsp::to_hex(ev.exec_path)); break;
+    case R::SyscallEntry: r.extras.emplace_back("syscall_entry", rsp::hex_u64(static_cast<uint64_t>(ev.syscall))); break;
+    case R::SyscallReturn: r.extras.emplace_back("syscall_return", rsp::hex_u64(static_cast<uint64_t>(ev.syscall))); break;
     default: break;
   }
   if (list_threads_in_stop_) {
@@ -390,6 +392,15 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             return rsp::reply_error(1);
           },
           [&](const rsp::XferRead& x) { return on_xfer(x); },
+          [&](const rsp::XferWrite& x) {
+            if (x.object != "siginfo") return rsp::reply_empty();
+            if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteMemory); !st)
+              return refuse(1, st.error().message);
+            xfer_cache_key_.clear();  // a read after this must see the change
+            auto n = target_.write_siginfo(current_thread(), x.offset, x.data);
+            if (!n) return refuse(n.error().code, n.error().message);
+            return rsp::hex_u64(*n);
+          },
           [&](const rsp::MonitorCommand& m) { return on_monitor(m); },
           [&](const rsp::Detach& d) { return on_detach(d); },
           [&](const rsp::Kill&) { return on_kill(std::nullopt, deferred, true); },
@@ -411,6 +422,14 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             return rsp::reply_ok();
           },
           [&](const rsp::SetFlag& f) { return on_flag(f); },
+          [&](const rsp::CatchSyscalls& c) {
+            // As gdbserver: for the current process (gdb's current inferior).
+            if (!target_.supports_catch_syscalls() || !target_.has_processes()) return rsp::reply_error(1);
+            std::optional<std::vector<int>> list;
+            if (c.enabled) list = c.syscalls;
+            auto st = target_.set_catch_syscalls(current_pid(), std::move(list));
+            return st ? rsp::reply_ok() : refuse(st.error().code, st.error().message);
+          },
           [&](const rsp::SetEnvironment& e) {
             if (e.reset) {
               environment_.clear();
@@ -495,6 +514,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "qXfer:exec-file:read+",
       disabled("threads") ? "qXfer:threads:read-" : "qXfer:threads:read+",
       "qXfer:siginfo:read+",
+      "qXfer:siginfo:write+",
       "qXfer:osdata:read+",
       "QDisableRandomization+",
       "QEnvironmentHexEncoded+",
@@ -506,6 +526,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QListThreadsInStopReply+",
   };
   if (!disabled("QNonStop")) out.push_back("QNonStop+");
+  if (target_.supports_catch_syscalls()) out.push_back("QCatchSyscalls+");
   if (multiprocess_) out.push_back("multiprocess+");
   if (fork_events_) out.push_back("fork-events+");
   if (vfork_events_) out.push_back("vfork-events+");
@@ -731,6 +752,10 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
   std::string doc;
   if (x.object == "features") {
     if (x.annex != "target.xml") return rsp::reply_error(0);
+    // As gdbserver: no process, no description. gdb then keeps the
+    // architecture the user set ("set architecture i386"), and asks again
+    // once a program runs.
+    if (target_.mode() == Mode::User && !target_.has_processes()) return rsp::reply_error(1);
     doc = target_.target_xml();
   } else if (x.object == "threads") {
     if (disabled("threads")) return rsp::reply_empty();

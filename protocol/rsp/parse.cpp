@@ -275,8 +275,19 @@ Result<Request> parse_xfer(sv p) {
   if (!obj || obj->first.empty()) return bad(kName, "missing object");
   auto op = split_once(obj->second, ':');
   if (!op) return bad(kName, "missing operation");
+  if (op->first == "write") {
+    // annex:offset:data; the data (binary) may hold any byte, ':' too.
+    auto annex = split_once(op->second, ':');
+    if (!annex) return bad(kName, "missing annex");
+    auto off = split_once(annex->second, ':');
+    if (!off) return bad(kName, "missing offset");
+    auto offset = parse_hex_u64(off->first);
+    if (!offset) return bad(kName, "bad offset");
+    if (off->second.size() > kMaxTransfer) return bad(kName, "too much data");
+    return Request{XferWrite{std::string(obj->first), std::string(annex->first), *offset, std::string(off->second)}};
+  }
   if (op->first != "read") {
-    // qXfer:*:write and others are legal packets we don't implement.
+    // Other operations are legal packets we don't implement.
     std::string name = "qXfer:" + std::string(obj->first) + ":" + std::string(op->first);
     return unsupported(name);
   }
@@ -378,8 +389,7 @@ struct FlagSpec {
 // Boolean settings; those without a value just switch something on.
 constexpr FlagSpec kFlags[] = {
     {"QDisableRandomization", true}, {"QStartupWithShell", true},       {"QNonStop", true},
-    {"QCatchSyscalls", true},        {"QListThreadsInStopReply", false}, {"QThreadSuffixSupported", false},
-    {"QEnableErrorStrings", false},
+    {"QListThreadsInStopReply", false}, {"QThreadSuffixSupported", false}, {"QEnableErrorStrings", false},
 };
 
 Result<Request> parse_flag(const FlagSpec& f, sv arg, bool has_arg) {
@@ -388,10 +398,27 @@ Result<Request> parse_flag(const FlagSpec& f, sv arg, bool has_arg) {
     return Request{SetFlag{std::string(f.name), true}};
   }
   if (!has_arg) return bad(f.name, "missing value");
-  // QCatchSyscalls:1;sysno;... - the syscall list is not represented.
-  if (f.name == "QCatchSyscalls") arg = arg.substr(0, arg.find(';'));
   if (arg != "0" && arg != "1") return bad(f.name, "value must be 0 or 1");
   return Request{SetFlag{std::string(f.name), arg == "1"}};
+}
+
+// "0", "1" (every syscall) or "1;hex;hex..." (these syscall numbers).
+Result<Request> parse_catch_syscalls(sv arg, bool has_arg) {
+  constexpr sv kName = "QCatchSyscalls";
+  if (!has_arg) return bad(kName, "missing value");
+  if (arg == "0") return Request{CatchSyscalls{}};
+  if (arg.empty() || arg[0] != '1' || (arg.size() > 1 && arg[1] != ';'))
+    return bad(kName, "value must be 0, 1 or 1;SYSNO...");
+  CatchSyscalls c;
+  c.enabled = true;
+  if (arg.size() > 1) {
+    for (sv part : split_all(arg.substr(2), ';')) {
+      auto n = parse_hex_u64(part);
+      if (!n || *n > static_cast<uint64_t>(std::numeric_limits<int>::max())) return bad(kName, "bad syscall number");
+      c.syscalls.push_back(static_cast<int>(*n));
+    }
+  }
+  return Request{std::move(c)};
 }
 
 Result<Request> parse_environment_set(sv hex) {
@@ -426,6 +453,7 @@ Result<Request> parse_Q(sv p) {
 
   for (const auto& f : kFlags)
     if (name == f.name) return parse_flag(f, arg, has_arg);
+  if (name == "QCatchSyscalls") return parse_catch_syscalls(arg, has_arg);
 
   if (name == "QPassSignals" || name == "QProgramSignals") {
     auto list = has_arg ? parse_signal_list(arg) : std::nullopt;

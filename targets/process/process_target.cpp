@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <chrono>
 #include <cerrno>
@@ -23,7 +24,11 @@
 namespace dbgstub {
 namespace {
 
-constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+// TRACESYSGOOD: syscall stops (only ever asked for with PTRACE_SYSCALL,
+// while gdb catches system calls) come as SIGTRAP|0x80, apart from real
+// SIGTRAPs.
+constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD;
+constexpr int kSyscallTrap = SIGTRAP | 0x80;
 constexpr long kForkOptions = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE;
 
 Error errno_error(const std::string& what) {
@@ -280,6 +285,9 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   t.signal_stop = event == 0;
+  // Every ptrace event but PTRACE_EVENT_STOP happens inside a system call
+  // (fork, clone, exec...): a syscall stop after one is that call's return.
+  if (!(event == 0 && sig == kSyscallTrap)) t.in_syscall = event != 0 && event != PTRACE_EVENT_STOP;
   Process& p = procs_[t.pid];
 
   if (p.launching) {
@@ -307,6 +315,10 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     // clears the trap request on every stop): no PTRACE_EVENT_STOP follows.
     if (event != PTRACE_EVENT_STOP) t.stop_wanted = false;
     on_ptrace_event(t, event, sig);
+    return;
+  }
+  if (sig == kSyscallTrap) {
+    on_syscall_stop(t);
     return;
   }
   // Signal-delivery-stop.
@@ -429,6 +441,45 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
   }
+}
+
+bool ProcessTarget::catches_syscall(const Process& p, int nr) const {
+  if (!p.catch_syscalls) return false;
+  const auto& list = *p.catch_syscalls;
+  return list.empty() || std::find(list.begin(), list.end(), nr) != list.end();
+}
+
+// A syscall-entry or -exit stop (the thread was resumed with PTRACE_SYSCALL
+// because its process catches system calls). Reported if gdb catches this
+// one, else the thread goes on, as gdbserver's "Ignored syscall".
+void ProcessTarget::on_syscall_stop(Thread& t) {
+  bool entry = !t.in_syscall;
+  t.in_syscall = entry;
+  // Any ptrace-stop satisfies a pending PTRACE_INTERRUPT.
+  t.stop_wanted = false;
+  errno = 0;
+  long nr = ptrace(PTRACE_PEEKUSER, t.tid, offsetof(struct user_regs_struct, orig_rax), nullptr);
+  if (errno) nr = -1;
+  Process& p = procs_[t.pid];
+  if (runs_free(t) || !catches_syscall(p, static_cast<int>(nr))) {
+    if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
+    maybe_finish_stop();
+    return;
+  }
+  StopEvent ev;
+  ev.thread = {t.pid, t.tid};
+  ev.signal = SIGTRAP;
+  ev.reason = entry ? StopEvent::Reason::SyscallEntry : StopEvent::Reason::SyscallReturn;
+  ev.syscall = static_cast<int>(nr);
+  report(t, ev);
+}
+
+Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>> syscalls) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  // Threads take it at their next resume (PTRACE_SYSCALL or PTRACE_CONT).
+  p->catch_syscalls = std::move(syscalls);
+  return ok_status();
 }
 
 long ProcessTarget::trace_options() const {
@@ -752,7 +803,12 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   for (std::size_t i = first; i < sigs.size(); ++i) {
     if (::syscall(SYS_tgkill, t.pid, t.tid, sigs[i]) == 0) t.injected.insert(sigs[i]);
   }
-  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
+  // PTRACE_SYSCALL only while gdb catches system calls: otherwise no
+  // thread makes a syscall stop at all.
+  auto p = procs_.find(t.pid);
+  bool syscalls = p != procs_.end() && p->second.catch_syscalls && !p->second.hidden;
+  auto request = step ? PTRACE_SINGLESTEP : syscalls ? PTRACE_SYSCALL : PTRACE_CONT;
+  if (ptrace(request, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
     t.stopped = false;
     t.signal_stop = false;
   } else {
@@ -795,6 +851,13 @@ bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
     // (gdbserver drops it too), and reporting it would read as a SIGTRAP.
     t.pending.reset();
     return false;
+  }
+  if (t.pending->reason == StopEvent::Reason::SyscallEntry || t.pending->reason == StopEvent::Reason::SyscallReturn) {
+    // gdb no longer catches that system call: the thread just goes on.
+    if (!catches_syscall(procs_[t.pid], t.pending->syscall)) {
+      t.pending.reset();
+      return false;
+    }
   }
   if (t.pending->reason == StopEvent::Reason::SwBreak) {
     // The debugger may have removed the breakpoint since: then the thread
@@ -1302,6 +1365,19 @@ Result<std::string> ProcessTarget::siginfo(ThreadRef r) {
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
   return std::string(reinterpret_cast<const char*>(&si), sizeof si);
+}
+
+Result<std::size_t> ProcessTarget::write_siginfo(ThreadRef r, uint64_t offset, const std::string& data) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  siginfo_t si{};
+  if (offset >= sizeof si) return make_error(22, "offset past the end of siginfo");
+  if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
+  std::size_t n = std::min<std::size_t>(data.size(), sizeof si - offset);
+  std::memcpy(reinterpret_cast<char*>(&si) + offset, data.data(), n);
+  if (ptrace(PTRACE_SETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
+  return n;
 }
 
 Result<std::string> ProcessTarget::auxv(int pid) {

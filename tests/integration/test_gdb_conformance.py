@@ -1,0 +1,90 @@
+"""The real gdb against dbgstub on what GDB's own testsuite checks against
+gdbserver (scripts/conformance.sh): `catch syscall` (QCatchSyscalls and
+syscall_entry/syscall_return stop replies), writing `$_siginfo`
+(qXfer:siginfo:write)."""
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Stub, free_port_args, program  # noqa: E402
+
+BASIC = program("basic")
+SIGNALS = program("signals")
+# x86-64 system call numbers
+SYS_WRITE = 1
+SYS_EXIT_GROUP = 231
+
+
+class GdbCatchSyscall(harness.GdbTestCase):
+
+    def run_gdb(self, prog, commands, stub_args=(), timeout=30):
+        with Stub(*stub_args, *free_port_args(prog)) as stub:
+            out = self.gdb_or_fail(stub, commands, prog, timeout)
+            stub.wait()
+        return out, stub
+
+    def test_catch_write_entry_and_return(self):
+        """`catch syscall write` stops at the call and at its return, with
+        the syscall's number in the stop reply (as gdbserver's
+        "T05syscall_entry:1;"); deleting the catchpoint lets the program
+        run to its end without syscall stops."""
+        out, stub = self.run_gdb(BASIC, ["catch syscall write", "continue", "continue", "delete", "continue"],
+                                 stub_args=("--log-packets",))
+        self.assertIn("Catchpoint 1 (syscall 'write' [1])", out)
+        self.assertRegex(out, r"Catchpoint 1 \(call to syscall write\)")
+        self.assertRegex(out, r"Catchpoint 1 \(returned from syscall write\)")
+        self.assertRegex(out, r"\[Inferior 1 \(process \d+\) exited normally\]")
+        log = stub.output()
+        self.assertIn("QCatchSyscalls+", log)
+        self.assertRegex(log, rf"-> \$T05[^\n]*syscall_entry:{SYS_WRITE:x};")
+        self.assertRegex(log, rf"-> \$T05[^\n]*syscall_return:{SYS_WRITE:x};")
+        self.assertRegex(log, r"<- \$QCatchSyscalls:0\n")
+        # Only the caught call stops: the list gdb sent names write alone.
+        self.assertRegex(log, rf"<- \$QCatchSyscalls:1;{SYS_WRITE:x}\n")
+        self.assertEqual(len(re.findall(r"-> \$T05[^\n]*syscall_(entry|return)", log)), 2)
+
+    def test_catch_any_syscall(self):
+        """`catch syscall` with no argument: every system call stops, here
+        the first one after the start (the return from the execve that
+        started the program, as with gdbserver) and, at the end,
+        exit_group (whose return never comes)."""
+        out, stub = self.run_gdb(BASIC, ["catch syscall", "continue", "delete", "catch syscall exit_group",
+                                         "continue", "continue"], stub_args=("--log-packets",))
+        self.assertRegex(out, r"Catchpoint 1 \(returned from syscall execve\)")
+        self.assertRegex(out, r"Catchpoint 2 \(call to syscall exit_group\)")
+        self.assertRegex(out, r"\[Inferior 1 \(process \d+\) exited normally\]")
+        self.assertRegex(stub.output(), r"<- \$QCatchSyscalls:1\n")
+        self.assertRegex(stub.output(), rf"syscall_entry:{SYS_EXIT_GROUP:x};")
+
+
+class GdbSiginfoWrite(harness.GdbTestCase):
+
+    def test_write_siginfo_fields(self):
+        """Assigning to `$_siginfo` fields at a signal stop writes the
+        thread's siginfo (PTRACE_SETSIGINFO, as gdbserver): reading it back
+        from the kernel shows the new values, the rest is unchanged."""
+        with Stub("--log-packets", *free_port_args(SIGNALS, "segv")) as stub:
+            out = self.gdb_or_fail(stub, ["continue", "p $_siginfo.si_errno = 666", "p $_siginfo.si_code = 999",
+                                          "continue", "p $_siginfo._sifields._sigfault.si_addr = 0x666",
+                                          "p $_siginfo.si_errno", "p $_siginfo.si_code", "flushregs",
+                                          "p $_siginfo._sifields._sigfault.si_addr", "p $_siginfo.si_signo"],
+                                   SIGNALS, 30)
+            stub.wait()
+        self.assertNotIn("Unable to write siginfo", out)
+        self.assertIn("Program received signal SIGSEGV", out)
+        self.assertIn("$1 = 666\n", out)
+        self.assertIn("$2 = 999\n", out)
+        self.assertIn("$3 = (void *) 0x666\n", out)
+        self.assertIn("$4 = 0\n", out)      # the SIGSEGV's own siginfo, untouched
+        self.assertIn("$5 = 1\n", out)      # SEGV_MAPERR
+        self.assertIn("$6 = (void *) 0x666\n", out)  # read back from the kernel
+        self.assertIn("$7 = 11\n", out)
+        self.assertIn("qXfer:siginfo:write+", stub.output())
+        self.assertRegex(stub.output(), r"<- \$qXfer:siginfo:write::")
+
+
+if __name__ == "__main__":
+    harness.main()
