@@ -74,8 +74,11 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
                  return MonitorResult{"Unknown debug-format argument: \"" + a + "\"\n", false};
                });
   monitor_.add("set libthread-db-search-path", "[PATH]",
-               "Accepted for gdbserver compatibility (dbgstub finds threads without libthread_db)",
-               [](const std::string& a) { return MonitorResult{"libthread-db-search-path set to `" + a + "'\n", true}; });
+               "Where to look for libthread_db (thread-local storage); no PATH: the default",
+               [this](const std::string& a) {
+                 std::string now = target_.set_thread_db_search_path(a);
+                 return MonitorResult{"libthread-db-search-path set to `" + now + "'\n", true};
+               });
   for (auto& c : target_.commands()) {
     auto run = c.run;
     monitor_.add(c.name, c.help, [run](const std::string& a) {
@@ -448,6 +451,19 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::QueryOffsets&) { return rsp::reply_empty(); },
           [&](const rsp::QuerySymbol&) { return rsp::reply_ok(); },
           [&](const rsp::QueryTStatus&) { return rsp::reply_empty(); },
+          [&](const rsp::QueryTlsAddress& q) {
+            // As gdbserver: "" if this target can't, E01 on any failure
+            // (gdb: "Remote target failed to process qGetTLSAddr request").
+            if (!target_.has_processes()) return rsp::reply_error(1);
+            auto t = resolve(q.thread);
+            if (!t) return rsp::reply_error(1);
+            auto addr = target_.tls_address(*t, q.offset, q.lm);
+            if (!addr) {
+              spdlog::info("qGetTLSAddr: {}", addr.error().message);
+              return addr.error().code == 95 ? rsp::reply_empty() : rsp::reply_error(1);
+            }
+            return rsp::hex_u64(*addr);
+          },
           [&](const rsp::QueryHostInfo&) {
             lldb_client_ = true;
             return on_host_info();

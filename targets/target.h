@@ -229,6 +229,15 @@ class Target {
   virtual Status set_catch_syscalls(int /*pid*/, std::optional<std::vector<int>> /*syscalls*/) {
     return make_error(95, "catching system calls is not supported");
   }
+  // The address of a thread-local variable (gdb's qGetTLSAddr): `offset`
+  // in the TLS block of the module whose link_map is at `lm` (0: a static
+  // executable). Error 95: not supported here (the empty reply).
+  virtual Result<uint64_t> tls_address(ThreadRef /*t*/, uint64_t /*offset*/, uint64_t /*lm*/) {
+    return make_error(95, "thread-local storage not supported");
+  }
+  // Where libthread_db is looked for ("" = the default), as gdbserver's
+  // "monitor set libthread-db-search-path"; returns the path now in use.
+  virtual std::string set_thread_db_search_path(const std::string& path) { return path; }
   // The kernel's siginfo_t of the signal a thread is stopped with.
   virtual Result<std::string> siginfo(ThreadRef /*t*/) { return make_error(95, "siginfo not available"); }
   // Overwrites `data.size()` bytes of that siginfo_t at `offset` (gdb's

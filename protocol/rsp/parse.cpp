@@ -344,6 +344,15 @@ Result<Request> parse_q(sv p) {
   if (p.starts_with("qRcmd,")) return parse_monitor(p);
   if (p.starts_with("qSymbol:")) return Request{QuerySymbol{std::string(p.substr(8))}};
   if (p.starts_with("qProcessInfoPID:")) return parse_process_info_pid(p);
+  if (p.starts_with("qGetTLSAddr:")) {
+    auto parts = split_all(p.substr(12), ',');
+    if (parts.size() != 3) return bad("qGetTLSAddr", "expected thread,offset,lm");
+    auto t = parse_thread_id(parts[0]);
+    auto offset = parse_hex_u64(parts[1]);
+    auto lm = parse_hex_u64(parts[2]);
+    if (!t || !offset || !lm) return bad("qGetTLSAddr", "bad thread, offset or lm");
+    return Request{QueryTlsAddress{*t, *offset, *lm}};
+  }
   if (p.starts_with("qMemoryRegionInfo")) {
     auto addr = p.starts_with("qMemoryRegionInfo:") ? parse_hex_u64(p.substr(18)) : std::nullopt;
     if (!addr) return bad("qMemoryRegionInfo", "bad address");
@@ -360,7 +369,7 @@ Result<Request> parse_q(sv p) {
     return Request{QueryThreadStopInfo{*t}};
   }
   // Known packets with a malformed shape name themselves in the error.
-  for (sv known : {"qXfer", "qRcmd", "qSymbol", "qProcessInfoPID"})
+  for (sv known : {"qXfer", "qRcmd", "qSymbol", "qProcessInfoPID", "qGetTLSAddr"})
     if (p == known) return bad(known, "missing arguments");
   return unsupported(p.substr(0, p.find_first_of(":,;")));
 }

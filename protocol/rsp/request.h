@@ -93,6 +93,7 @@ struct SetWorkingDir { std::string dir; };                        // QSetWorking
 struct QueryOffsets {};                                           // qOffsets
 struct QuerySymbol { std::string raw; };                          // qSymbol:... (dbgstub looks up nothing)
 struct QueryTStatus {};                                           // qTStatus
+struct QueryTlsAddress { ThreadId thread; uint64_t offset = 0, lm = 0; };  // qGetTLSAddr:thread,offset,lm
 // lldb's extensions
 struct QueryHostInfo {};                                          // qHostInfo
 struct QueryProcessInfo { std::optional<int64_t> pid; };          // qProcessInfo / qProcessInfoPID:pid
@@ -122,7 +123,7 @@ using Request = std::variant<
     VCont, SetThread, ThreadAlive, QueryCurrentThread, ThreadInfoFirst, ThreadInfoNext,
     QueryAttached, XferRead, XferWrite, MonitorCommand, Detach, Kill, VKill, VRun, VAttach, PassSignals,
     ProgramSignals, SetFlag, CatchSyscalls, SetEnvironment, SetWorkingDir, QueryOffsets, QuerySymbol,
-    QueryTStatus, QueryHostInfo, QueryProcessInfo, QueryRegisterInfo, QueryMemoryRegionInfo,
+    QueryTStatus, QueryTlsAddress, QueryHostInfo, QueryProcessInfo, QueryRegisterInfo, QueryMemoryRegionInfo,
     QueryThreadStopInfo, QueryWorkingDir, HostFile, JsonRequest, Unsupported>;
 
 // Parse one packet payload (as delivered by Framer). A malformed packet of a

@@ -392,6 +392,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       p.breakpoints.clear();
       p.removed_breakpoints.clear();
       p.debug_regs = x86::DebugRegisterState{};
+      p.thread_db.reset();
       open_mem(p);
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
@@ -1378,6 +1379,37 @@ Result<std::size_t> ProcessTarget::write_siginfo(ThreadRef r, uint64_t offset, c
   std::memcpy(reinterpret_cast<char*>(&si) + offset, data.data(), n);
   if (ptrace(PTRACE_SETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
   return n;
+}
+
+Result<uint64_t> ProcessTarget::tls_address(ThreadRef r, uint64_t offset, uint64_t lm) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  Process* p = find_process(t->pid);
+  if (!p) return make_error(3, "no such process");
+  if (!p->thread_db) {
+    int pid = p->pid;
+    auto read = [this, pid](uint64_t addr, void* buf, std::size_t len) {
+      auto data = read_memory(pid, addr, len);
+      if (!data || data->size() != len) return false;
+      std::memcpy(buf, data->data(), len);
+      return true;
+    };
+    auto write = [this, pid](uint64_t addr, const void* buf, std::size_t len) {
+      return static_cast<bool>(write_memory(pid, addr, std::string(static_cast<const char*>(buf), len)));
+    };
+    auto db = ThreadDb::open(pid, thread_db_search_path_, read, write);
+    if (!db) return db.error();
+    p->thread_db = std::move(*db);
+  }
+  return p->thread_db->tls_address(t->tid, offset, lm);
+}
+
+// As gdbserver, a process whose libthread_db is loaded keeps it; the path
+// applies to the next load.
+std::string ProcessTarget::set_thread_db_search_path(const std::string& path) {
+  thread_db_search_path_ = path.empty() ? kDefaultThreadDbSearchPath : path;
+  return thread_db_search_path_;
 }
 
 Result<std::string> ProcessTarget::auxv(int pid) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "targets/process/child_events.h"
+#include "targets/process/thread_db.h"
 #include "targets/process/x86_registers.h"
 #include "targets/target.h"
 
@@ -64,6 +65,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Result<std::string> auxv(int pid) override;
   Result<std::string> siginfo(ThreadRef t) override;
   Result<std::size_t> write_siginfo(ThreadRef t, uint64_t offset, const std::string& data) override;
+  Result<uint64_t> tls_address(ThreadRef t, uint64_t offset, uint64_t lm) override;
+  std::string set_thread_db_search_path(const std::string& path) override;
   bool supports_catch_syscalls() const override { return true; }
   Status set_catch_syscalls(int pid, std::optional<std::vector<int>> syscalls) override;
   Result<std::string> exec_file(int pid) override;
@@ -124,6 +127,9 @@ class ProcessTarget : public Target, public ProcessLauncher {
     // gdb's "catch syscall" (QCatchSyscalls): none = off, empty = every
     // system call, else these numbers. Kept across exec, as gdbserver.
     std::optional<std::vector<int>> catch_syscalls;
+    // libthread_db's view of the process, loaded at the first TLS request
+    // that finds it (dropped at exec: a new program, maybe another libc).
+    std::shared_ptr<ThreadDb> thread_db;
   };
   enum class Phase { Stopped, Running, Stopping };
 
@@ -176,6 +182,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<std::set<int>> program_signals_;  // none: QProgramSignals not seen
   int detach_signal(const Thread& t) const;
   ChildPolicy child_policy_;
+  std::string thread_db_search_path_ = kDefaultThreadDbSearchPath;
   int next_index_ = 0;
   bool finish_retry_ = false;  // retry_timer_ re-checks a stop waiting on a leader
   asio::steady_timer retry_timer_;

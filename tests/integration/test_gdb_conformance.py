@@ -1,7 +1,8 @@
 """The real gdb against dbgstub on what GDB's own testsuite checks against
 gdbserver (scripts/conformance.sh): `catch syscall` (QCatchSyscalls and
 syscall_entry/syscall_return stop replies), writing `$_siginfo`
-(qXfer:siginfo:write)."""
+(qXfer:siginfo:write), thread-local variables (qGetTLSAddr through
+libthread_db)."""
 import os
 import re
 import sys
@@ -13,6 +14,7 @@ from harness import Stub, free_port_args, program  # noqa: E402
 
 BASIC = program("basic")
 SIGNALS = program("signals")
+TLS = program("tls")
 # x86-64 system call numbers
 SYS_WRITE = 1
 SYS_EXIT_GROUP = 231
@@ -84,6 +86,43 @@ class GdbSiginfoWrite(harness.GdbTestCase):
         self.assertIn("$7 = 11\n", out)
         self.assertIn("qXfer:siginfo:write+", stub.output())
         self.assertRegex(stub.output(), r"<- \$qXfer:siginfo:write::")
+
+
+class GdbThreadLocalStorage(harness.GdbTestCase):
+
+    def test_tls_variables_per_thread(self):
+        """A __thread variable has each thread's own value: gdb asks
+        qGetTLSAddr for the selected thread, dbgstub answers through
+        libthread_db."""
+        with Stub("--log-packets", *free_port_args(TLS)) as stub:
+            out = self.gdb_or_fail(stub, ["break checkpoint", "continue", "p tls_counter", "p tls_big[3]",
+                                          "thread 1", "p tls_counter", "p tls_big[3]", "p &tls_counter",
+                                          "thread 2", "p &tls_counter", "kill"], TLS, 30)
+            stub.wait()
+        self.assertNotIn("Cannot find thread-local storage", out)
+        self.assertIn("$1 = 200\n", out)
+        self.assertIn("$2 = 208\n", out)
+        self.assertIn("$3 = 100\n", out)
+        self.assertIn("$4 = 108\n", out)
+        a1 = re.search(r"\$5 = \(int \*\) (0x[0-9a-f]+)", out)
+        a2 = re.search(r"\$6 = \(int \*\) (0x[0-9a-f]+)", out)
+        self.assertTrue(a1 and a2, out)
+        self.assertNotEqual(a1.group(1), a2.group(1))
+        self.assertRegex(stub.output(), r"<- \$qGetTLSAddr:p[0-9a-f]+\.[0-9a-f]+,[0-9a-f]+,[0-9a-f]+")
+        self.assertIn("libthread_db libthread_db.so.1 loaded", stub.output())
+
+    def test_unresolvable_search_path_fails_cleanly(self):
+        """`monitor set libthread-db-search-path` where there is no
+        libthread_db: no TLS, an error reply, as gdbserver (GDB's
+        gdb.server/no-thread-db.exp)."""
+        with Stub(*free_port_args(TLS)) as stub:
+            out = self.gdb_or_fail(stub, ["monitor set libthread-db-search-path /nonexistent", "break checkpoint",
+                                          "continue", "p tls_counter", "monitor set libthread-db-search-path",
+                                          "kill"], TLS, 30)
+            stub.wait()
+        self.assertIn("libthread-db-search-path set to `/nonexistent'", out)
+        self.assertIn("Remote target failed to process qGetTLSAddr request", out)
+        self.assertIn("libthread-db-search-path set to `$pdir:$sdir'", out)
 
 
 if __name__ == "__main__":

@@ -257,6 +257,16 @@ TEST_CASE("QCatchSyscalls: off, every syscall, or a list of numbers") {
   CHECK(some.syscalls == std::vector<int>{0x3c, 0xe7});
 }
 
+TEST_CASE("qGetTLSAddr: thread, offset in the TLS block, link_map address") {
+  auto q = parse_as<QueryTlsAddress>("qGetTLSAddr:p1a2b.1a2c,10,7ffff7fc3160");
+  CHECK(q.thread == ThreadId{0x1a2b, 0x1a2c});
+  CHECK(q.offset == 0x10);
+  CHECK(q.lm == 0x7ffff7fc3160);
+  auto s = parse_as<QueryTlsAddress>("qGetTLSAddr:1a2c,0,0");
+  CHECK(s.thread.tid == 0x1a2c);
+  CHECK(s.lm == 0);
+}
+
 TEST_CASE("monitor, symbols, lldb queries and json") {
   CHECK(parse_as<MonitorCommand>("qRcmd," + to_hex("help")).command == "help");
   CHECK(parse_as<MonitorCommand>("qRcmd,").command.empty());
@@ -346,7 +356,8 @@ TEST_CASE("malformed packets never crash") {
       "qXfer", "qXfer:", "qXfer::read:a:0,1", "qXfer:features", "qXfer:features:read",
       "qXfer:features:read:a:zz,1", "qXfer:features:read:a:0,200000",
       "qXfer:siginfo:write", "qXfer:siginfo:write:", "qXfer:siginfo:write::", "qXfer:siginfo:write::zz:ab",
-      "qRcmd", "qRcmd,abc", "qRcmd,zz", "qSymbol", "qAttached:", "qAttached:zz",
+      "qRcmd", "qRcmd,abc", "qRcmd,zz", "qGetTLSAddr", "qGetTLSAddr:", "qGetTLSAddr:1,2",
+      "qGetTLSAddr:1,2,3,4", "qGetTLSAddr:zz,1,2", "qGetTLSAddr:1,,2", "qGetTLSAddr:1,2,zz", "qSymbol", "qAttached:", "qAttached:zz",
       "qProcessInfoPID:", "qProcessInfoPID:abc", "qProcessInfoPID:99999999999999999999",
       "qRegisterInfo", "qRegisterInfozz", "qMemoryRegionInfo", "qMemoryRegionInfo:", "qThreadStopInfo",
       "QPassSignals", "QPassSignals:zz", "QPassSignals:100", "QProgramSignals:1;;x",
