@@ -530,7 +530,6 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "qXfer:exec-file:read+",
       disabled("threads") ? "qXfer:threads:read-" : "qXfer:threads:read+",
       "qXfer:siginfo:read+",
-      "qXfer:siginfo:write+",
       "qXfer:osdata:read+",
       "QDisableRandomization+",
       "QEnvironmentHexEncoded+",
@@ -542,7 +541,6 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QListThreadsInStopReply+",
   };
   if (!disabled("QNonStop")) out.push_back("QNonStop+");
-  if (target_.supports_catch_syscalls()) out.push_back("QCatchSyscalls+");
   if (multiprocess_) out.push_back("multiprocess+");
   if (fork_events_) out.push_back("fork-events+");
   if (vfork_events_) out.push_back("vfork-events+");
@@ -554,6 +552,8 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     out.push_back("ConditionalBreakpoints+");
     out.push_back("BreakpointCommands+");
   }
+  out.push_back("qXfer:siginfo:write+");
+  if (target_.supports_catch_syscalls()) out.push_back("QCatchSyscalls+");
   return rsp::build_supported(out);
 }
 
