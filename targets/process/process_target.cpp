@@ -48,9 +48,12 @@ void poke_pc(pid_t tid, uint64_t pc) {
 
 }  // namespace
 
-ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {}
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {
+  events_.on_sigchld([this] { check_zombie_leaders(); });
+}
 
 ProcessTarget::~ProcessTarget() {
+  events_.on_sigchld(nullptr);
   take_back_terminal(tty_owner_);
   for (auto& [tid, t] : threads_) events_.unwatch(tid);
   for (auto& [pid, p] : procs_) close_mem(p);
@@ -619,14 +622,40 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
 void ProcessTarget::maybe_no_resumed() {
   if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
   for (auto& [tid, t] : threads_)
-    if (!t.stopped && !runs_free(t)) return;
+    if (!t.stopped && !t.zombie && !runs_free(t)) return;
   for (auto& [pid, p] : procs_)
     if (p.launching || p.kill_requested) return;  // an exit or exec is on its way
+  for (auto& [tid, t] : threads_) {
+    if (!t.zombie) continue;
+    bool others = false;
+    for (auto& [otid, o] : threads_) others = others || (o.pid == t.pid && otid != tid);
+    if (!others) return;  // a zombie leader alone: its process's exit is on its way
+  }
   spdlog::info("no resumed thread left");
   phase_ = Phase::Stopping;
   StopEvent ev;
   ev.kind = StopEvent::Kind::NoProcess;
   reporting_ = ev;
+}
+
+// A running leader that exited while its other threads live on sends its
+// tracer SIGCHLD but can't be waited for until they end: look for such
+// zombies after every SIGCHLD (gdbserver's check_zombie_leaders). One was
+// maybe the last thread resumed (gdb's scheduler-locking): then no event
+// can come any more.
+void ProcessTarget::check_zombie_leaders() {
+  if (phase_ != Phase::Running) return;
+  bool found = false;
+  for (auto& [tid, t] : threads_) {
+    if (tid != t.pid || t.stopped || t.zombie || runs_free(t)) continue;
+    if (leader_zombie(t)) {
+      spdlog::info("thread {} (the leader) exited, its other threads live on", tid);
+      found = true;
+    }
+  }
+  if (!found) return;
+  maybe_no_resumed();
+  maybe_finish_stop();
 }
 
 void ProcessTarget::on_process_exit(pid_t pid, int status) {

@@ -147,6 +147,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void stop_all_others();
   void maybe_finish_stop();
   void maybe_no_resumed();
+  void check_zombie_leaders();
   void resume_thread(Thread& t, bool step, int sig);
   void open_mem(Process& p);
   void close_mem(Process& p);
