@@ -621,6 +621,8 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
 // threads" (gdb: "No unwaited-for children left"), as gdbserver.
 void ProcessTarget::maybe_no_resumed() {
   if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
+  // Threads parked for a step-over run on after it.
+  if (step_over_) return;
   for (auto& [tid, t] : threads_)
     if (!t.stopped && !t.zombie && !runs_free(t)) return;
   for (auto& [pid, p] : procs_)
@@ -648,6 +650,9 @@ void ProcessTarget::check_zombie_leaders() {
   bool found = false;
   for (auto& [tid, t] : threads_) {
     if (tid != t.pid || t.stopped || t.zombie || runs_free(t)) continue;
+    // The whole process ending (exit_group) makes a zombie leader too, for
+    // the moment until the other threads' exits are reaped: not this case.
+    if (group_exiting(t.pid)) continue;
     if (leader_zombie(t)) {
       spdlog::info("thread {} (the leader) exited, its other threads live on", tid);
       found = true;
@@ -656,6 +661,33 @@ void ProcessTarget::check_zombie_leaders() {
   if (!found) return;
   maybe_no_resumed();
   maybe_finish_stop();
+}
+
+// A thread of `pid` other than the leader is dying or dead (a group exit
+// kills them all with SIGKILL; their exits are on the way).
+bool ProcessTarget::group_exiting(pid_t pid) const {
+  for (auto& [tid, t] : threads_) {
+    if (t.pid != pid || tid == pid) continue;
+    std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+    FILE* f = std::fopen((dir + "/status").c_str(), "r");
+    if (!f) return true;
+    char line[256];
+    bool dying = false;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "State:", 6) == 0) {
+        const char* st = line + 6;
+        while (*st == ' ' || *st == '\t') ++st;
+        if (*st == 'Z' || *st == 'X') dying = true;
+      }
+      if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
+        uint64_t pending = std::strtoull(line + 7, nullptr, 16);
+        if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
+      }
+    }
+    std::fclose(f);
+    if (dying) return true;
+  }
+  return false;
 }
 
 void ProcessTarget::on_process_exit(pid_t pid, int status) {

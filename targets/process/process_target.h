@@ -148,6 +148,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void maybe_finish_stop();
   void maybe_no_resumed();
   void check_zombie_leaders();
+  bool group_exiting(pid_t pid) const;
   void resume_thread(Thread& t, bool step, int sig);
   void open_mem(Process& p);
   void close_mem(Process& p);
