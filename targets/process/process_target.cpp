@@ -46,6 +46,19 @@ void poke_pc(pid_t tid, uint64_t pc) {
   ptrace(PTRACE_POKEUSER, tid, offsetof(struct user_regs_struct, rip), pc);
 }
 
+// The state letter of /proc/PID/task/TID/stat ('R', 'S', 'Z', ...), 0 if gone.
+char task_state(pid_t pid, pid_t tid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return 0;
+  char buf[512];
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  return close && close[1] == ' ' ? close[2] : 0;
+}
+
 }  // namespace
 
 ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {
@@ -650,6 +663,8 @@ void ProcessTarget::check_zombie_leaders() {
   bool found = false;
   for (auto& [tid, t] : threads_) {
     if (tid != t.pid || t.stopped || t.zombie || runs_free(t)) continue;
+    char state = task_state(t.pid, tid);
+    if (state != 'Z' && state != 'X') continue;
     // The whole process ending (exit_group) makes a zombie leader too, for
     // the moment until the other threads' exits are reaped: not this case.
     if (group_exiting(t.pid)) continue;
