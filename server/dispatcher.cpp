@@ -77,8 +77,11 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
                  return MonitorResult{"Unknown debug-format argument: \"" + a + "\"\n", false};
                });
   monitor_.add("set libthread-db-search-path", "[PATH]",
-               "Accepted for gdbserver compatibility (dbgstub finds threads without libthread_db)",
-               [](const std::string& a) { return MonitorResult{"libthread-db-search-path set to `" + a + "'\n", true}; });
+               "Where to look for libthread_db (thread-local storage); no PATH: the default",
+               [this](const std::string& a) {
+                 std::string now = target_.set_thread_db_search_path(a);
+                 return MonitorResult{"libthread-db-search-path set to `" + now + "'\n", true};
+               });
   for (auto& c : target_.commands()) {
     auto run = c.run;
     monitor_.add(c.name, c.help, [run](const std::string& a) {
@@ -289,6 +292,8 @@ std::string Dispatcher::stop_reply(const StopEvent& ev) {
     case R::VFork: r.extras.emplace_back("vfork", rsp::format_thread_id(wire_id(ev.child), multiprocess_)); break;
     case R::VForkDone: r.extras.emplace_back("vforkdone", ""); break;
     case R::Exec: r.extras.emplace_back("exec", rsp::to_hex(ev.exec_path)); break;
+    case R::SyscallEntry: r.extras.emplace_back("syscall_entry", rsp::hex_u64(static_cast<uint64_t>(ev.syscall))); break;
+    case R::SyscallReturn: r.extras.emplace_back("syscall_return", rsp::hex_u64(static_cast<uint64_t>(ev.syscall))); break;
     default: break;
   }
   if (list_threads_in_stop_) {
@@ -396,6 +401,15 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             return rsp::reply_error(1);
           },
           [&](const rsp::XferRead& x) { return on_xfer(x); },
+          [&](const rsp::XferWrite& x) {
+            if (x.object != "siginfo") return rsp::reply_empty();
+            if (auto st = ModePolicy::allows(target_.mode(), Operation::WriteMemory); !st)
+              return refuse(1, st.error().message);
+            xfer_cache_key_.clear();  // a read after this must see the change
+            auto n = target_.write_siginfo(current_thread(), x.offset, x.data);
+            if (!n) return refuse(n.error().code, n.error().message);
+            return rsp::hex_u64(*n);
+          },
           [&](const rsp::MonitorCommand& m) { return on_monitor(m); },
           [&](const rsp::Detach& d) { return on_detach(d); },
           [&](const rsp::Kill&) { return on_kill(std::nullopt, deferred, true); },
@@ -417,6 +431,14 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             return rsp::reply_ok();
           },
           [&](const rsp::SetFlag& f) { return on_flag(f); },
+          [&](const rsp::CatchSyscalls& c) {
+            // As gdbserver: for the current process (gdb's current inferior).
+            if (!target_.supports_catch_syscalls() || !target_.has_processes()) return rsp::reply_error(1);
+            std::optional<std::vector<int>> list;
+            if (c.enabled) list = c.syscalls;
+            auto st = target_.set_catch_syscalls(current_pid(), std::move(list));
+            return st ? rsp::reply_ok() : refuse(st.error().code, st.error().message);
+          },
           [&](const rsp::SetEnvironment& e) {
             if (e.reset) {
               environment_.clear();
@@ -435,6 +457,19 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::QueryOffsets&) { return rsp::reply_empty(); },
           [&](const rsp::QuerySymbol&) { return rsp::reply_ok(); },
           [&](const rsp::QueryTStatus&) { return rsp::reply_empty(); },
+          [&](const rsp::QueryTlsAddress& q) {
+            // As gdbserver: "" if this target can't, E01 on any failure
+            // (gdb: "Remote target failed to process qGetTLSAddr request").
+            if (!target_.has_processes()) return rsp::reply_error(1);
+            auto t = resolve(q.thread);
+            if (!t) return rsp::reply_error(1);
+            auto addr = target_.tls_address(*t, q.offset, q.lm);
+            if (!addr) {
+              spdlog::info("qGetTLSAddr: {}", addr.error().message);
+              return addr.error().code == 95 ? rsp::reply_empty() : rsp::reply_error(1);
+            }
+            return rsp::hex_u64(*addr);
+          },
           [&](const rsp::QueryHostInfo&) {
             lldb_client_ = true;
             return on_host_info();
@@ -527,6 +562,8 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     out.push_back("ConditionalBreakpoints+");
     out.push_back("BreakpointCommands+");
   }
+  out.push_back("qXfer:siginfo:write+");
+  if (target_.supports_catch_syscalls()) out.push_back("QCatchSyscalls+");
   return rsp::build_supported(out);
 }
 
@@ -749,6 +786,10 @@ std::string Dispatcher::on_xfer(const rsp::XferRead& x) {
   std::string doc;
   if (x.object == "features") {
     if (x.annex != "target.xml") return rsp::reply_error(0);
+    // As gdbserver: no process, no description. gdb then keeps the
+    // architecture the user set ("set architecture i386"), and asks again
+    // once a program runs.
+    if (target_.mode() == Mode::User && !target_.has_processes()) return rsp::reply_error(1);
     doc = target_.target_xml();
   } else if (x.object == "threads") {
     if (disabled("threads")) return rsp::reply_empty();

@@ -34,7 +34,8 @@ struct StopEvent {
   };
   // Start: the first stop after launch or attach. Spurious: a target's
   // internal note that a stop is no news (never reported).
-  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt, Start, Spurious };
+  // SyscallEntry/SyscallReturn: a caught system call (`syscall` its number).
+  enum class Reason { None, SwBreak, HwBreak, Watch, ReadWatch, AccessWatch, Step, Fork, VFork, VForkDone, Exec, Clone, Interrupt, Start, Spurious, SyscallEntry, SyscallReturn };
   Kind kind = Kind::Signal;
   Reason reason = Reason::None;
   ThreadRef thread;
@@ -43,6 +44,7 @@ struct StopEvent {
   uint64_t data_addr = 0;         // watchpoint address
   ThreadRef child;                // fork/vfork child
   std::string exec_path;          // exec
+  int syscall = 0;                // syscall entry/return: the system call's number
 };
 
 struct ResumeAction {
@@ -231,8 +233,30 @@ class Target {
   // with only if it is one of these (before any such list: all but SIGTRAP
   // and SIGINT, as gdbserver).
   virtual void set_program_signals(const std::set<int>& /*signals*/) {}
+  // Stop at the entry and return of system calls of process `pid` (gdb's
+  // "catch syscall"): nullopt = none, an empty list = all, else these
+  // numbers. Targets that can't: error 95.
+  virtual bool supports_catch_syscalls() const { return false; }
+  virtual Status set_catch_syscalls(int /*pid*/, std::optional<std::vector<int>> /*syscalls*/) {
+    return make_error(95, "catching system calls is not supported");
+  }
+  // The address of a thread-local variable (gdb's qGetTLSAddr): `offset`
+  // in the TLS block of the module whose link_map is at `lm` (0: a static
+  // executable). Error 95: not supported here (the empty reply).
+  virtual Result<uint64_t> tls_address(ThreadRef /*t*/, uint64_t /*offset*/, uint64_t /*lm*/) {
+    return make_error(95, "thread-local storage not supported");
+  }
+  // Where libthread_db is looked for ("" = the default), as gdbserver's
+  // "monitor set libthread-db-search-path"; returns the path now in use.
+  virtual std::string set_thread_db_search_path(const std::string& path) { return path; }
   // The kernel's siginfo_t of the signal a thread is stopped with.
   virtual Result<std::string> siginfo(ThreadRef /*t*/) { return make_error(95, "siginfo not available"); }
+  // Overwrites `data.size()` bytes of that siginfo_t at `offset` (gdb's
+  // "set $_siginfo..."): the signal is delivered so changed. Returns the
+  // bytes written (fewer at the end of the structure).
+  virtual Result<std::size_t> write_siginfo(ThreadRef /*t*/, uint64_t /*offset*/, const std::string& /*data*/) {
+    return make_error(95, "siginfo not available");
+  }
   virtual Result<std::string> auxv(int /*pid*/) { return make_error(95, "auxv not available"); }
   virtual Result<std::string> exec_file(int /*pid*/) { return make_error(95, "exec-file not available"); }
   virtual Result<std::string> libraries_svr4(int /*pid*/, const std::string& /*annex*/) { return make_error(95, "library list not available"); }

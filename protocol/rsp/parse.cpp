@@ -275,8 +275,19 @@ Result<Request> parse_xfer(sv p) {
   if (!obj || obj->first.empty()) return bad(kName, "missing object");
   auto op = split_once(obj->second, ':');
   if (!op) return bad(kName, "missing operation");
+  if (op->first == "write") {
+    // annex:offset:data; the data (binary) may hold any byte, ':' too.
+    auto annex = split_once(op->second, ':');
+    if (!annex) return bad(kName, "missing annex");
+    auto off = split_once(annex->second, ':');
+    if (!off) return bad(kName, "missing offset");
+    auto offset = parse_hex_u64(off->first);
+    if (!offset) return bad(kName, "bad offset");
+    if (off->second.size() > kMaxTransfer) return bad(kName, "too much data");
+    return Request{XferWrite{std::string(obj->first), std::string(annex->first), *offset, std::string(off->second)}};
+  }
   if (op->first != "read") {
-    // qXfer:*:write and others are legal packets we don't implement.
+    // Other operations are legal packets we don't implement.
     std::string name = "qXfer:" + std::string(obj->first) + ":" + std::string(op->first);
     return unsupported(name);
   }
@@ -333,6 +344,15 @@ Result<Request> parse_q(sv p) {
   if (p.starts_with("qRcmd,")) return parse_monitor(p);
   if (p.starts_with("qSymbol:")) return Request{QuerySymbol{std::string(p.substr(8))}};
   if (p.starts_with("qProcessInfoPID:")) return parse_process_info_pid(p);
+  if (p.starts_with("qGetTLSAddr:")) {
+    auto parts = split_all(p.substr(12), ',');
+    if (parts.size() != 3) return bad("qGetTLSAddr", "expected thread,offset,lm");
+    auto t = parse_thread_id(parts[0]);
+    auto offset = parse_hex_u64(parts[1]);
+    auto lm = parse_hex_u64(parts[2]);
+    if (!t || !offset || !lm) return bad("qGetTLSAddr", "bad thread, offset or lm");
+    return Request{QueryTlsAddress{*t, *offset, *lm}};
+  }
   if (p.starts_with("qMemoryRegionInfo")) {
     auto addr = p.starts_with("qMemoryRegionInfo:") ? parse_hex_u64(p.substr(18)) : std::nullopt;
     if (!addr) return bad("qMemoryRegionInfo", "bad address");
@@ -349,7 +369,7 @@ Result<Request> parse_q(sv p) {
     return Request{QueryThreadStopInfo{*t}};
   }
   // Known packets with a malformed shape name themselves in the error.
-  for (sv known : {"qXfer", "qRcmd", "qSymbol", "qProcessInfoPID"})
+  for (sv known : {"qXfer", "qRcmd", "qSymbol", "qProcessInfoPID", "qGetTLSAddr"})
     if (p == known) return bad(known, "missing arguments");
   return unsupported(p.substr(0, p.find_first_of(":,;")));
 }
@@ -378,8 +398,7 @@ struct FlagSpec {
 // Boolean settings; those without a value just switch something on.
 constexpr FlagSpec kFlags[] = {
     {"QDisableRandomization", true}, {"QStartupWithShell", true},       {"QNonStop", true},
-    {"QCatchSyscalls", true},        {"QListThreadsInStopReply", false}, {"QThreadSuffixSupported", false},
-    {"QEnableErrorStrings", false},
+    {"QListThreadsInStopReply", false}, {"QThreadSuffixSupported", false}, {"QEnableErrorStrings", false},
 };
 
 Result<Request> parse_flag(const FlagSpec& f, sv arg, bool has_arg) {
@@ -388,10 +407,27 @@ Result<Request> parse_flag(const FlagSpec& f, sv arg, bool has_arg) {
     return Request{SetFlag{std::string(f.name), true}};
   }
   if (!has_arg) return bad(f.name, "missing value");
-  // QCatchSyscalls:1;sysno;... - the syscall list is not represented.
-  if (f.name == "QCatchSyscalls") arg = arg.substr(0, arg.find(';'));
   if (arg != "0" && arg != "1") return bad(f.name, "value must be 0 or 1");
   return Request{SetFlag{std::string(f.name), arg == "1"}};
+}
+
+// "0", "1" (every syscall) or "1;hex;hex..." (these syscall numbers).
+Result<Request> parse_catch_syscalls(sv arg, bool has_arg) {
+  constexpr sv kName = "QCatchSyscalls";
+  if (!has_arg) return bad(kName, "missing value");
+  if (arg == "0") return Request{CatchSyscalls{}};
+  if (arg.empty() || arg[0] != '1' || (arg.size() > 1 && arg[1] != ';'))
+    return bad(kName, "value must be 0, 1 or 1;SYSNO...");
+  CatchSyscalls c;
+  c.enabled = true;
+  if (arg.size() > 1) {
+    for (sv part : split_all(arg.substr(2), ';')) {
+      auto n = parse_hex_u64(part);
+      if (!n || *n > static_cast<uint64_t>(std::numeric_limits<int>::max())) return bad(kName, "bad syscall number");
+      c.syscalls.push_back(static_cast<int>(*n));
+    }
+  }
+  return Request{std::move(c)};
 }
 
 Result<Request> parse_environment_set(sv hex) {
@@ -426,6 +462,7 @@ Result<Request> parse_Q(sv p) {
 
   for (const auto& f : kFlags)
     if (name == f.name) return parse_flag(f, arg, has_arg);
+  if (name == "QCatchSyscalls") return parse_catch_syscalls(arg, has_arg);
 
   if (name == "QPassSignals" || name == "QProgramSignals") {
     auto list = has_arg ? parse_signal_list(arg) : std::nullopt;

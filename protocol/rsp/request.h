@@ -72,6 +72,11 @@ struct XferRead {                                                 // qXfer:objec
   std::string object, annex;
   uint64_t offset = 0, length = 0;
 };
+struct XferWrite {                                                // qXfer:object:write:annex:off:data
+  std::string object, annex;
+  uint64_t offset = 0;
+  std::string data;  // binary, already unescaped
+};
 struct MonitorCommand { std::string command; };                   // qRcmd,hex (decoded)
 struct Detach { std::optional<int64_t> pid; };                    // D / D;pid
 struct Kill {};                                                   // k
@@ -81,11 +86,14 @@ struct VAttach { int64_t pid = 0; };                              // vAttach;pid
 struct PassSignals { std::vector<int> signals; };                 // QPassSignals:hex;hex
 struct ProgramSignals { std::vector<int> signals; };              // QProgramSignals:hex;hex
 struct SetFlag { std::string name; bool value = false; };         // QDisableRandomization:1, QStartupWithShell:0, QListThreadsInStopReply, QThreadSuffixSupported, QEnableErrorStrings, QNonStop:0
+// QCatchSyscalls:0 (off) / QCatchSyscalls:1 (all) / QCatchSyscalls:1;hex;hex... (these)
+struct CatchSyscalls { bool enabled = false; std::vector<int> syscalls; };  // enabled + empty = all
 struct SetEnvironment { std::string name, value; bool unset = false; bool reset = false; };  // QEnvironmentHexEncoded / QEnvironmentUnset / QEnvironmentReset
 struct SetWorkingDir { std::string dir; };                        // QSetWorkingDir:hex ("" = default)
 struct QueryOffsets {};                                           // qOffsets
 struct QuerySymbol { std::string raw; };                          // qSymbol:... (dbgstub looks up nothing)
 struct QueryTStatus {};                                           // qTStatus
+struct QueryTlsAddress { ThreadId thread; uint64_t offset = 0, lm = 0; };  // qGetTLSAddr:thread,offset,lm
 // lldb's extensions
 struct QueryHostInfo {};                                          // qHostInfo
 struct QueryProcessInfo { std::optional<int64_t> pid; };          // qProcessInfo / qProcessInfoPID:pid
@@ -113,9 +121,9 @@ using Request = std::variant<
     QSupported, StartNoAckMode, QueryHaltReason, ReadAllRegisters, WriteAllRegisters,
     ReadRegister, WriteRegister, ReadMemory, WriteMemory, Breakpoint, Resume, VContQuery, VStopped, VCtrlC,
     VCont, SetThread, ThreadAlive, QueryCurrentThread, ThreadInfoFirst, ThreadInfoNext,
-    QueryAttached, XferRead, MonitorCommand, Detach, Kill, VKill, VRun, VAttach, PassSignals,
-    ProgramSignals, SetFlag, SetEnvironment, SetWorkingDir, QueryOffsets, QuerySymbol,
-    QueryTStatus, QueryHostInfo, QueryProcessInfo, QueryRegisterInfo, QueryMemoryRegionInfo,
+    QueryAttached, XferRead, XferWrite, MonitorCommand, Detach, Kill, VKill, VRun, VAttach, PassSignals,
+    ProgramSignals, SetFlag, CatchSyscalls, SetEnvironment, SetWorkingDir, QueryOffsets, QuerySymbol,
+    QueryTStatus, QueryTlsAddress, QueryHostInfo, QueryProcessInfo, QueryRegisterInfo, QueryMemoryRegionInfo,
     QueryThreadStopInfo, QueryWorkingDir, HostFile, JsonRequest, Unsupported>;
 
 // Parse one packet payload (as delivered by Framer). A malformed packet of a

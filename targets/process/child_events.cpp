@@ -43,6 +43,7 @@ void ChildEvents::arm() {
     while (::read(fd_.native_handle(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
     }
     poll();
+    if (after_sigchld_) after_sigchld_();
     arm();
   });
 }

@@ -35,6 +35,10 @@ class ChildEvents {
   // Reap now (without waiting for SIGCHLD): used after a kill so the exit
   // is seen promptly. Never blocks.
   void poll();
+  // Called after each SIGCHLD's statuses are dispatched: some SIGCHLDs come
+  // with no status to reap (a thread-group leader that exited while its
+  // other threads live on is not waitable until they end).
+  void on_sigchld(std::function<void()> f) { after_sigchld_ = std::move(f); }
 
  private:
   void arm();
@@ -43,6 +47,7 @@ class ChildEvents {
   asio::posix::stream_descriptor fd_;
   std::map<pid_t, Handler> handlers_;
   std::map<pid_t, std::vector<int>> unclaimed_;
+  std::function<void()> after_sigchld_;
 };
 
 }  // namespace dbgstub

@@ -88,6 +88,16 @@ Status DebugRegisterState::add(int type, uint64_t addr, int len) {
   auto st = validate(type, addr, len);
   if (!st) return st;
   const std::vector<Piece> pieces = split(addr, len);
+  // Already there (gdb sends Z again for a breakpoint whose target-side
+  // conditions changed): nothing new to insert, as gdbserver.
+  bool all_present = true;
+  for (const Piece& piece : pieces) {
+    bool present = false;
+    for (const DebugSlot& s : slots_)
+      present = present || (s.used && s.type == type && s.addr == piece.addr && s.len == piece.len);
+    all_present = all_present && present;
+  }
+  if (all_present) return ok_status();
   int free_slots[kSlots];
   size_t nfree = 0;
   for (int i = 0; i < kSlots; ++i)

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <chrono>
 #include <cerrno>
@@ -23,7 +24,11 @@
 namespace dbgstub {
 namespace {
 
-constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC;
+// TRACESYSGOOD: syscall stops (only ever asked for with PTRACE_SYSCALL,
+// while gdb catches system calls) come as SIGTRAP|0x80, apart from real
+// SIGTRAPs.
+constexpr long kTraceOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD;
+constexpr int kSyscallTrap = SIGTRAP | 0x80;
 constexpr long kForkOptions = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE;
 
 Error errno_error(const std::string& what) {
@@ -41,11 +46,27 @@ void poke_pc(pid_t tid, uint64_t pc) {
   ptrace(PTRACE_POKEUSER, tid, offsetof(struct user_regs_struct, rip), pc);
 }
 
+// The state letter of /proc/PID/task/TID/stat ('R', 'S', 'Z', ...), 0 if gone.
+char task_state(pid_t pid, pid_t tid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return 0;
+  char buf[512];
+  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  const char* close = std::strrchr(buf, ')');
+  return close && close[1] == ' ' ? close[2] : 0;
+}
+
 }  // namespace
 
-ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {}
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {
+  events_.on_sigchld([this] { check_zombie_leaders(); });
+}
 
 ProcessTarget::~ProcessTarget() {
+  events_.on_sigchld(nullptr);
   take_back_terminal(tty_owner_);
   for (auto& [tid, t] : threads_) events_.unwatch(tid);
   for (auto& [pid, p] : procs_) close_mem(p);
@@ -286,6 +307,9 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   t.signal_stop = event == 0;
+  // Every ptrace event but PTRACE_EVENT_STOP happens inside a system call
+  // (fork, clone, exec...): a syscall stop after one is that call's return.
+  if (!(event == 0 && sig == kSyscallTrap)) t.in_syscall = event != 0 && event != PTRACE_EVENT_STOP;
   Process& p = procs_[t.pid];
 
   if (p.launching) {
@@ -313,6 +337,10 @@ void ProcessTarget::on_status(pid_t tid, int status) {
     // clears the trap request on every stop): no PTRACE_EVENT_STOP follows.
     if (event != PTRACE_EVENT_STOP) t.stop_wanted = false;
     on_ptrace_event(t, event, sig);
+    return;
+  }
+  if (sig == kSyscallTrap) {
+    on_syscall_stop(t);
     return;
   }
   // Signal-delivery-stop.
@@ -391,6 +419,7 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       p.breakpoints.clear();
       p.removed_breakpoints.clear();
       p.debug_regs = x86::DebugRegisterState{};
+      p.thread_db.reset();
       open_mem(p);
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
@@ -417,6 +446,18 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       }
       if (t.stop_wanted) {
         t.stop_wanted = false;
+        if (p.attaching && deliverable_signal_pending(t.tid)) {
+          // A signal was waiting for this thread when we attached: our
+          // interrupt stop overtook it (the kernel takes job-control traps
+          // first). Let the thread take it, so that it stops in that
+          // signal's delivery, siginfo and all, as it does under
+          // gdbserver (whose attach SIGSTOP queues behind it). It can't
+          // run any code first: the pending signal is handled on its way
+          // back to user mode.
+          spdlog::debug("attach: thread {} has a signal pending", t.tid);
+          resume_thread(t, false, 0);
+          return;
+        }
         if (p.attaching) {
           // Reported once every thread is stopped (maybe_finish_stop).
         } else if (interrupt_requested_ && !reporting_) {
@@ -440,6 +481,65 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
       maybe_finish_stop();
   }
+}
+
+bool ProcessTarget::catches_syscall(const Process& p, int nr) const {
+  if (!p.catch_syscalls) return false;
+  const auto& list = *p.catch_syscalls;
+  return list.empty() || std::find(list.begin(), list.end(), nr) != list.end();
+}
+
+// A syscall-entry or -exit stop (the thread was resumed with PTRACE_SYSCALL
+// because its process catches system calls). Reported if gdb catches this
+// one, else the thread goes on, as gdbserver's "Ignored syscall".
+void ProcessTarget::on_syscall_stop(Thread& t) {
+  bool entry = !t.in_syscall;
+  t.in_syscall = entry;
+  // Any ptrace-stop satisfies a pending PTRACE_INTERRUPT.
+  t.stop_wanted = false;
+  errno = 0;
+  long nr = ptrace(PTRACE_PEEKUSER, t.tid, offsetof(struct user_regs_struct, orig_rax), nullptr);
+  if (errno) nr = -1;
+  Process& p = procs_[t.pid];
+  if (runs_free(t) || !catches_syscall(p, static_cast<int>(nr))) {
+    if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, t.stepping, 0);
+    maybe_finish_stop();
+    return;
+  }
+  StopEvent ev;
+  ev.thread = {t.pid, t.tid};
+  ev.signal = SIGTRAP;
+  ev.reason = entry ? StopEvent::Reason::SyscallEntry : StopEvent::Reason::SyscallReturn;
+  ev.syscall = static_cast<int>(nr);
+  report(t, ev);
+}
+
+Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>> syscalls) {
+  Process* p = find_process(pid);
+  if (!p) return make_error(3, "no such process " + std::to_string(pid));
+  // Threads take it at their next resume (PTRACE_SYSCALL or PTRACE_CONT).
+  p->catch_syscalls = std::move(syscalls);
+  return ok_status();
+}
+
+// A signal pending for thread `tid` (its own or its process's) that it
+// doesn't block: resumed, it stops in that signal's delivery at once.
+bool ProcessTarget::deliverable_signal_pending(pid_t tid) const {
+  auto it = threads_.find(tid);
+  if (it == threads_.end()) return false;
+  std::string path = "/proc/" + std::to_string(it->second.pid) + "/task/" + std::to_string(tid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  uint64_t pending = 0, blocked = ~uint64_t{0};
+  char line[256];
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0)
+      pending |= std::strtoull(line + 7, nullptr, 16);
+    if (std::strncmp(line, "SigBlk:", 7) == 0) blocked = std::strtoull(line + 7, nullptr, 16);
+  }
+  std::fclose(f);
+  pending &= ~(uint64_t{1} << (SIGKILL - 1));
+  return (pending & ~blocked) != 0;
 }
 
 long ProcessTarget::trace_options() const {
@@ -585,15 +685,75 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
 // threads" (gdb: "No unwaited-for children left"), as gdbserver.
 void ProcessTarget::maybe_no_resumed() {
   if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
+  // Threads parked for a step-over run on after it.
+  if (step_over_) return;
   for (auto& [tid, t] : threads_)
-    if (!t.stopped && !runs_free(t)) return;
+    if (!t.stopped && !t.zombie && !runs_free(t)) return;
   for (auto& [pid, p] : procs_)
     if (p.launching || p.kill_requested) return;  // an exit or exec is on its way
+  for (auto& [tid, t] : threads_) {
+    if (!t.zombie) continue;
+    bool others = false;
+    for (auto& [otid, o] : threads_) others = others || (o.pid == t.pid && otid != tid);
+    if (!others) return;  // a zombie leader alone: its process's exit is on its way
+  }
   spdlog::info("no resumed thread left");
   phase_ = Phase::Stopping;
   StopEvent ev;
   ev.kind = StopEvent::Kind::NoProcess;
   reporting_ = ev;
+}
+
+// A running leader that exited while its other threads live on sends its
+// tracer SIGCHLD but can't be waited for until they end: look for such
+// zombies after every SIGCHLD (gdbserver's check_zombie_leaders). One was
+// maybe the last thread resumed (gdb's scheduler-locking): then no event
+// can come any more.
+void ProcessTarget::check_zombie_leaders() {
+  if (phase_ != Phase::Running) return;
+  bool found = false;
+  for (auto& [tid, t] : threads_) {
+    if (tid != t.pid || t.stopped || t.zombie || runs_free(t)) continue;
+    char state = task_state(t.pid, tid);
+    if (state != 'Z' && state != 'X') continue;
+    // The whole process ending (exit_group) makes a zombie leader too, for
+    // the moment until the other threads' exits are reaped: not this case.
+    if (group_exiting(t.pid)) continue;
+    if (leader_zombie(t)) {
+      spdlog::info("thread {} (the leader) exited, its other threads live on", tid);
+      found = true;
+    }
+  }
+  if (!found) return;
+  maybe_no_resumed();
+  maybe_finish_stop();
+}
+
+// A thread of `pid` other than the leader is dying or dead (a group exit
+// kills them all with SIGKILL; their exits are on the way).
+bool ProcessTarget::group_exiting(pid_t pid) const {
+  for (auto& [tid, t] : threads_) {
+    if (t.pid != pid || tid == pid) continue;
+    std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+    FILE* f = std::fopen((dir + "/status").c_str(), "r");
+    if (!f) return true;
+    char line[256];
+    bool dying = false;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "State:", 6) == 0) {
+        const char* st = line + 6;
+        while (*st == ' ' || *st == '\t') ++st;
+        if (*st == 'Z' || *st == 'X') dying = true;
+      }
+      if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
+        uint64_t pending = std::strtoull(line + 7, nullptr, 16);
+        if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
+      }
+    }
+    std::fclose(f);
+    if (dying) return true;
+  }
+  return false;
 }
 
 void ProcessTarget::on_process_exit(pid_t pid, int status) {
@@ -771,7 +931,12 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
   for (std::size_t i = first; i < sigs.size(); ++i) {
     if (::syscall(SYS_tgkill, t.pid, t.tid, sigs[i]) == 0) t.injected.insert(sigs[i]);
   }
-  if (ptrace(step ? PTRACE_SINGLESTEP : PTRACE_CONT, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
+  // PTRACE_SYSCALL only while gdb catches system calls: otherwise no
+  // thread makes a syscall stop at all.
+  auto p = procs_.find(t.pid);
+  bool syscalls = p != procs_.end() && p->second.catch_syscalls && !p->second.hidden;
+  auto request = step ? PTRACE_SINGLESTEP : syscalls ? PTRACE_SYSCALL : PTRACE_CONT;
+  if (ptrace(request, t.tid, nullptr, reinterpret_cast<void*>(data)) == 0) {
     t.stopped = false;
     t.signal_stop = false;
   } else {
@@ -822,6 +987,13 @@ bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
     // (gdbserver drops it too), and reporting it would read as a SIGTRAP.
     t.pending.reset();
     return false;
+  }
+  if (t.pending->reason == StopEvent::Reason::SyscallEntry || t.pending->reason == StopEvent::Reason::SyscallReturn) {
+    // gdb no longer catches that system call: the thread just goes on.
+    if (!catches_syscall(procs_[t.pid], t.pending->syscall)) {
+      t.pending.reset();
+      return false;
+    }
   }
   if (t.pending->reason == StopEvent::Reason::SwBreak) {
     // The debugger may have removed the breakpoint since: then the thread
@@ -1334,6 +1506,50 @@ Result<std::string> ProcessTarget::siginfo(ThreadRef r) {
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
   return std::string(reinterpret_cast<const char*>(&si), sizeof si);
+}
+
+Result<std::size_t> ProcessTarget::write_siginfo(ThreadRef r, uint64_t offset, const std::string& data) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  siginfo_t si{};
+  if (offset >= sizeof si) return make_error(22, "offset past the end of siginfo");
+  if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
+  std::size_t n = std::min<std::size_t>(data.size(), sizeof si - offset);
+  std::memcpy(reinterpret_cast<char*>(&si) + offset, data.data(), n);
+  if (ptrace(PTRACE_SETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
+  return n;
+}
+
+Result<uint64_t> ProcessTarget::tls_address(ThreadRef r, uint64_t offset, uint64_t lm) {
+  Thread* t = find_thread(r);
+  if (!t) return make_error(3, "no such thread");
+  if (!t->stopped) return make_error(16, "thread is running");
+  Process* p = find_process(t->pid);
+  if (!p) return make_error(3, "no such process");
+  if (!p->thread_db) {
+    int pid = p->pid;
+    auto read = [this, pid](uint64_t addr, void* buf, std::size_t len) {
+      auto data = read_memory(pid, addr, len);
+      if (!data || data->size() != len) return false;
+      std::memcpy(buf, data->data(), len);
+      return true;
+    };
+    auto write = [this, pid](uint64_t addr, const void* buf, std::size_t len) {
+      return static_cast<bool>(write_memory(pid, addr, std::string(static_cast<const char*>(buf), len)));
+    };
+    auto db = ThreadDb::open(pid, thread_db_search_path_, read, write);
+    if (!db) return db.error();
+    p->thread_db = std::move(*db);
+  }
+  return p->thread_db->tls_address(t->tid, offset, lm);
+}
+
+// As gdbserver, a process whose libthread_db is loaded keeps it; the path
+// applies to the next load.
+std::string ProcessTarget::set_thread_db_search_path(const std::string& path) {
+  thread_db_search_path_ = path.empty() ? kDefaultThreadDbSearchPath : path;
+  return thread_db_search_path_;
 }
 
 Result<std::string> ProcessTarget::auxv(int pid) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "targets/process/child_events.h"
+#include "targets/process/thread_db.h"
 #include "targets/process/x86_registers.h"
 #include "targets/target.h"
 
@@ -64,6 +65,11 @@ class ProcessTarget : public Target, public ProcessLauncher {
   ProcessLauncher* launcher() override { return this; }
   Result<std::string> auxv(int pid) override;
   Result<std::string> siginfo(ThreadRef t) override;
+  Result<std::size_t> write_siginfo(ThreadRef t, uint64_t offset, const std::string& data) override;
+  Result<uint64_t> tls_address(ThreadRef t, uint64_t offset, uint64_t lm) override;
+  std::string set_thread_db_search_path(const std::string& path) override;
+  bool supports_catch_syscalls() const override { return true; }
+  Status set_catch_syscalls(int pid, std::optional<std::vector<int>> syscalls) override;
   Result<std::string> exec_file(int pid) override;
   Result<std::string> libraries_svr4(int pid, const std::string& annex) override;
   Result<MemoryRegion> memory_region(int pid, uint64_t addr) override;
@@ -92,6 +98,10 @@ class ProcessTarget : public Target, public ProcessLauncher {
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
     bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
     bool zombie = false;        // an exited leader whose other threads live on
+    // Between a syscall-entry stop (or a ptrace event, all of which come
+    // from inside a system call) and its return: the next syscall stop is
+    // the return (gdbserver's syscall_state).
+    bool in_syscall = false;
     std::vector<int> queued_signals;  // asked for by the debugger, not delivered yet
     std::multiset<int> injected;      // sent with tgkill: their stops are ours, not news
     std::optional<StopEvent> pending;  // seen during a stop-all, not reported yet
@@ -116,6 +126,12 @@ class ProcessTarget : public Target, public ProcessLauncher {
     std::map<uint64_t, uint8_t> breakpoints;  // addr -> original byte
     std::set<uint64_t> removed_breakpoints;   // to recognise late SIGTRAPs from them
     x86::DebugRegisterState debug_regs;
+    // gdb's "catch syscall" (QCatchSyscalls): none = off, empty = every
+    // system call, else these numbers. Kept across exec, as gdbserver.
+    std::optional<std::vector<int>> catch_syscalls;
+    // libthread_db's view of the process, loaded at the first TLS request
+    // that finds it (dropped at exec: a new program, maybe another libc).
+    std::shared_ptr<ThreadDb> thread_db;
   };
   enum class Phase { Stopped, Running, Stopping };
 
@@ -123,6 +139,9 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void on_thread_exit(Thread& t, int status);
   void on_process_exit(pid_t pid, int status);
   void on_ptrace_event(Thread& t, int event, int sig);
+  void on_syscall_stop(Thread& t);
+  bool deliverable_signal_pending(pid_t tid) const;
+  bool catches_syscall(const Process& p, int nr) const;
   StopEvent classify_sigtrap(Thread& t);
   void add_thread(pid_t pid, pid_t tid, bool fresh);
   void remove_thread(pid_t tid);
@@ -131,6 +150,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void stop_all_others();
   void maybe_finish_stop();
   void maybe_no_resumed();
+  void check_zombie_leaders();
+  bool group_exiting(pid_t pid) const;
   void resume_thread(Thread& t, bool step, int sig);
   void open_mem(Process& p);
   void close_mem(Process& p);
@@ -168,6 +189,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<std::set<int>> program_signals_;  // none: QProgramSignals not seen
   int detach_signal(const Thread& t) const;
   ChildPolicy child_policy_;
+  std::string thread_db_search_path_ = kDefaultThreadDbSearchPath;
   int next_index_ = 0;
   bool finish_retry_ = false;  // retry_timer_ re-checks a stop waiting on a leader
   asio::steady_timer retry_timer_;

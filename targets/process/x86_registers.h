@@ -81,7 +81,8 @@ struct DebugSlot {
 class DebugRegisterState {
  public:
   // Finds a free slot; errors if none, or if len/alignment is not encodable;
-  // error 95 (not supported) for a read watchpoint (3).
+  // error 95 (not supported) for a read watchpoint (3). Adding one that is
+  // there already changes nothing (one remove takes it out).
   Status add(int type, uint64_t addr, int len);
   Status remove(int type, uint64_t addr, int len);
   Status apply(pid_t tid) const;                  // writes DR0-3 and DR7

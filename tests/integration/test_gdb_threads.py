@@ -120,6 +120,25 @@ class GdbNoResumed(harness.GdbTestCase):
         self.assertIn(f"[Inferior 1 (process {pid}) exited normally]", out)
         self.assertIn("thread_exit done", stub.output())
 
+    def test_only_resumed_thread_is_main_and_it_exits(self):
+        """The same when the one thread resumed is main and it calls
+        pthread_exit: the kernel keeps it as a zombie until the last thread
+        ends, so no wait status says it is gone; dbgstub notices (as
+        gdbserver's check_zombie_leaders) and says "N". Then the worker
+        finishes the program (GDB's gdb.threads/no-unwaited-for-left.exp)."""
+        prog = program("leader_exit")
+        with Stub(*free_port_args(prog)) as stub:
+            pid = inferior_pid(stub)
+            out = self.gdb_or_fail(stub, [
+                "break main_break", "continue", "set scheduler-locking on", "continue",
+                "info threads", "thread 2", "set var go = 1", "set scheduler-locking off", "continue"], prog, 20)
+            stub.wait()
+        self.assertIn("hit Breakpoint 1, main_break ()", out)
+        self.assertIn("No unwaited-for children left.", out)
+        self.assertIn("The current thread <Thread ID 1> has terminated.", out)
+        self.assertIn(f"[Inferior 1 (process {pid}) exited normally]", out)
+        self.assertIn("leader_exit worker done", stub.output())
+
 
 if __name__ == "__main__":
     harness.main()

@@ -248,7 +248,35 @@ TEST_CASE("qXfer") {
   CHECK(c.object == "libraries-svr4");
   CHECK(c.annex == "start=1;prev=2:with:colons");
   CHECK(c.length == 0x800);
-  CHECK(unsupported_name("qXfer:siginfo:write::0:abcd") == "qXfer:siginfo:write");
+  CHECK(unsupported_name("qXfer:siginfo:frob::0:abcd") == "qXfer:siginfo:frob");
+  auto w = parse_as<XferWrite>(std::string("qXfer:siginfo:write::8:a:b\0#", 28));
+  CHECK(w.object == "siginfo");
+  CHECK(w.annex.empty());
+  CHECK(w.offset == 8);
+  CHECK(w.data == std::string("a:b\0#", 5));
+  CHECK(parse_as<XferWrite>("qXfer:siginfo:write::0:").data.empty());
+}
+
+TEST_CASE("QCatchSyscalls: off, every syscall, or a list of numbers") {
+  auto off = parse_as<CatchSyscalls>("QCatchSyscalls:0");
+  CHECK_FALSE(off.enabled);
+  CHECK(off.syscalls.empty());
+  auto any = parse_as<CatchSyscalls>("QCatchSyscalls:1");
+  CHECK(any.enabled);
+  CHECK(any.syscalls.empty());
+  auto some = parse_as<CatchSyscalls>("QCatchSyscalls:1;3c;e7");
+  CHECK(some.enabled);
+  CHECK(some.syscalls == std::vector<int>{0x3c, 0xe7});
+}
+
+TEST_CASE("qGetTLSAddr: thread, offset in the TLS block, link_map address") {
+  auto q = parse_as<QueryTlsAddress>("qGetTLSAddr:p1a2b.1a2c,10,7ffff7fc3160");
+  CHECK(q.thread == ThreadId{0x1a2b, 0x1a2c});
+  CHECK(q.offset == 0x10);
+  CHECK(q.lm == 0x7ffff7fc3160);
+  auto s = parse_as<QueryTlsAddress>("qGetTLSAddr:1a2c,0,0");
+  CHECK(s.thread.tid == 0x1a2c);
+  CHECK(s.lm == 0);
 }
 
 TEST_CASE("monitor, symbols, lldb queries and json") {
@@ -272,8 +300,6 @@ TEST_CASE("settings") {
   CHECK(f.value);
   CHECK_FALSE(parse_as<SetFlag>("QStartupWithShell:0").value);
   CHECK_FALSE(parse_as<SetFlag>("QNonStop:0").value);
-  CHECK(parse_as<SetFlag>("QCatchSyscalls:1;3c;e7").value);
-  CHECK_FALSE(parse_as<SetFlag>("QCatchSyscalls:0").value);
   for (const char* name : {"QListThreadsInStopReply", "QThreadSuffixSupported", "QEnableErrorStrings"}) {
     auto g = parse_as<SetFlag>(name);
     CHECK(g.name == name);
@@ -341,12 +367,15 @@ TEST_CASE("malformed packets never crash") {
       "g1", "g;thread:zz;", "Gzz", "G0", "p", "pzz", "p1;thread:", "P1", "P1=", "P1=zz", "Pzz=00",
       "qXfer", "qXfer:", "qXfer::read:a:0,1", "qXfer:features", "qXfer:features:read",
       "qXfer:features:read:a:zz,1", "qXfer:features:read:a:0,200000",
-      "qRcmd", "qRcmd,abc", "qRcmd,zz", "qSymbol", "qAttached:", "qAttached:zz",
+      "qXfer:siginfo:write", "qXfer:siginfo:write:", "qXfer:siginfo:write::", "qXfer:siginfo:write::zz:ab",
+      "qRcmd", "qRcmd,abc", "qRcmd,zz", "qGetTLSAddr", "qGetTLSAddr:", "qGetTLSAddr:1,2",
+      "qGetTLSAddr:1,2,3,4", "qGetTLSAddr:zz,1,2", "qGetTLSAddr:1,,2", "qGetTLSAddr:1,2,zz", "qSymbol", "qAttached:", "qAttached:zz",
       "qProcessInfoPID:", "qProcessInfoPID:abc", "qProcessInfoPID:99999999999999999999",
       "qRegisterInfo", "qRegisterInfozz", "qMemoryRegionInfo", "qMemoryRegionInfo:", "qThreadStopInfo",
       "QPassSignals", "QPassSignals:zz", "QPassSignals:100", "QProgramSignals:1;;x",
       "QDisableRandomization", "QDisableRandomization:2", "QNonStop:", "QThreadSuffixSupported:1",
-      "QCatchSyscalls", "QCatchSyscalls:2;1",
+      "QCatchSyscalls", "QCatchSyscalls:2;1", "QCatchSyscalls:", "QCatchSyscalls:1;", "QCatchSyscalls:1;zz",
+      "QCatchSyscalls:1;3c;", "QCatchSyscalls:10", "QCatchSyscalls:1;100000000",
       "QEnvironmentHexEncoded", "QEnvironmentHexEncoded:zz", "QEnvironmentHexEncoded:" + to_hex("NOEQUALS"),
       "QEnvironmentHexEncoded:" + to_hex("=x"), "QEnvironmentUnset:", "QEnvironmentUnset:z",
       "QSetWorkingDir", "QSetWorkingDir:abc",

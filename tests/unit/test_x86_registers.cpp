@@ -351,6 +351,21 @@ TEST_CASE("debug register slot accounting and DR7 encoding") {
 // Compares our layout with what the real gdbserver gives GDB on this machine
 // (skipped when either is missing).  Recorded on the development machine:
 // gdbserver 'g' = 820 bytes (816 + pkru), ours = 816, same first 76 regs.
+TEST_CASE("adding a hardware breakpoint that is there already takes no second slot") {
+  // gdb sends Z1 again for a breakpoint whose target-side condition changed
+  // (always-inserted mode): gdbserver updates it; one z1 removes it.
+  DebugRegisterState dr;
+  REQUIRE(dr.add(1, 0x401000, 1).ok());
+  for (int i = 0; i < 6; ++i) REQUIRE(dr.add(1, 0x401000, 1).ok());
+  CHECK(dr.slot(0).used);
+  CHECK_FALSE(dr.slot(1).used);
+  REQUIRE(dr.add(2, 0x601000, 8).ok());  // a watchpoint there is another slot
+  CHECK(dr.slot(1).used);
+  REQUIRE(dr.remove(1, 0x401000, 1).ok());
+  REQUIRE(dr.remove(2, 0x601000, 8).ok());
+  CHECK(dr.empty());
+}
+
 TEST_CASE("layout equals gdbserver's for every register we describe") {
   if (system("command -v gdb >/dev/null 2>&1 && command -v gdbserver >/dev/null 2>&1") != 0) {
     MESSAGE("gdb or gdbserver not installed: skipped");
