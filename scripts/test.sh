@@ -12,6 +12,12 @@ cmake -S "$root" -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDBGSTUB_SANITIZE
 cmake --build "$asan" -j"$(nproc)" --target unit_tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan/tests/unit_tests"
 
+# Fuzzing: every libFuzzer target briefly (clang build, ~10 s each, two at a
+# time); fails on any crash. DBGSTUB_SKIP_FUZZ=1 skips it.
+if [ "${DBGSTUB_SKIP_FUZZ:-0}" != 1 ]; then
+  "$root/scripts/fuzz.sh" --ci
+fi
+
 # Debug: the suite checks behaviour, not speed, and -O0 builds in half the time.
 BUILD_TYPE="${BUILD_TYPE:-Debug}" "$root/scripts/build.sh" -DDBGSTUB_WERROR=ON
 cd "${BUILD_DIR:-$root/build}"

@@ -264,6 +264,9 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   LocalKernelTarget::Paths paths;
   paths.kcore = "/nonexistent/dbgstub-fuzz/kcore";  // never this machine's memory
   fixture->local = std::make_unique<LocalKernelTarget>(paths);
+  // Loads /proc/kallsyms now (once, cached) rather than in the first input
+  // that picks the local kernel.
+  (void)fixture->local->kernel_base();
   return 0;
 }
 
