@@ -2,22 +2,28 @@
 # Builds the libFuzzer targets (tests/fuzz) with clang-14 into build-fuzz/
 # and runs each for a time budget. Exits non-zero if any target crashes.
 #
-#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--no-build] [-- libFuzzer args]
+#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--jobs J] [--ci] [--no-build] [-- libFuzzer args]
 #
 # Seeds come from tests/fuzz/corpus/<target>/ (left untouched); what the
 # fuzzer finds on top accumulates in build-fuzz/corpus/<target>/, crash
 # inputs go to build-fuzz/artifacts/, full logs to build-fuzz/logs/.
 # Reproduce a crash with: build-fuzz/fuzz/<target> build-fuzz/artifacts/<file>
+# --jobs J runs J targets at a time (default 1). --ci is the CI's short
+# run: every target for ${DBGSTUB_FUZZ_SECONDS:-10} s, two at a time, built
+# into build-fuzz-ci/ at -O0 with line tables only (half the compile time
+# of -O1 -g; stack traces keep file and line; fewer executions per second,
+# which a 10 s smoke run can spare).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
-all_targets=(fuzz_framer fuzz_parse_request fuzz_dispatcher)
-seconds=60
+ci=0
+all_targets=(fuzz_framer fuzz_parse_request fuzz_dispatcher fuzz_kd_framing fuzz_kd_manipulate fuzz_agent_expr)
+seconds=
 targets=()
 do_build=1
 extra=()
+jobs=1
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
@@ -25,12 +31,25 @@ while (($#)); do
     --target) targets+=("${2:?--target needs a name}"); shift 2 ;;
     --target=*) targets+=("${1#*=}"); shift ;;
     --no-build) do_build=0; shift ;;
+    --jobs) jobs="${2:?--jobs needs a value}"; shift 2 ;;
+    --jobs=*) jobs="${1#*=}"; shift ;;
+    --ci) ci=1; jobs=2; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "fuzz.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
+if ((ci)); then
+  build="${FUZZ_BUILD_DIR:-$root/build-fuzz-ci}"
+  cflags="-O0 -gline-tables-only"
+  seconds="${seconds:-${DBGSTUB_FUZZ_SECONDS:-10}}"
+else
+  build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
+  cflags="-O1 -g"
+  seconds="${seconds:-60}"
+fi
 [[ "$seconds" =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz.sh: --seconds wants a positive integer" >&2; exit 2; }
+[[ "$jobs" =~ ^[0-9]+$ ]] && ((jobs > 0)) || { echo "fuzz.sh: --jobs wants a positive integer" >&2; exit 2; }
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
   # Accept "framer" as well as "fuzz_framer".
@@ -41,31 +60,54 @@ done
 if ((do_build)); then
   command -v clang++-14 >/dev/null || { echo "fuzz.sh: clang++-14 not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
   echo "== building fuzz targets in $build"
+  build_start=$SECONDS
   CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DDBGSTUB_FUZZ=ON \
-    -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="-O1 -g" -DCMAKE_CXX_FLAGS="-O1 -g" >/dev/null
+    -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="$cflags" -DCMAKE_CXX_FLAGS="$cflags" >/dev/null
   cmake --build "$build" -j"$(nproc)" --target fuzz_targets
+  echo "== fuzz build took $((SECONDS - build_start)) s"
 fi
 
 mkdir -p "$build/artifacts" "$build/logs"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
-  [[ "$t" == fuzz_* ]] || t="fuzz_$t"
-  bin="$build/fuzz/$t"
-  [ -x "$bin" ] || { echo "fuzz.sh: $bin is missing (drop --no-build?)" >&2; exit 2; }
-  work="$build/corpus/$t"
-  seeds="$root/tests/fuzz/corpus/${t#fuzz_}"
+# Runs one target; its exit status goes to $build/logs/<target>.rc.
+run_target() {
+  local t="$1" bin="$build/fuzz/$1" work="$build/corpus/$1" seeds="$root/tests/fuzz/corpus/${1#fuzz_}"
+  local log="$build/logs/$1.log" rc=0
   mkdir -p "$work"
-  dirs=("$work")
+  local dirs=("$work")
   [ -d "$seeds" ] && dirs+=("$seeds")
-  log="$build/logs/$t.log"
-  echo "== $t: ${seconds}s (log: $log)"
-  rc=0
   "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
     -artifact_prefix="$build/artifacts/$t-" "${extra[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+  echo "$rc" >"$build/logs/$t.rc"
+}
+
+names=()
+for t in "${targets[@]}"; do
+  [[ "$t" == fuzz_* ]] || t="fuzz_$t"
+  [ -x "$build/fuzz/$t" ] || { echo "fuzz.sh: $build/fuzz/$t is missing (drop --no-build?)" >&2; exit 2; }
+  names+=("$t")
+done
+
+running=0
+for t in "${names[@]}"; do
+  if ((running >= jobs)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  echo "== $t: ${seconds}s (log: $build/logs/$t.log)"
+  rm -f "$build/logs/$t.rc"
+  run_target "$t" &
+  running=$((running + 1))
+done
+wait || true
+
+failed=()
+summary=()
+for t in "${names[@]}"; do
+  log="$build/logs/$t.log"
+  rc=$(cat "$build/logs/$t.rc" 2>/dev/null || echo 1)
   runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1)
   if [ -z "$runs" ]; then
@@ -82,15 +124,14 @@ for t in "${targets[@]}"; do
     line+="  CRASH (exit $rc)"
     failed+=("$t")
     echo "-- $t failed; end of its log:"
-    grep -E 'ERROR:|SUMMARY:|runtime error|Test unit written|fuzz_dispatcher:' "$log" | head -20 || true
+    grep -E 'ERROR:|SUMMARY:|runtime error|Test unit written|fuzz_[a-z_]*:' "$log" | head -20 || true
     tail -5 "$log"
   fi
-  echo "$line"
   summary+=("$line")
 done
 
 echo
-echo "== summary (${seconds}s per target)"
+echo "== summary (${seconds}s per target, $jobs at a time)"
 printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then
   echo "crashes in: ${failed[*]}; inputs in $build/artifacts/" >&2

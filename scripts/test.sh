@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite (unit
-# tests, and the gdb/lldb/QEMU integration tests) with ctest.
+# tests, and the gdb/lldb/QEMU integration tests) with ctest, then the fuzzers briefly.
 #
 # The suite runs in one build that has AddressSanitizer and UBSan in it
 # (Debug, warnings as errors): every dbgstub the integration tests start is
@@ -32,5 +32,11 @@ if compgen -G "$reports/*" >/dev/null; then
     head -40 "$f"
   done
   status=1
+fi
+
+# Fuzzing: every libFuzzer target briefly (clang build, ~10 s each, two at a
+# time); fails on any crash. DBGSTUB_SKIP_FUZZ=1 skips it.
+if [ "${DBGSTUB_SKIP_FUZZ:-0}" != 1 ]; then
+  "$root/scripts/fuzz.sh" --ci || status=1
 fi
 exit "$status"
