@@ -446,18 +446,6 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       }
       if (t.stop_wanted) {
         t.stop_wanted = false;
-        if (p.attaching && deliverable_signal_pending(t.tid)) {
-          // A signal was waiting for this thread when we attached: our
-          // interrupt stop overtook it (the kernel takes job-control traps
-          // first). Let the thread take it, so that it stops in that
-          // signal's delivery, siginfo and all, as it does under
-          // gdbserver (whose attach SIGSTOP queues behind it). It can't
-          // run any code first: the pending signal is handled on its way
-          // back to user mode.
-          spdlog::debug("attach: thread {} has a signal pending", t.tid);
-          resume_thread(t, false, 0);
-          return;
-        }
         if (p.attaching) {
           // Reported once every thread is stopped (maybe_finish_stop).
         } else if (interrupt_requested_ && !reporting_) {
@@ -520,26 +508,6 @@ Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>
   // Threads take it at their next resume (PTRACE_SYSCALL or PTRACE_CONT).
   p->catch_syscalls = std::move(syscalls);
   return ok_status();
-}
-
-// A signal pending for thread `tid` (its own or its process's) that it
-// doesn't block: resumed, it stops in that signal's delivery at once.
-bool ProcessTarget::deliverable_signal_pending(pid_t tid) const {
-  auto it = threads_.find(tid);
-  if (it == threads_.end()) return false;
-  std::string path = "/proc/" + std::to_string(it->second.pid) + "/task/" + std::to_string(tid) + "/status";
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return false;
-  uint64_t pending = 0, blocked = ~uint64_t{0};
-  char line[256];
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0)
-      pending |= std::strtoull(line + 7, nullptr, 16);
-    if (std::strncmp(line, "SigBlk:", 7) == 0) blocked = std::strtoull(line + 7, nullptr, 16);
-  }
-  std::fclose(f);
-  pending &= ~(uint64_t{1} << (SIGKILL - 1));
-  return (pending & ~blocked) != 0;
 }
 
 long ProcessTarget::trace_options() const {
