@@ -28,6 +28,7 @@ const char* status_name(Status s) {
     case Status::BadRegister: return "bad register";
     case Status::MemoryError: return "memory read failed";
     case Status::TooManySteps: return "too many steps";
+    case Status::TooMuchOutput: return "printf output or string reads over the limit";
     case Status::BadFormat: return "bad printf format or arguments";
   }
   return "?";
@@ -94,7 +95,7 @@ std::optional<std::string> unescape_format(std::string_view s) {
 }
 
 std::optional<std::string> format_printf(std::string_view raw_format, const uint64_t* args, std::size_t nargs,
-                                         Context& ctx, const Limits& limits) {
+                                         Context& ctx, const Limits& limits, std::size_t* read_budget) {
   auto unescaped = unescape_format(raw_format);
   if (!unescaped) return std::nullopt;
   std::string_view format = *unescaped;
@@ -194,6 +195,10 @@ std::optional<std::string> format_printf(std::string_view raw_format, const uint
         } else {
           for (std::size_t k = 0; k < limits.max_string; ++k) {
             char ch = 0;
+            if (read_budget) {
+              if (*read_budget == 0) return std::nullopt;
+              --*read_budget;
+            }
             if (!ctx.read_memory(a + k, &ch, 1)) return std::nullopt;
             if (ch == '\0') break;
             str += ch;
@@ -231,6 +236,8 @@ Result evaluate(std::string_view code, Context& ctx, bool need_value, const Limi
   const std::size_t n = code.size();
   std::size_t pc = 0;
   uint64_t steps = 0;
+  std::size_t printed = 0;                                // by printf, this evaluation
+  std::size_t read_budget = limits.max_string_reads;      // by printf's %s, this evaluation
   auto byte = [&](std::size_t at) { return static_cast<uint8_t>(code[at]); };
   // Big-endian operand of `len` bytes at pc (checked by the caller).
   auto operand = [&](std::size_t len) {
@@ -428,8 +435,10 @@ Result evaluate(std::string_view code, Context& ctx, bool need_value, const Limi
         pop();  // channel
         std::vector<uint64_t> args(nargs);
         for (std::size_t k = 0; k < nargs; ++k) args[k] = pop();
-        auto text = format_printf(fmt, args.data(), nargs, ctx, limits);
-        if (!text) return {Status::BadFormat};
+        auto text = format_printf(fmt, args.data(), nargs, ctx, limits, &read_budget);
+        if (!text) return {read_budget == 0 ? Status::TooMuchOutput : Status::BadFormat};
+        printed += text->size();
+        if (printed > limits.max_output) return {Status::TooMuchOutput};
         ctx.print(*text);
         break;
       }

@@ -47,7 +47,10 @@ struct Limits {
   std::size_t max_stack = 100;      // gdbserver's STACK_MAX
   uint64_t max_steps = 100000;      // instructions per evaluation
   std::size_t max_string = 4096;    // bytes of a %s argument read from memory
-  std::size_t max_output = 65536;   // bytes one printf may produce
+  std::size_t max_output = 65536;   // bytes one printf, and all printfs of one evaluation, may produce
+  // Bytes all %s arguments of one evaluation may read: with max_output and
+  // max_steps, a loop of printfs ends quickly (each %s byte is one read).
+  std::size_t max_string_reads = 65536;
 };
 
 enum class Status {
@@ -65,6 +68,7 @@ enum class Status {
   MemoryError,
   TooManySteps,
   BadFormat,        // printf: bad format string or argument count
+  TooMuchOutput,    // printf: the evaluation's output or %s reads over their limits
 };
 const char* status_name(Status s);
 
@@ -87,8 +91,10 @@ std::optional<std::string> parse_expression(std::string_view& s);
 // which GDB leaves to the agent) with 64-bit arguments as the agent's printf
 // does (int, long, long long, char and string conversions; no floating
 // point, no %n, no '*'). %s arguments are addresses read through `ctx`.
-// nullopt if the format is bad or the argument count doesn't match.
+// nullopt if the format is bad or the argument count doesn't match, or if
+// %s would read more than `*read_budget` bytes (decremented by what is read).
 std::optional<std::string> format_printf(std::string_view format, const uint64_t* args, std::size_t nargs,
-                                         Context& ctx, const Limits& limits = {});
+                                         Context& ctx, const Limits& limits = {},
+                                         std::size_t* read_budget = nullptr);
 
 }  // namespace dbgstub::agent

@@ -235,3 +235,38 @@ TEST_CASE("agent: parse_expression") {
     CHECK_FALSE(parse_expression(t));
   }
 }
+
+// A loop of printfs (gdb never sends one, a hostile client may): each %s
+// reads its string a byte at a time, and each printf may print up to
+// max_output, so without limits per evaluation one breakpoint hit could read
+// and print for minutes. (Found by review of the fuzz target.)
+TEST_CASE("agent: a loop of printfs stops at the evaluation's output and read limits") {
+  FakeContext ctx;
+  ctx.put(0x4000, std::string(4095, 'a') + '\0');
+  std::string fmt = "%s";
+  // 0: const16 0x4000; 3: const8 0 (chan); 5: const8 0 (fn); 7: printf 1 "%s"; goto 0
+  std::string c = hex("234000" "2200" "2200");
+  c += '\x34';
+  c += '\x01';
+  c += '\x00';
+  c += static_cast<char>(fmt.size() + 1);
+  c += fmt;
+  c += '\0';
+  c += hex("210000");
+  auto r = evaluate(c, ctx, false);
+  CHECK(r.status == Status::TooMuchOutput);
+  CHECK(ctx.printed.size() <= Limits{}.max_output);
+  // Reads alone (a format that prints little): bounded too.
+  ctx.printed.clear();
+  std::string fmt2 = "%.1s";
+  std::string c2 = hex("234000" "2200" "2200");
+  c2 += '\x34';
+  c2 += '\x01';
+  c2 += '\x00';
+  c2 += static_cast<char>(fmt2.size() + 1);
+  c2 += fmt2;
+  c2 += '\0';
+  c2 += hex("210000");
+  CHECK(evaluate(c2, ctx, false).status == Status::TooMuchOutput);
+  CHECK(ctx.printed.size() <= Limits{}.max_string_reads / 4095 + 1);
+}
