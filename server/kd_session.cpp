@@ -63,27 +63,17 @@ void KdSession::read() {
 void KdSession::on_bytes(std::size_t n) {
   std::vector<kd::KdEvent> events;
   framer_.feed(kd::ByteView(reinterpret_cast<const uint8_t*>(buf_.data()), n), events);
-  for (auto& ev : events) pending_.push_back(std::move(ev));
+  backlog_.add(events);
   handle_events();
 }
 
-// A few milliseconds of requests per turn of the loop, so a client sending
-// packets back to back can't hold the loop other targets share; the socket
-// is read again once everything is handled.
+// See Backlog: a few milliseconds of requests per turn of the loop.
 void KdSession::handle_events() {
-  constexpr auto kSlice = std::chrono::milliseconds(5);
-  auto until = std::chrono::steady_clock::now() + kSlice;
-  while (!pending_.empty()) {
-    if (closing_ || closed_) return;
-    if (std::chrono::steady_clock::now() >= until) {
-      transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
-      return;
-    }
-    kd::KdEvent ev = std::move(pending_.front());
-    pending_.pop_front();
-    handle_event(ev);
+  if (backlog_.drain([this](const kd::KdEvent& ev) { handle_event(ev); }, [this] { return !closing_ && !closed_; })) {
+    if (!closed_) read();
+  } else if (!closing_ && !closed_) {
+    transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
   }
-  if (!closed_) read();
 }
 
 void KdSession::handle_event(const kd::KdEvent& ev) {

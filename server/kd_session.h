@@ -14,6 +14,7 @@
 
 #include "protocol/kd/framing.h"
 #include "protocol/kd/session_state.h"
+#include "server/backlog.h"
 #include "server/debug_session.h"
 #include "server/kd_dispatcher.h"
 #include "server/output_queue.h"
@@ -62,8 +63,7 @@ class KdSession : public DebugSession, public std::enable_shared_from_this<KdSes
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
-  // Framed but not yet handled (as in Session::handle_events).
-  std::deque<kd::KdEvent> pending_;
+  Backlog<kd::KdEvent> backlog_;
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
 };

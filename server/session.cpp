@@ -52,30 +52,17 @@ void Session::read() {
 void Session::on_bytes(std::size_t n) {
   std::vector<rsp::FrameEvent> events;
   framer_.feed(std::string_view(buf_.data(), n), events);
-  for (auto& e : events) pending_.push_back(std::move(e));
+  backlog_.add(events);
   handle_events();
 }
 
-// Handles what the client sent, a few milliseconds' worth at a time: a
-// client that pipelines thousands of requests (each may be a round trip to
-// a VM's stub) must not hold the one event loop that every other lab target
-// and connection shares. The rest waits for the loop's next turn, and the
-// socket isn't read again until it is all handled, so the client is slowed
-// down instead of buffered.
+// See Backlog: a few milliseconds of requests per turn of the loop.
 void Session::handle_events() {
-  constexpr auto kSlice = std::chrono::milliseconds(5);
-  auto until = std::chrono::steady_clock::now() + kSlice;
-  while (!pending_.empty()) {
-    if (closing_ || closed_) return;
-    if (std::chrono::steady_clock::now() >= until) {
-      transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
-      return;
-    }
-    rsp::FrameEvent e = std::move(pending_.front());
-    pending_.pop_front();
-    handle_event(e);
+  if (backlog_.drain([this](rsp::FrameEvent& e) { handle_event(e); }, [this] { return !closing_ && !closed_; })) {
+    if (!closed_) read();
+  } else if (!closing_ && !closed_) {
+    transport_->defer([this, self = shared_from_this()] { if (!closed_) handle_events(); });
   }
-  if (!closed_) read();
 }
 
 void Session::handle_event(rsp::FrameEvent& e) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "protocol/rsp/framing.h"
+#include "server/backlog.h"
 #include "server/debug_session.h"
 #include "server/dispatcher.h"
 #include "server/output_queue.h"
@@ -58,8 +59,7 @@ class Session : public DebugSession, public std::enable_shared_from_this<Session
   bool closing_ = false;
   bool closed_ = false;
   std::array<char, 16384> buf_{};
-  // Framed but not yet handled (see handle_events).
-  std::deque<rsp::FrameEvent> pending_;
+  Backlog<rsp::FrameEvent> backlog_;
   std::optional<asio::steady_timer> handshake_timer_;
   bool heard_from_client_ = false;
 };
