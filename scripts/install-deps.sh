@@ -9,6 +9,7 @@ packages=(
   gdb gdbserver lldb
   clang-14 libclang-rt-14-dev
   qemu-system-x86 cpio
+  gdb-source dejagnu
 )
 missing=()
 for p in "${packages[@]}"; do
