@@ -485,7 +485,14 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             if (n <= 0) return rsp::reply_error(1);
             return rsp::to_hex(std::string(buf, static_cast<std::size_t>(n)));
           },
-          [&](const rsp::HostFile& f) { return host_files_.handle(f, config_.packet_size - 16); },
+          [&](const rsp::HostFile& f) {
+            // gdb asks vFile:pread for as much as PacketSize allows and
+            // caches it, though most of its reads (ELF headers, sections)
+            // want a few hundred bytes: 64 KiB replies cost gdb ~2 ms each to
+            // unescape, ~10 ms per connection. 16 KiB, as gdbserver's.
+            constexpr std::size_t kFileReply = 0x8000;
+            return host_files_.handle(f, std::min(config_.packet_size, kFileReply) - 16);
+          },
           [&](const rsp::JsonRequest&) { return rsp::reply_empty(); },
           [&](const rsp::Unsupported& u) {
             if (u.name == "!") {
