@@ -322,6 +322,20 @@ def inferior_pid(stub):
     return int(m.group(1))
 
 
+class StubTestCase(unittest.TestCase):
+    """Stubs and raw protocol clients that the test's cleanup closes."""
+
+    def stub(self, *args, **kw):
+        s = Stub(*args, **kw)
+        self.addCleanup(close_stub, s)
+        return s
+
+    def client(self, stub):
+        c = RspClient(stub.port)
+        self.addCleanup(c.close)
+        return c
+
+
 class GdbTestCase(unittest.TestCase):
     def gdb_or_fail(self, stub, commands, file, timeout):
         """gdb() that turns a hang into a failure showing what gdb printed."""

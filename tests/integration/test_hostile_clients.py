@@ -49,17 +49,7 @@ class SilentClient(unittest.TestCase):
             s.close()
 
 
-class Hostile(unittest.TestCase):
-    def stub(self, *args):
-        s = Stub(*args)
-        self.addCleanup(harness.close_stub, s)
-        return s
-
-    def client(self, stub):
-        c = RspClient(stub.port)
-        self.addCleanup(c.close)
-        return c
-
+class Hostile(harness.StubTestCase):
     def snapshot(self, c):
         """Registers and the code around the pc of the stopped program."""
         regs = c.request("g")

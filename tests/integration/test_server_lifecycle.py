@@ -23,17 +23,7 @@ def launched_pid(stub):
     return int(m.group(1))
 
 
-class LifecycleTest(unittest.TestCase):
-    def stub(self, *args, **kw):
-        s = Stub(*args, **kw)
-        self.addCleanup(harness.close_stub, s)
-        return s
-
-    def client(self, stub):
-        c = RspClient(stub.port)
-        self.addCleanup(c.close)
-        return c
-
+class LifecycleTest(harness.StubTestCase):
     # -- one debugger at a time ------------------------------------------
 
     def test_second_debugger_refused_first_undisturbed(self):
