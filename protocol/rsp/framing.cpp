@@ -1,5 +1,7 @@
 #include "protocol/rsp/framing.h"
 
+#include <algorithm>
+
 #include "protocol/rsp/hex.h"
 
 namespace dbgstub::rsp {
@@ -10,7 +12,7 @@ constexpr char kEscape = '}';
 constexpr char kRunLength = '*';
 constexpr std::size_t kMaxJunkNote = 64;
 
-bool needs_escape(char c) { return c == '#' || c == '$' || c == '}' || c == '*'; }
+constexpr std::string_view kNeedsEscape{"#$}*"};
 
 std::string frame_with(char start, std::string_view payload) {
   std::string body = escape_binary(payload);
@@ -37,14 +39,18 @@ uint8_t checksum(std::string_view payload) {
 
 std::string escape_binary(std::string_view raw) {
   std::string out;
-  out.reserve(raw.size());
-  for (char c : raw) {
-    if (needs_escape(c)) {
-      out.push_back(kEscape);
-      out.push_back(static_cast<char>(c ^ 0x20));
-    } else {
-      out.push_back(c);
-    }
+  out.reserve(raw.size() + raw.size() / 16);
+  // Copies the runs between escapes whole: binary replies are up to
+  // PacketSize long, and a byte at a time was most of their cost.
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    std::size_t next = raw.find_first_of(kNeedsEscape, i);
+    if (next == std::string_view::npos) next = raw.size();
+    out.append(raw, i, next - i);
+    if (next == raw.size()) break;
+    out.push_back(kEscape);
+    out.push_back(static_cast<char>(raw[next] ^ 0x20));
+    i = next + 1;
   }
   return out;
 }
@@ -69,23 +75,31 @@ std::string printable(std::string_view bytes, std::size_t limit) {
 
 bool decode_body(std::string_view raw, std::size_t max_out, std::string& out) {
   out.clear();
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    char c = raw[i];
-    if (c == kEscape) {
+  out.reserve(std::min(raw.size(), max_out));
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    // The run up to the next escape or run-length mark goes in whole.
+    std::size_t next = raw.find_first_of("}*", i);
+    if (next == std::string_view::npos) next = raw.size();
+    if (out.size() + (next - i) > max_out) return false;
+    out.append(raw, i, next - i);
+    if (next == raw.size()) break;
+    i = next;
+    if (raw[i] == kEscape) {
       if (++i >= raw.size()) return false;  // dangling escape
-      c = static_cast<char>(raw[i] ^ 0x20);
-    } else if (c == kRunLength) {
-      // "X*n": repeat the previous output byte n-29 more times.
-      if (out.empty() || ++i >= raw.size()) return false;
-      auto count = static_cast<unsigned char>(raw[i]);
-      if (!valid_rle_count(count)) return false;
-      std::size_t repeat = count - 29u;
-      if (out.size() + repeat > max_out) return false;
-      out.append(repeat, out.back());
+      if (out.size() >= max_out) return false;
+      out.push_back(static_cast<char>(raw[i] ^ 0x20));
+      ++i;
       continue;
     }
-    if (out.size() >= max_out) return false;
-    out.push_back(c);
+    // "X*n": repeat the previous output byte n-29 more times.
+    if (out.empty() || ++i >= raw.size()) return false;
+    auto count = static_cast<unsigned char>(raw[i]);
+    if (!valid_rle_count(count)) return false;
+    std::size_t repeat = count - 29u;
+    if (out.size() + repeat > max_out) return false;
+    out.append(repeat, out.back());
+    ++i;
   }
   return true;
 }
@@ -122,21 +136,30 @@ void Framer::feed(std::string_view bytes, std::vector<FrameEvent>& out) {
           junk_ += "...";  // marks the truncation; later bytes are ignored
         }
         break;
-      case State::Body:
+      case State::Body: {
+        // The run up to the next '#' or '$' goes in whole (as much of it as
+        // the limit allows): bodies are up to PacketSize of binary data.
+        std::size_t end = bytes.find_first_of("#$", i);
+        if (end == std::string_view::npos) end = bytes.size();
+        if (end > i) {
+          std::size_t room = max_packet_ > body_.size() ? max_packet_ - body_.size() : 0;
+          std::size_t take = std::min(room, end - i);
+          body_.append(bytes, i, take);
+          // Keep consuming until '#' so the rest of the oversize packet
+          // (binary data) isn't mistaken for acks or interrupts.
+          if (take < end - i) overflow_ = true;
+          i = end;
+          continue;
+        }
         if (c == '#') {
           state_ = State::Check1;
         } else if (c == '$') {
           // GDB restarts on '$' (the previous packet lost its '#'); '$'
           // can't occur in a body since binary data escapes it.
           start_packet();
-        } else if (body_.size() < max_packet_) {
-          body_.push_back(c);
-        } else {
-          // Keep consuming until '#' so the rest of the oversize packet
-          // (binary data) isn't mistaken for acks or interrupts.
-          overflow_ = true;
         }
         break;
+      }
       case State::Check1:
       case State::Check2:
         if (c == '$') {
