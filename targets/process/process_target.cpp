@@ -154,7 +154,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     ::_exit(127);
   }
   ::close(gate[0]);
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, trace_options() | PTRACE_O_EXITKILL) != 0) {
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, trace_options() | PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT) != 0) {
     Error e = errno_error("ptrace seize");
     ::kill(pid, SIGKILL);
     ::close(gate[1]);
@@ -198,7 +198,8 @@ Status ProcessTarget::attach(int pid) {
     for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
       pid_t tid = std::atoi(entry.path().filename().c_str());
       if (tid <= 0 || threads_.count(tid)) continue;
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, trace_options()) != 0) {
+      long opts = trace_options() | (tid == pid ? PTRACE_O_TRACEEXIT : 0);
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, opts) != 0) {
         if (tid == pid) {
           Error e = errno_error("cannot attach to process " + std::to_string(pid));
           procs_.erase(pid);
@@ -416,6 +417,8 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       // The new image has none of the old breakpoints, and every other
       // thread is gone; the leader now carries the process id.
       forget_threads(t.pid, t.tid);
+      // The thread that exec'd is the leader now (see options_for).
+      ptrace(PTRACE_SETOPTIONS, t.tid, nullptr, options_for(t));
       p.breakpoints.clear();
       p.removed_breakpoints.clear();
       p.debug_regs = x86::DebugRegisterState{};
@@ -435,11 +438,23 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
       report(t, ev);
       return;
     }
+    case PTRACE_EVENT_EXIT: {
+      // The leader on its way out (options_for): note its exit code, and
+      // let it go on exiting as it would untraced; nothing to report.
+      unsigned long exit_status = 0;
+      if (t.tid == t.pid && ptrace(PTRACE_GETEVENTMSG, t.tid, nullptr, &exit_status) == 0)
+        p.leader_exit_status = static_cast<int>(exit_status);
+      resume_thread(t, false, 0);
+      maybe_finish_stop();
+      return;
+    }
     case PTRACE_EVENT_STOP: {
       if (t.fresh) {
-        // First stop of a new thread: give it the process's debug registers.
+        // First stop of a new thread: give it the process's debug registers,
+        // and its own trace options (see options_for).
         t.fresh = false;
         p.debug_regs.apply(t.tid);
+        ptrace(PTRACE_SETOPTIONS, t.tid, nullptr, options_for(t));
         if (phase_ == Phase::Running || runs_free(t)) resume_thread(t, false, 0);
         maybe_finish_stop();
         return;
@@ -514,16 +529,28 @@ long ProcessTarget::trace_options() const {
   return kTraceOptions | (child_policy_.follow ? kForkOptions : 0);
 }
 
+// Only a thread-group leader stops as it exits (PTRACE_O_TRACEEXIT): its
+// exit code is the process's, but once the leader has exited before its
+// other threads (each by SYS_exit), the kernel's final wait status of the
+// process may carry another thread's code instead (gdb.threads/
+// process-exit-status-is-leader-exit-status gets 02 or 041 for 01, also
+// through gdbserver). The stop lets us read the leader's own code. Other
+// threads would pay a stop per exit for nothing, so new threads, which
+// inherit their creator's options, get theirs set at their first stop.
+long ProcessTarget::options_for(const Thread& t) const {
+  auto p = procs_.find(t.pid);
+  bool launched = p != procs_.end() && !p->second.attached;
+  return trace_options() | (launched ? PTRACE_O_EXITKILL : 0) | (t.tid == t.pid ? PTRACE_O_TRACEEXIT : 0);
+}
+
 void ProcessTarget::set_child_policy(const ChildPolicy& policy) {
   bool changed = policy.follow != child_policy_.follow;
   child_policy_ = policy;
   if (!changed) return;
   // Options are per tracee; stopped ones take the new set now, new threads
   // and children inherit it.
-  for (auto& [tid, t] : threads_) {
-    long opts = trace_options() | (procs_[t.pid].attached ? 0 : PTRACE_O_EXITKILL);
-    if (t.stopped) ptrace(PTRACE_SETOPTIONS, tid, nullptr, opts);
-  }
+  for (auto& [tid, t] : threads_)
+    if (t.stopped) ptrace(PTRACE_SETOPTIONS, tid, nullptr, options_for(t));
 }
 
 void ProcessTarget::on_fork(Thread& t, int event) {
@@ -739,6 +766,15 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
     spdlog::info("process {} killed", pid);
     maybe_finish_stop();
     return;
+  }
+  if (WIFEXITED(status) && p.leader_exit_status && WIFEXITED(*p.leader_exit_status) &&
+      *p.leader_exit_status != status) {
+    // The kernel's status names another thread's code (see options_for).
+    // Left alone: a group exit after the leader's own (exit_group in
+    // another thread) also ends here, and would be reported with the
+    // leader's code.
+    spdlog::debug("process {}: wait status {:#x}, the leader exited with {:#x}", pid, status, *p.leader_exit_status);
+    status = *p.leader_exit_status;
   }
   StopEvent ev;
   ev.thread = {pid, pid};

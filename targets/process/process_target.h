@@ -123,6 +123,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     int parent = 0;
     ProcessInfo::Origin origin = ProcessInfo::Origin::Created;
     int mem_fd = -1;
+    std::optional<int> leader_exit_status;  // from the leader's PTRACE_EVENT_EXIT stop
     std::map<uint64_t, uint8_t> breakpoints;  // addr -> original byte
     std::set<uint64_t> removed_breakpoints;   // to recognise late SIGTRAPs from them
     x86::DebugRegisterState debug_regs;
@@ -197,6 +198,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   pid_t tty_owner_ = 0;
   pid_t tty_saved_pgrp_ = -1;
   long trace_options() const;
+  long options_for(const Thread& t) const;
 
   // Stepping a thread over a breakpoint the filter said not to report
   // (target-side conditions): the other threads are stopped first (Parking)

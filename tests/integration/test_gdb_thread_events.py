@@ -164,6 +164,16 @@ class ThreadEvents(harness.GdbTestCase):
         self.assertIn("exited normally", out)
         self.assertIn("worker done", stub.output())
 
+    def test_exit_code_is_the_leaders(self):
+        # main ends with SYS_exit(1), then its workers with 2..5: the
+        # process exited with 1. The kernel's final wait status carries a
+        # worker's code instead (gdbserver reports that too); dbgstub takes
+        # the leader's from its PTRACE_EVENT_EXIT stop.
+        for _ in range(3):
+            stub = self.stub("leader-code")
+            out = self.gdb_or_fail(stub, ["continue"], PROG, 20)
+            self.assertIn("exited with code 01]", out)
+
     def test_next_over_vfork_into_child(self):
         # Following the child, "next" over vfork(): gdb takes its
         # breakpoints out of the parent, then puts them (the step-resume

@@ -6,6 +6,9 @@
  *    20 s; SIGUSR1s are counted in usr1_count.
  *  "leader": main starts a worker and calls pthread_exit; the worker stops
  *    at worker_stop once main is gone, then the process exits 0.
+ *  "leader-code": main starts 4 workers and exits with SYS_exit(1); the
+ *    workers end with SYS_exit(2..5) once main is a zombie. The process's
+ *    exit code is 1, the leader's.
  *  "read": reads a line from stdin and prints it.
  *  "vfork": vforks a child that calls child_before_exec, then execs
  *    /bin/true; the parent prints how the child ended.
@@ -75,9 +78,7 @@ void *forker(void *arg) {
   return 0;
 }
 
-void *outliver(void *arg) {
-  (void)arg;
-  /* Wait for main to become a zombie (state Z of its task). */
+static void wait_for_main_zombie(void) {
   char path[64], buf[512];
   snprintf(path, sizeof path, "/proc/self/task/%d/stat", main_tid);
   for (int i = 0; i < 500; i++) {
@@ -90,10 +91,22 @@ void *outliver(void *arg) {
     if (close && close[2] == 'Z') break;
     usleep(10000);
   }
+}
+
+void *outliver(void *arg) {
+  (void)arg;
+  wait_for_main_zombie();
   worker_stop();
   printf("worker done\n");
   fflush(stdout);
   _exit(0);
+}
+
+/* Exits only this thread (SYS_exit, not exit_group), after main. */
+void *code_exiter(void *arg) {
+  wait_for_main_zombie();
+  syscall(SYS_exit, *(int *)arg);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -125,6 +138,10 @@ int main(int argc, char **argv) {
   } else if (strcmp(mode, "leader") == 0) {
     pthread_create(&a, 0, outliver, 0);
     pthread_exit(0);
+  } else if (strcmp(mode, "leader-code") == 0) {
+    static int codes[4] = {2, 3, 4, 5};
+    for (int i = 0; i < 4; i++) pthread_create(&a, 0, code_exiter, &codes[i]);
+    syscall(SYS_exit, 1);
   } else if (strcmp(mode, "read") == 0) {
     char line[128] = "";
     if (!fgets(line, sizeof line, stdin)) strcpy(line, "(nothing)\n");
