@@ -61,7 +61,8 @@ char task_state(pid_t pid, pid_t tid) {
 
 }  // namespace
 
-ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events) : io_(io), events_(events), retry_timer_(io) {
+ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events)
+    : io_(io), events_(events), retry_timer_(io), no_resumed_timer_(io) {
   events_.on_sigchld([this] { check_zombie_leaders(); });
 }
 
@@ -525,6 +526,29 @@ Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>
   return ok_status();
 }
 
+// Thread `tid` of `pid` is dying or dead: ended, or SIGKILL pending (a
+// group exit kills every thread with it, stopped ones too).
+static bool thread_dying(pid_t pid, pid_t tid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  FILE* f = std::fopen((dir + "/status").c_str(), "r");
+  if (!f) return true;
+  char line[256];
+  bool dying = false;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "State:", 6) == 0) {
+      const char* st = line + 6;
+      while (*st == ' ' || *st == '\t') ++st;
+      if (*st == 'Z' || *st == 'X') dying = true;
+    }
+    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
+      uint64_t pending = std::strtoull(line + 7, nullptr, 16);
+      if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
+    }
+  }
+  std::fclose(f);
+  return dying;
+}
+
 long ProcessTarget::trace_options() const {
   return kTraceOptions | (child_policy_.follow ? kForkOptions : 0);
 }
@@ -677,8 +701,9 @@ void ProcessTarget::on_thread_exit(Thread& t, int status) {
 
 // Some threads were left stopped (gdb's scheduler-locking) and the last
 // one resumed is gone: no event can come any more. Stop with "no resumed
-// threads" (gdb: "No unwaited-for children left"), as gdbserver.
-void ProcessTarget::maybe_no_resumed() {
+// threads" (gdb: "No unwaited-for children left"), as gdbserver; but only
+// if that still holds a moment later (`confirmed`).
+void ProcessTarget::maybe_no_resumed(bool confirmed) {
   if (phase_ != Phase::Running || posted_stop_ || threads_.empty()) return;
   // Threads parked for a step-over run on after it.
   if (step_over_) return;
@@ -686,11 +711,35 @@ void ProcessTarget::maybe_no_resumed() {
     if (!t.stopped && !t.zombie && !runs_free(t)) return;
   for (auto& [pid, p] : procs_)
     if (p.launching || p.kill_requested) return;  // an exit or exec is on its way
+  // A thread we hold stopped is dying: the last resumed one called
+  // exit_group, which kills the stopped ones too, and the process's exit
+  // is the news (gdb.threads/non-ldr-exit: exit in a non-leader thread
+  // under scheduler-locking). A leader that ended by itself earlier was
+  // running then, not stopped: no-unwaited-for-left still gets its "N".
+  for (auto& [tid, t] : threads_)
+    if (t.stopped && !runs_free(t) && thread_dying(t.pid, tid)) return;
   for (auto& [tid, t] : threads_) {
     if (!t.zombie) continue;
     bool others = false;
     for (auto& [otid, o] : threads_) others = others || (o.pid == t.pid && otid != tid);
     if (!others) return;  // a zombie leader alone: its process's exit is on its way
+  }
+  if (!confirmed) {
+    // A group exit reaches the stopped threads a little after the caller's
+    // own exit is seen: one may have taken its SIGKILL already and sit in
+    // the leader's exit stop (options_for), whose status is not read yet.
+    // Look again once the statuses of the moment are in.
+    if (!no_resumed_check_) {
+      no_resumed_check_ = true;
+      no_resumed_timer_.expires_after(std::chrono::milliseconds(30));
+      no_resumed_timer_.async_wait([this](const asio::error_code& ec) {
+        if (ec) return;  // cancelled: the target is going away
+        no_resumed_check_ = false;
+        maybe_no_resumed(true);
+        maybe_finish_stop();
+      });
+    }
+    return;
   }
   spdlog::info("no resumed thread left");
   phase_ = Phase::Stopping;
@@ -724,30 +773,12 @@ void ProcessTarget::check_zombie_leaders() {
   maybe_finish_stop();
 }
 
+
 // A thread of `pid` other than the leader is dying or dead (a group exit
 // kills them all with SIGKILL; their exits are on the way).
 bool ProcessTarget::group_exiting(pid_t pid) const {
-  for (auto& [tid, t] : threads_) {
-    if (t.pid != pid || tid == pid) continue;
-    std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
-    FILE* f = std::fopen((dir + "/status").c_str(), "r");
-    if (!f) return true;
-    char line[256];
-    bool dying = false;
-    while (std::fgets(line, sizeof line, f)) {
-      if (std::strncmp(line, "State:", 6) == 0) {
-        const char* st = line + 6;
-        while (*st == ' ' || *st == '\t') ++st;
-        if (*st == 'Z' || *st == 'X') dying = true;
-      }
-      if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
-        uint64_t pending = std::strtoull(line + 7, nullptr, 16);
-        if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
-      }
-    }
-    std::fclose(f);
-    if (dying) return true;
-  }
+  for (auto& [tid, t] : threads_)
+    if (t.pid == pid && tid != pid && thread_dying(pid, tid)) return true;
   return false;
 }
 

@@ -149,7 +149,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void report(Thread& t, StopEvent ev);
   void stop_all_others();
   void maybe_finish_stop();
-  void maybe_no_resumed();
+  void maybe_no_resumed(bool confirmed = false);
   void check_zombie_leaders();
   bool group_exiting(pid_t pid) const;
   void resume_thread(Thread& t, bool step, int sig);
@@ -193,6 +193,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   int next_index_ = 0;
   bool finish_retry_ = false;  // retry_timer_ re-checks a stop waiting on a leader
   asio::steady_timer retry_timer_;
+  bool no_resumed_check_ = false;  // no_resumed_timer_ confirms a "no resumed threads" stop
+  asio::steady_timer no_resumed_timer_;
   // The terminal on our stdin, made the launched program's while it lives
   // (as gdbserver's post_fork_inferior); tty_owner_ is its pid, 0 if none.
   pid_t tty_owner_ = 0;

@@ -174,6 +174,19 @@ class ThreadEvents(harness.GdbTestCase):
             out = self.gdb_or_fail(stub, ["continue"], PROG, 20)
             self.assertIn("exited with code 01]", out)
 
+    def test_group_exit_under_scheduler_locking(self):
+        # Only the worker runs (scheduler-locking) and it calls exit(0):
+        # the stopped main thread dies with it. The process exited
+        # normally; "no resumed threads" (gdb: "No unwaited-for children
+        # left", which gdbserver says here) is not the news, and gdb hung
+        # when it came first.
+        for _ in range(4):
+            stub = self.stub("thread-exit")
+            out = self.gdb_or_fail(stub, ["break worker_stop", "continue", "set scheduler-locking on", "continue"],
+                                   PROG, 20)
+            self.assertIn("exited normally", out)
+            self.assertNotIn("No unwaited-for children", out)
+
     def test_next_over_vfork_into_child(self):
         # Following the child, "next" over vfork(): gdb takes its
         # breakpoints out of the parent, then puts them (the step-resume

@@ -9,6 +9,8 @@
  *  "leader-code": main starts 4 workers and exits with SYS_exit(1); the
  *    workers end with SYS_exit(2..5) once main is a zombie. The process's
  *    exit code is 1, the leader's.
+ *  "thread-exit": a worker stops at worker_stop, then calls exit(0) (a
+ *    group exit) while main sleeps.
  *  "read": reads a line from stdin and prints it.
  *  "vfork": vforks a child that calls child_before_exec, then execs
  *    /bin/true; the parent prints how the child ended.
@@ -18,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,9 +54,10 @@ void *hitter(void *arg) {
   while (!spin_a) {  /* the spinner is past its start (signals unblocked) */
   }
   while (!done_flag) {
-    /* A varying delay: a step of the other thread sometimes finishes
+    /* A varying delay (up to a few ms, so that a loaded machine still
+     * sees both orders): a step of the other thread sometimes finishes
      * before this one's breakpoint, sometimes after. */
-    for (volatile unsigned i = 0; i < (k++ % 16) * 40000; i++) {
+    for (volatile unsigned i = 0; i < (k++ % 32) * 80000; i++) {
     }
     hit();
   }
@@ -102,6 +106,12 @@ void *outliver(void *arg) {
   _exit(0);
 }
 
+void *group_exiter(void *arg) {
+  (void)arg;
+  worker_stop();
+  exit(0);
+}
+
 /* Exits only this thread (SYS_exit, not exit_group), after main. */
 void *code_exiter(void *arg) {
   wait_for_main_zombie();
@@ -142,6 +152,9 @@ int main(int argc, char **argv) {
     static int codes[4] = {2, 3, 4, 5};
     for (int i = 0; i < 4; i++) pthread_create(&a, 0, code_exiter, &codes[i]);
     syscall(SYS_exit, 1);
+  } else if (strcmp(mode, "thread-exit") == 0) {
+    pthread_create(&a, 0, group_exiter, 0);
+    sleep(20);
   } else if (strcmp(mode, "read") == 0) {
     char line[128] = "";
     if (!fgets(line, sizeof line, stdin)) strcpy(line, "(nothing)\n");
