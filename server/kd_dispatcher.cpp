@@ -212,8 +212,10 @@ KSpecialRegisters kd_special_from_registers(const KdRegisterMap& map, const std:
 // ---------------------------------------------------------------------------
 // Dispatcher
 
-KdDispatcher::KdDispatcher(Target& target, KdHooks hooks)
-    : target_(target), hooks_(std::move(hooks)), regs_(target.target_xml()) {}
+KdDispatcher::KdDispatcher(Target& target, KdHooks hooks, std::shared_ptr<const KdRegisterMap> regs)
+    : target_(target),
+      hooks_(std::move(hooks)),
+      regs_(regs ? std::move(regs) : std::make_shared<const KdRegisterMap>(target.target_xml())) {}
 
 void KdDispatcher::start() {
   refresh_cpus();
@@ -308,7 +310,7 @@ void KdDispatcher::report_stop(uint32_t exception_code) {
   std::string g;
   if (auto r = registers_of(t)) g = *r;
   else spdlog::warn("kd: registers of processor {}: {}", current_cpu_, r.error().message);
-  uint64_t pc = regs_.get(g, "rip").value_or(0);
+  uint64_t pc = regs_->get(g, "rip").value_or(0);
   h.program_counter = pc;
   Exception64 e;
   e.record.exception_code = exception_code;
@@ -317,14 +319,14 @@ void KdDispatcher::report_stop(uint32_t exception_code) {
   e.first_chance = 1;
   h.set_exception(e);
   ControlReport& cr = h.control_report;
-  cr.dr6 = regs_.get(g, "dr6").value_or(0);
-  cr.dr7 = regs_.get(g, "dr7").value_or(dr7_);
-  cr.eflags = static_cast<uint32_t>(regs_.get(g, "eflags").value_or(0));
+  cr.dr6 = regs_->get(g, "dr6").value_or(0);
+  cr.dr7 = regs_->get(g, "dr7").value_or(dr7_);
+  cr.eflags = static_cast<uint32_t>(regs_->get(g, "eflags").value_or(0));
   cr.report_flags = kReportIncludesSegs;
-  cr.seg_cs = static_cast<uint16_t>(regs_.get(g, "cs").value_or(0));
-  cr.seg_ds = static_cast<uint16_t>(regs_.get(g, "ds").value_or(0));
-  cr.seg_es = static_cast<uint16_t>(regs_.get(g, "es").value_or(0));
-  cr.seg_fs = static_cast<uint16_t>(regs_.get(g, "fs").value_or(0));
+  cr.seg_cs = static_cast<uint16_t>(regs_->get(g, "cs").value_or(0));
+  cr.seg_ds = static_cast<uint16_t>(regs_->get(g, "ds").value_or(0));
+  cr.seg_es = static_cast<uint16_t>(regs_->get(g, "es").value_or(0));
+  cr.seg_fs = static_cast<uint16_t>(regs_->get(g, "fs").value_or(0));
   // The instructions at pc (as many as can be read, up to 16).
   for (std::size_t n = ControlReport::kMaxStream; n > 0 && pc != 0; n /= 2) {
     auto mem = target_.read_memory(t.pid, pc, n);
@@ -452,7 +454,7 @@ void KdDispatcher::on_get_context(const ManipulateRequest& r, bool ex) {
              : reply_status(r.header, kStatusUnsuccessful));
     return;
   }
-  Context c = kd_context_from_registers(regs_, *g);
+  Context c = kd_context_from_registers(*regs_, *g);
   c.dr0 = dr_[0];
   c.dr1 = dr_[1];
   c.dr2 = dr_[2];
@@ -476,7 +478,7 @@ void KdDispatcher::on_set_context(const ManipulateRequest& r, const Context& ctx
   if ((ctx.context_flags & kContextDebugRegisters) == kContextDebugRegisters)
     dr_ = {ctx.dr0, ctx.dr1, ctx.dr2, ctx.dr3};
   std::string before = *g;
-  kd_registers_from_context(regs_, ctx, *g);
+  kd_registers_from_context(*regs_, ctx, *g);
   if (*g != before) {
     if (auto st = target_.write_registers(t, *g); !st) {
       spdlog::warn("kd: writing registers: {}", st.error().message);
@@ -493,7 +495,7 @@ void KdDispatcher::on_set_context_ex(const ManipulateRequest& r, const req::SetC
     reply(reply_set_context_ex(r.header, kStatusUnsuccessful, 0));
     return;
   }
-  Bytes cur = serialize_struct(kd_context_from_registers(regs_, *g));
+  Bytes cur = serialize_struct(kd_context_from_registers(*regs_, *g));
   if (s.offset > cur.size()) {
     reply(reply_set_context_ex(r.header, kStatusUnsuccessful, 0));
     return;
@@ -515,7 +517,7 @@ void KdDispatcher::on_read_control(const ManipulateRequest& r, const req::ReadCo
     return;
   }
   std::vector<std::string> missing;
-  KSpecialRegisters s = kd_special_from_registers(regs_, *g, &missing);
+  KSpecialRegisters s = kd_special_from_registers(*regs_, *g, &missing);
   s.kernel_dr0 = dr_[0];
   s.kernel_dr1 = dr_[1];
   s.kernel_dr2 = dr_[2];
@@ -532,7 +534,7 @@ void KdDispatcher::on_read_control(const ManipulateRequest& r, const req::ReadCo
   std::size_t want = clamp_transfer(c.transfer_count);
   b.resize(want, 0);
   if (want >= 0xE8) {
-    uint64_t fs_base = regs_.get(*g, "fs_base").value_or(0);
+    uint64_t fs_base = regs_->get(*g, "fs_base").value_or(0);
     for (int i = 0; i < 8; ++i) b[0xE0 + static_cast<std::size_t>(i)] = static_cast<uint8_t>(fs_base >> (8 * i));
   }
   reply(reply_read_memory(r.header, kStatusSuccess, b));
@@ -559,9 +561,9 @@ void KdDispatcher::on_write_control(const ManipulateRequest& r, const req::Write
   dr_ = {s->kernel_dr0, s->kernel_dr1, s->kernel_dr2, s->kernel_dr3};
   // WinDbg writes back what it read: change only what differs and exists.
   std::string before = *g;
-  KSpecialRegisters cur = kd_special_from_registers(regs_, *g);
+  KSpecialRegisters cur = kd_special_from_registers(*regs_, *g);
   auto put = [&](const char* name, uint64_t now, uint64_t want) {
-    if (now != want) regs_.set(*g, name, want);
+    if (now != want) regs_->set(*g, name, want);
   };
   put("cr0", cur.cr0, s->cr0);
   put("cr2", cur.cr2, s->cr2);
@@ -743,8 +745,8 @@ void KdDispatcher::on_read_msr(const ManipulateRequest& r, uint32_t msr) {
                      : msr == 0xC0000102 ? "k_gs_base"
                                          : nullptr;
   std::optional<uint64_t> v;
-  if (name && regs_.has(name)) {
-    if (auto g = registers_of(thread_for(r.header.processor))) v = regs_.get(*g, name);
+  if (name && regs_->has(name)) {
+    if (auto g = registers_of(thread_for(r.header.processor))) v = regs_->get(*g, name);
   }
   if (!v) {
     reply(reply_read_msr(r.header, kStatusUnsuccessful, 0));

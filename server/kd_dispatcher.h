@@ -15,6 +15,7 @@
 #include <functional>
 #include <array>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 #include <optional>
@@ -70,7 +71,11 @@ kd::KSpecialRegisters kd_special_from_registers(const KdRegisterMap& map, const 
 
 class KdDispatcher {
  public:
-  KdDispatcher(Target& target, KdHooks hooks);
+  // The register layout is built from target.target_xml() unless `regs`
+  // is given, which must be the map of that same document: a caller that
+  // makes many dispatchers for one target (the fuzz target, one per input)
+  // parses the description once.
+  KdDispatcher(Target& target, KdHooks hooks, std::shared_ptr<const KdRegisterMap> regs = nullptr);
 
   // A new connection: greet, and report the current stop if the target is
   // stopped (WinDbg answers with RESET, which the session handles).
@@ -122,7 +127,7 @@ class KdDispatcher {
 
   Target& target_;
   KdHooks hooks_;
-  KdRegisterMap regs_;
+  std::shared_ptr<const KdRegisterMap> regs_;  // never null
   std::vector<ThreadRef> cpus_;   // processor number -> thread (vCPU)
   uint16_t current_cpu_ = 0;
   bool running_ = false;          // resumed; the next stop is a state change

@@ -1,7 +1,6 @@
 #include "protocol/kd/framing.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <type_traits>
 #include <utility>
 
@@ -10,10 +9,14 @@ namespace {
 
 constexpr std::size_t kMaxJunkNote = 32;  // bytes shown in a Junk note
 
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// "0x%08x", without snprintf: notes are built for every damaged packet
+// and junk run, and the fuzz build intercepts each snprintf.
 std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
+  std::string s = "0x00000000";
+  for (int i = 9; i >= 2; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kHexDigits[v & 15];
+  return s;
 }
 
 // Constructs the event in place (also sidesteps GCC 12's false
@@ -24,6 +27,8 @@ void emit(std::vector<KdEvent>& out, T&& ev) {
 }
 
 bool is_leader_byte(uint8_t c) { return c == kPacketLeaderByte || c == kControlPacketLeaderByte; }
+// Bytes that mean something outside a packet; the rest is junk there.
+bool is_idle_special(uint8_t c) { return c == kBreakinPacketByte || is_leader_byte(c); }
 
 }  // namespace
 
@@ -134,9 +139,8 @@ void KdFramer::reset() {
 
 void KdFramer::add_junk(uint8_t c) {
   if (junk_count_ < kMaxJunkNote) {
-    char buf[4];
-    std::snprintf(buf, sizeof buf, "%02x", c);
-    junk_note_ += buf;
+    junk_note_ += kHexDigits[c >> 4];  // "%02x"
+    junk_note_ += kHexDigits[c & 15];
   }
   ++junk_count_;
 }
@@ -157,7 +161,38 @@ void KdFramer::start_leader(uint8_t c) {
 }
 
 void KdFramer::feed(ByteView bytes, std::vector<KdEvent>& out) {
-  for (uint8_t c : bytes) step(c, out);
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    // Header and payload bytes are taken as far as the chunk goes, not one
+    // step() each (what step() would do with them, at once).
+    if (state_ == State::Header) {
+      std::size_t n = std::min(kHeaderSize - 4 - header_len_, bytes.size() - i);
+      std::copy_n(bytes.begin() + static_cast<std::ptrdiff_t>(i), n, header_.begin() + 4 + static_cast<std::ptrdiff_t>(header_len_));
+      header_len_ += n;
+      i += n;
+      if (header_len_ == kHeaderSize - 4) header_done(out);
+    } else if (state_ == State::Payload) {
+      std::size_t n = std::min<std::size_t>(current_.byte_count - payload_.size(), bytes.size() - i);
+      auto from = bytes.begin() + static_cast<std::ptrdiff_t>(i);
+      payload_.insert(payload_.end(), from, from + static_cast<std::ptrdiff_t>(n));
+      i += n;
+      if (payload_.size() == current_.byte_count) state_ = State::Trailer;
+    } else if (state_ == State::Idle && !is_idle_special(bytes[i])) {
+      // A run of junk, as step() would take it byte by byte: it ends a
+      // break-in run and is counted (the first bytes noted).
+      std::size_t j = i + 1;
+      while (j < bytes.size() && !is_idle_special(bytes[j])) ++j;
+      in_breakin_run_ = false;
+      for (std::size_t k = i; k < j && junk_count_ + (k - i) < kMaxJunkNote; ++k) {
+        junk_note_ += kHexDigits[bytes[k] >> 4];
+        junk_note_ += kHexDigits[bytes[k] & 15];
+      }
+      junk_count_ += j - i;
+      i = j;
+    } else {
+      step(bytes[i++], out);
+    }
+  }
   if (state_ == State::Idle) flush_junk(out);
 }
 

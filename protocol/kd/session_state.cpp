@@ -1,15 +1,16 @@
 #include "protocol/kd/session_state.h"
 
-#include <cstdio>
 #include <type_traits>
 
 namespace dbgstub::kd {
 namespace {
 
+// "0x%08x" without snprintf (as in framing.cpp): every event's note has one.
 std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string s = "0x00000000";
+  for (int i = 9; i >= 2; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kDigits[v & 15];
+  return s;
 }
 
 }  // namespace

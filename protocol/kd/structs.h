@@ -472,6 +472,17 @@ struct Load {
   void operator()(std::size_t off, std::array<T, N>& a) {
     for (std::size_t i = 0; i < N; ++i) (*this)(off + i * WireSize<T>::value, a[i]);
   }
+  // Byte arrays (reserved areas, the 512-byte FLTSAVE, the manipulate
+  // union) in one copy; out of range, element by element as above so that
+  // the in-range prefix and ok() come out the same.
+  template <std::size_t N>
+  void operator()(std::size_t off, std::array<uint8_t, N>& a) {
+    if (base + off <= r.size() && N <= r.size() - (base + off)) {
+      a = r.raw<N>(base + off);
+      return;
+    }
+    for (std::size_t i = 0; i < N; ++i) (*this)(off + i, a[i]);
+  }
   template <class T>
     requires requires { T::kSize; }
   void operator()(std::size_t off, T& s) {
@@ -494,6 +505,16 @@ struct Store {
   template <class T, std::size_t N>
   void operator()(std::size_t off, const std::array<T, N>& a) {
     for (std::size_t i = 0; i < N; ++i) (*this)(off + i * WireSize<T>::value, a[i]);
+  }
+  // Byte arrays in one copy when they fit (ByteWriter::raw); otherwise
+  // byte by byte as above, which writes the part that fits.
+  template <std::size_t N>
+  void operator()(std::size_t off, const std::array<uint8_t, N>& a) {
+    if (base + off <= w.size() && N <= w.size() - (base + off)) {
+      w.raw(base + off, ByteView(a.data(), N));
+      return;
+    }
+    for (std::size_t i = 0; i < N; ++i) (*this)(off + i, a[i]);
   }
   template <class T>
     requires requires { T::kSize; }

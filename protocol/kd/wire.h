@@ -3,6 +3,7 @@
 // by the kd/*.cpp files and their tests.
 #pragma once
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -29,10 +30,10 @@ class ByteReader {
   bool ok() const { return ok_; }
   std::size_t size() const { return b_.size(); }
 
-  uint8_t u8(std::size_t off) { return static_cast<uint8_t>(get(off, 1)); }
-  uint16_t u16(std::size_t off) { return static_cast<uint16_t>(get(off, 2)); }
-  uint32_t u32(std::size_t off) { return static_cast<uint32_t>(get(off, 4)); }
-  uint64_t u64(std::size_t off) { return get(off, 8); }
+  uint8_t u8(std::size_t off) { return get<uint8_t>(off); }
+  uint16_t u16(std::size_t off) { return get<uint16_t>(off); }
+  uint32_t u32(std::size_t off) { return get<uint32_t>(off); }
+  uint64_t u64(std::size_t off) { return get<uint64_t>(off); }
   template <std::size_t N>
   std::array<uint8_t, N> raw(std::size_t off) {
     std::array<uint8_t, N> out{};
@@ -49,10 +50,19 @@ class ByteReader {
     }
     return true;
   }
-  uint64_t get(std::size_t off, std::size_t n) {
-    if (!check(off, n)) return 0;
-    uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(b_[off + i]) << (8 * i);
+  // One fixed-size copy on a little-endian host rather than a loop per
+  // byte: the KD structures are read field by field (a CONTEXT has over a
+  // hundred), and in the fuzz build every loop iteration also reported its
+  // compare to libFuzzer.
+  template <class T>
+  T get(std::size_t off) {
+    if (!check(off, sizeof(T))) return 0;
+    T v = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&v, b_.data() + off, sizeof(T));
+    } else {
+      for (std::size_t i = 0; i < sizeof(T); ++i) v = static_cast<T>(v | static_cast<T>(static_cast<T>(b_[off + i]) << (8 * i)));
+    }
     return v;
   }
   ByteView b_;
@@ -66,10 +76,11 @@ class ByteReader {
 class ByteWriter {
  public:
   explicit ByteWriter(std::size_t size) : b_(size, 0) {}
-  void u8(std::size_t off, uint8_t v) { put(off, v, 1); }
-  void u16(std::size_t off, uint16_t v) { put(off, v, 2); }
-  void u32(std::size_t off, uint32_t v) { put(off, v, 4); }
-  void u64(std::size_t off, uint64_t v) { put(off, v, 8); }
+  std::size_t size() const { return b_.size(); }
+  void u8(std::size_t off, uint8_t v) { put(off, v); }
+  void u16(std::size_t off, uint16_t v) { put(off, v); }
+  void u32(std::size_t off, uint32_t v) { put(off, v); }
+  void u64(std::size_t off, uint64_t v) { put(off, v); }
   void raw(std::size_t off, ByteView bytes) {
     if (off > b_.size() || bytes.size() > b_.size() - off) return;
     if (!bytes.empty()) std::memcpy(b_.data() + off, bytes.data(), bytes.size());
@@ -78,9 +89,16 @@ class ByteWriter {
   const Bytes& bytes() const { return b_; }
 
  private:
-  void put(std::size_t off, uint64_t v, std::size_t n) {
-    if (off > b_.size() || n > b_.size() - off) return;
-    for (std::size_t i = 0; i < n; ++i) b_[off + i] = static_cast<uint8_t>(v >> (8 * i));
+  // As ByteReader::get: one fixed-size copy of the field on a
+  // little-endian host; a field that does not fit whole is dropped.
+  template <class T>
+  void put(std::size_t off, T v) {
+    if (off > b_.size() || sizeof(T) > b_.size() - off) return;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(b_.data() + off, &v, sizeof(T));
+    } else {
+      for (std::size_t i = 0; i < sizeof(T); ++i) b_[off + i] = static_cast<uint8_t>(static_cast<uint64_t>(v) >> (8 * i));
+    }
   }
   Bytes b_;
 };

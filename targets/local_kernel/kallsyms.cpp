@@ -63,6 +63,13 @@ std::size_t preferred_at(const std::vector<KernelSymbol>& syms, std::size_t idx)
   return best;
 }
 
+// Orders by_name_ entries (indices into syms) against a name.
+struct NameLess {
+  const std::vector<KernelSymbol>& syms;
+  bool operator()(std::size_t i, const std::string& name) const { return syms[i].name < name; }
+  bool operator()(const std::string& name, std::size_t i) const { return name < syms[i].name; }
+};
+
 }  // namespace
 
 SymbolTable SymbolTable::parse(std::string_view text) {
@@ -89,6 +96,11 @@ SymbolTable SymbolTable::parse(std::string_view text) {
   t.hidden_ = !t.syms_.empty() && !any_nonzero;
   std::stable_sort(t.syms_.begin(), t.syms_.end(),
                    [](const KernelSymbol& a, const KernelSymbol& b) { return a.addr < b.addr; });
+  t.by_name_.resize(t.syms_.size());
+  for (std::size_t i = 0; i < t.by_name_.size(); ++i) t.by_name_[i] = i;
+  // Stable on indices in address order: equal names stay in address order.
+  std::stable_sort(t.by_name_.begin(), t.by_name_.end(),
+                   [&s = t.syms_](std::size_t a, std::size_t b) { return s[a].name < s[b].name; });
   return t;
 }
 
@@ -111,8 +123,9 @@ std::optional<std::size_t> SymbolTable::at_or_below(uint64_t addr) const {
 
 std::vector<const KernelSymbol*> SymbolTable::find(const std::string& name, std::optional<std::string> module) const {
   std::vector<const KernelSymbol*> out;
-  for (const auto& s : syms_)
-    if (s.name == name && module_matches(module, s.module)) out.push_back(&s);
+  auto [lo, hi] = std::equal_range(by_name_.begin(), by_name_.end(), name, NameLess{syms_});
+  for (auto it = lo; it != hi; ++it)
+    if (module_matches(module, syms_[*it].module)) out.push_back(&syms_[*it]);
   return out;
 }
 

@@ -44,11 +44,16 @@ class SymbolTable {
 
   // Index of the last symbol whose address is <= addr.
   std::optional<std::size_t> at_or_below(uint64_t addr) const;
-  // Symbols named `name` (in `module` if given; "nt"/"vmlinux" = the kernel image).
+  // Symbols named `name` (in `module` if given; "nt"/"vmlinux" = the kernel
+  // image), in address order.
   std::vector<const KernelSymbol*> find(const std::string& name, std::optional<std::string> module = {}) const;
 
  private:
   std::vector<KernelSymbol> syms_;
+  // Indices into syms_ sorted by name, then index: find() is a binary
+  // search rather than a pass over the ~200k symbols of a kernel (the KD
+  // front end looks up _text for every GetVersion).
+  std::vector<std::size_t> by_name_;
   bool hidden_ = false;
 };
 

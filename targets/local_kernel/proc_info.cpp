@@ -1,14 +1,15 @@
 // Processes of this machine from /proc: gdb's "info os processes" document
 // (as gdbserver's nat/linux-osdata.c builds it) and WinDbg's !process.
 #include <dirent.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -36,12 +37,41 @@ std::vector<std::string> numeric_entries(const std::string& dir) {
   return out;
 }
 
+// The whole file; nullopt if it cannot be opened. Plain open/read: the
+// process document reads a few small /proc files for every thread of the
+// machine, and a stream per file cost more than the reading.
 std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return std::nullopt;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+bool is_stream_space(char c) {  // what operator>> skips (the "C" locale's isspace)
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// Field `n` of /proc/PID/stat after "(comm)" (stat_fields_after_comm(stat)[n]),
+// without splitting the others out.
+std::optional<std::string> stat_field_after_comm(const std::string& stat, std::size_t n) {
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::size_t i = close + 1;
+  for (std::size_t field = 0;; ++field) {
+    while (i < stat.size() && is_stream_space(stat[i])) ++i;
+    if (i == stat.size()) return std::nullopt;
+    std::size_t start = i;
+    while (i < stat.size() && !is_stream_space(stat[i])) ++i;
+    if (field == n) return stat.substr(start, i - start);
+  }
 }
 
 // Fields of /proc/PID/stat after "(comm)": [0] is the state.
@@ -83,30 +113,38 @@ std::string commandline_from_pid(const std::string& proc_root, const std::string
   return *cmdline;
 }
 
-std::string user_of(const std::string& proc_root, const std::string& pid) {
-  struct stat st;
-  if (::stat((proc_root + "/" + pid).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "?";
+std::string user_name(uid_t uid) {
   passwd pwd;
   passwd* found = nullptr;
   char buf[1024];
-  if (::getpwuid_r(st.st_uid, &pwd, buf, sizeof buf, &found) != 0 || !found) return "";
+  if (::getpwuid_r(uid, &pwd, buf, sizeof buf, &found) != 0 || !found) return "";
   std::string name = found->pw_name;
   if (name.size() > 31) name.resize(31);  // UT_NAMESIZE - 1
   return name;
 }
 
-std::string cores_of(const std::string& proc_root, const std::string& pid) {
-  long num_cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+// `names` remembers the user name of each uid for one document: looking it
+// up reads the password database anew each time.
+std::string user_of(const std::string& proc_root, const std::string& pid, std::map<uid_t, std::string>& names) {
+  struct stat st;
+  if (::stat((proc_root + "/" + pid).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "?";
+  if (auto it = names.find(st.st_uid); it != names.end()) return it->second;
+  return names[st.st_uid] = user_name(st.st_uid);
+}
+
+// num_cores: sysconf(_SC_NPROCESSORS_ONLN), asked once per document (it
+// reads /sys/devices/system/cpu/online each time).
+std::string cores_of(const std::string& proc_root, const std::string& pid, long num_cores) {
   std::map<long, int> cores;
   std::string task_dir = proc_root + "/" + pid + "/task";
   for (const auto& tid : numeric_entries(task_dir)) {
     auto stat = read_file(task_dir + "/" + tid + "/stat");
     if (!stat) continue;
-    auto f = stat_fields_after_comm(*stat);
-    if (f.size() <= 36) continue;
+    auto processor = stat_field_after_comm(*stat, 36);
+    if (!processor) continue;
     char* end = nullptr;
-    long core = std::strtol(f[36].c_str(), &end, 10);
-    if (end == f[36].c_str()) continue;
+    long core = std::strtol(processor->c_str(), &end, 10);
+    if (end == processor->c_str()) continue;
     if (core >= 0 && core < num_cores) ++cores[core];
   }
   std::string out;
@@ -156,12 +194,14 @@ std::vector<ProcEntry> list_processes(const std::string& proc_root) {
 
 std::string osdata_processes(const std::string& proc_root) {
   std::string x = "<osdata type=\"processes\">\n";
+  long num_cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+  std::map<uid_t, std::string> users;
   for (const auto& pid : numeric_entries(proc_root)) {
     x += "<item>";
     x += "<column name=\"pid\">" + pid + "</column>";
-    x += "<column name=\"user\">" + xml_escape_text(user_of(proc_root, pid)) + "</column>";
+    x += "<column name=\"user\">" + xml_escape_text(user_of(proc_root, pid, users)) + "</column>";
     x += "<column name=\"command\">" + xml_escape_text(commandline_from_pid(proc_root, pid)) + "</column>";
-    x += "<column name=\"cores\">" + xml_escape_text(cores_of(proc_root, pid)) + "</column>";
+    x += "<column name=\"cores\">" + xml_escape_text(cores_of(proc_root, pid, num_cores)) + "</column>";
     x += "</item>";
   }
   x += "</osdata>\n";

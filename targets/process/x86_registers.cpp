@@ -292,7 +292,9 @@ int pc_regno() { return 16; }
 int sp_regno() { return 7; }
 int fp_regno() { return 6; }
 
-std::string target_xml() {
+namespace {
+
+std::string build_target_xml() {
   const Table& t = table();
   std::string x =
       "<?xml version=\"1.0\"?>\n"
@@ -317,6 +319,15 @@ std::string target_xml() {
   }
   x += "  </feature>\n</target>\n";
   return x;
+}
+
+}  // namespace
+
+// Built once: the table never changes, and the document is asked for on
+// every qXfer:features read and by every KD dispatcher.
+std::string target_xml() {
+  static const std::string doc = build_target_xml();
+  return doc;
 }
 
 // ---------------------------------------------------------------------------

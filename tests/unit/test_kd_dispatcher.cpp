@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 
@@ -50,7 +51,10 @@ class FakeKernel : public Target {
   bool thread_alive(ThreadRef) const override { return true; }
   std::optional<StopEvent> last_stop() const override { return std::nullopt; }
   bool running() const override { return is_running; }
-  std::string target_xml() const override { return x86::target_xml(); }
+  std::string target_xml() const override {
+    ++xml_calls;
+    return x86::target_xml();
+  }
   Result<std::string> read_registers(ThreadRef t) override { return g[t.tid - 1]; }
   Status write_registers(ThreadRef t, const std::string& data) override {
     g[t.tid - 1] = data;
@@ -103,6 +107,7 @@ class FakeKernel : public Target {
   bool is_running = false;
   int interrupts = 0;
   int register_writes = 0;
+  mutable int xml_calls = 0;
 };
 
 struct Sent {
@@ -357,6 +362,47 @@ TEST_CASE("kd dispatcher: contexts and control space as the recorded replies lay
     set_union(m, MemoryTransfer64{kAmd64DebugControlSpaceKpcr, 8, 0});
   }));
   CHECK(reply_header(out[0]).return_status == kStatusUnsuccessful);
+}
+
+TEST_CASE("kd dispatcher: a register map given at construction serves as the one it would build") {
+  auto map = std::make_shared<const KdRegisterMap>(x86::target_xml());
+  FakeKernel k1, k2;
+  std::vector<Sent> s1, s2;
+  KdDispatcher own(k1, KdHooks{[&](uint16_t t, Bytes p) { s1.push_back({t, std::move(p)}); }});
+  KdDispatcher given(k2, KdHooks{[&](uint16_t t, Bytes p) { s2.push_back({t, std::move(p)}); }}, map);
+  CHECK(k1.xml_calls == 1);
+  CHECK(k2.xml_calls == 0);  // the description is not asked for, nor parsed
+  own.start();
+  given.start();
+  Bytes rax(8, 0x42);
+  std::vector<Bytes> requests = {
+      make_request(kDbgKdGetContextApi, 0),
+      make_request(kDbgKdGetContextApi, 1),
+      make_request(kDbgKdGetContextExApi, 0, [](ManipulateState64& m) { set_union(m, ContextEx{Context::kOffRip, 8, 0}); }),
+      make_request(kDbgKdSetContextExApi, 1, [](ManipulateState64& m) { set_union(m, ContextEx{Context::kOffRax, 8, 0}); },
+                   rax),
+      make_request(kDbgKdReadControlSpaceApi, 0,
+                   [](ManipulateState64& m) { set_union(m, MemoryTransfer64{kAmd64DebugControlSpaceKspecial, 0xE0, 0}); }),
+      make_request(kDbgKdGetVersionApi),
+  };
+  for (const auto& r : requests) {
+    own.handle_packet(DataPacket{kPacketTypeKdStateManipulate, kInitialPacketId, r});
+    given.handle_packet(DataPacket{kPacketTypeKdStateManipulate, kInitialPacketId, r});
+  }
+  REQUIRE(s1.size() == s2.size());
+  CHECK(s1.size() > requests.size());  // the greeting and the stop came first
+  for (std::size_t i = 0; i < s1.size(); ++i) {
+    CHECK(s1[i].type == s2[i].type);
+    CHECK(s1[i].payload == s2[i].payload);
+  }
+  CHECK(k1.g[1] == k2.g[1]);
+  CHECK(map->get(k2.g[1], "rax") == 0x4242424242424242ull);
+  // One map serves any number of dispatchers.
+  std::vector<Sent> s3;
+  KdDispatcher again(k2, KdHooks{[&](uint16_t t, Bytes p) { s3.push_back({t, std::move(p)}); }}, map);
+  again.start();
+  CHECK(!s3.empty());
+  CHECK(k2.xml_calls == 0);
 }
 
 TEST_CASE("kd dispatcher: breakpoints, continue, step and the next stop") {

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -227,4 +228,57 @@ TEST_CASE("kd framer random bytes: no crash, bounded, recovers") {
     }
   }
   CHECK(events > 0);
+}
+
+// The notes are formatted without snprintf; their text is what it was.
+TEST_CASE("kd framer: junk and damaged-packet notes") {
+  KdFramer f;
+  Bytes junk{0x00, 0x0f, 0xa5, 0xff, 0x30, 0x30, 0x01};
+  auto ev = feed_all(f, junk);
+  REQUIRE(ev.size() == 1);
+  CHECK(std::get<FrameError>(ev[0]).note == "7 junk byte(s) outside packets: 000fa5ff303001");
+  Bytes many(40, 0xab);
+  ev = feed_all(f, many);
+  REQUIRE(ev.size() == 1);
+  std::string first32;
+  for (int i = 0; i < 32; ++i) first32 += "ab";
+  CHECK(std::get<FrameError>(ev[0]).note == "40 junk byte(s) outside packets: " + first32 + "...");
+
+  Bytes bad = framed(kPacketTypeKdStateManipulate, 0x8080000f, manip_payload());
+  bad[12] ^= 0x01;  // the checksum's low byte
+  ev = feed_all(f, bad);
+  REQUIRE(ev.size() == 1);
+  uint32_t sum = checksum(manip_payload());
+  char want[64];
+  std::snprintf(want, sizeof want, "checksum 0x%08x, computed 0x%08x", sum ^ 1u, sum);
+  CHECK(std::get<FrameError>(ev[0]).note == want);
+  Bytes trailer = framed(kPacketTypeKdStateManipulate, 0xabcdef01, manip_payload());
+  trailer.back() = 0x00;
+  ev = feed_all(f, trailer);
+  REQUIRE(ev.size() == 2);
+  CHECK(std::get<FrameError>(ev[0]).note == "expected 0xAA trailer after packet 0xabcdef01");
+}
+
+// Header and payload bytes are copied as far as each chunk goes: every
+// split point of a packet (and of two in a row) gives the same events.
+TEST_CASE("kd framer: every two-chunk split of a stream decodes alike") {
+  Bytes p = manip_payload(0x22, 0x40);
+  Bytes stream = cat({framed(kPacketTypeKdStateManipulate, 0x80800000, p), Bytes{0x01},
+                      frame_control_packet(kPacketTypeKdAcknowledge, 0x80800001),
+                      framed(kPacketTypeKdStateManipulate, 0x80800001, manip_payload())});
+  KdFramer ref;
+  auto want = feed_all(ref, stream);
+  REQUIRE(want.size() == 4);
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    KdFramer f;
+    std::vector<KdEvent> ev;
+    f.feed(ByteView(stream.data(), cut), ev);
+    f.feed(ByteView(stream.data() + cut, stream.size() - cut), ev);
+    REQUIRE(ev.size() == want.size());
+    CHECK(std::get<DataPacket>(ev[0]).payload == p);
+    CHECK(std::get<FrameError>(ev[1]).note == "1 junk byte(s) outside packets: 01");
+    CHECK(std::get<ControlPacket>(ev[2]).id == 0x80800001);
+    CHECK(std::get<DataPacket>(ev[3]).id == 0x80800001);
+    CHECK_FALSE(f.in_packet());
+  }
 }

@@ -370,3 +370,74 @@ TEST_CASE("kd structs: random payloads through every parser") {
   }
   CHECK(ok > 0);
 }
+
+// ByteReader/ByteWriter copy whole fields (and structures copy byte arrays
+// whole); these pin down the little-endian layout and the edge behaviour
+// the per-byte versions had.
+TEST_CASE("kd wire: ByteWriter writes little-endian fields and drops what does not fit") {
+  ByteWriter w(16);
+  CHECK(w.size() == 16);
+  w.u8(0, 0x11);
+  w.u16(1, 0x2233);
+  w.u32(3, 0x44556677);
+  w.u64(7, 0x8899aabbccddeeffull);
+  CHECK(w.bytes() == Bytes{0x11, 0x33, 0x22, 0x77, 0x66, 0x55, 0x44, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88, 0});
+  // A field that would cross the end is dropped whole, as is one past it.
+  w.u32(13, 0xdeadbeef);
+  w.u64(15, 0x0102030405060708ull);
+  w.u16(16, 0xffff);
+  w.u8(17, 0xff);
+  w.u64(SIZE_MAX - 2, 1);
+  CHECK(w.bytes().size() == 16);
+  CHECK(w.bytes()[13] == 0x99);
+  CHECK(w.bytes()[14] == 0x88);
+  CHECK(w.bytes()[15] == 0);
+  w.u8(15, 0x5a);  // the last byte still takes a 1-byte field
+  CHECK(w.bytes()[15] == 0x5a);
+  w.raw(14, as_bytes("xyz"));  // crosses the end: dropped
+  CHECK(w.bytes()[14] == 0x88);
+  w.raw(14, as_bytes("xy"));
+  CHECK(w.bytes()[14] == 'x');
+  CHECK(w.bytes()[15] == 'y');
+}
+
+TEST_CASE("kd wire: ByteReader reads little-endian fields; out of range reads 0 and latches") {
+  Bytes b{0x11, 0x33, 0x22, 0x77, 0x66, 0x55, 0x44, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88};
+  ByteReader r(b);
+  CHECK(r.u8(0) == 0x11);
+  CHECK(r.u16(1) == 0x2233);
+  CHECK(r.u32(3) == 0x44556677u);
+  CHECK(r.u64(7) == 0x8899aabbccddeeffull);
+  CHECK(r.u8(14) == 0x88);
+  CHECK(r.ok());
+  CHECK(r.u16(14) == 0);  // one byte short
+  CHECK(!r.ok());
+  ByteReader r2(b);
+  CHECK(r2.u64(SIZE_MAX - 2) == 0);
+  CHECK(!r2.ok());
+  ByteReader r3(b);
+  CHECK(r3.u32(15) == 0);  // at the end
+  CHECK(!r3.ok());
+  CHECK(r3.u8(0) == 0x11);  // later reads still work; ok() stays false
+  CHECK(!r3.ok());
+}
+
+TEST_CASE("kd wire: byte arrays inside structures are copied at their offsets") {
+  // The XMM save area (CONTEXT's FLTSAVE) ends in a 96-byte reserved
+  // array: a distinct value per byte must land where it was.
+  Bytes b(XmmSaveArea32::kSize);
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(i * 31 + 7);
+  auto s = parse_struct<XmmSaveArea32>(b);
+  REQUIRE(s.ok());
+  CHECK(serialize_struct(*s) == b);
+  for (std::size_t i = 0; i < s->reserved4.size(); ++i) CHECK(s->reserved4[i] == b[XmmSaveArea32::kSize - 96 + i]);
+
+  // Serialized into a buffer too small for it (never done by the library,
+  // which sizes buffers from kSize): the fields that fit are written, those
+  // that do not are dropped, bytes of an array one by one.
+  ByteWriter w(XmmSaveArea32::kSize - 10);
+  detail::Store store{w, 0};
+  XmmSaveArea32::fields(*s, store);
+  Bytes want(b.begin(), b.end() - 10);
+  CHECK(w.bytes() == want);
+}

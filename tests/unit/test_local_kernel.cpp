@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -151,6 +152,42 @@ TEST_CASE("kallsyms: parsed, sorted by address, modules split off, garbage skipp
   CHECK(t.find("ext4_fill_super", std::string("vmlinux")).empty());
   CHECK(*t.at_or_below(0xffffffff81000150) == 3);
   CHECK_FALSE(t.at_or_below(0x1000).has_value());
+}
+
+// find() searches a by-name index; it must answer as a pass over the
+// table in address order would, for names in many modules and at many
+// addresses, and for names that sort next to each other.
+TEST_CASE("kallsyms: find by name matches a linear search, in address order") {
+  std::string text;
+  const char* names[] = {"a", "ab", "abc", "b", "dup", "dup_", "Dup", "x"};
+  const char* modules[] = {"", "", " [m1]", " [m2]", " [nt]"};
+  unsigned v = 7;
+  for (int i = 0; i < 300; ++i) {
+    v = v * 1103515245u + 12345u;
+    char line[128];
+    std::snprintf(line, sizeof line, "ffffffff8%07x %c %s%s\n", (v >> 8) & 0xfffff00, "Tt"[v & 1], names[(v >> 3) % 8],
+                  modules[(v >> 6) % 5]);
+    text += line;
+  }
+  SymbolTable t = SymbolTable::parse(text);
+  REQUIRE(t.symbols().size() == 300);
+  std::vector<std::optional<std::string>> wants = {std::nullopt, std::string("nt"), std::string("vmlinux"),
+                                                   std::string("m1"), std::string("m2"), std::string("m3")};
+  for (const char* name : {"a", "ab", "abc", "b", "dup", "dup_", "Dup", "x", "", "aa", "du", "zz"}) {
+    for (const auto& module : wants) {
+      std::vector<const KernelSymbol*> linear;
+      for (const auto& s : t.symbols()) {
+        bool in_module = !module || ((*module == "nt" || *module == "vmlinux") ? s.module.empty() : s.module == *module);
+        if (s.name == name && in_module) linear.push_back(&s);
+      }
+      CHECK(t.find(name, module) == linear);
+    }
+  }
+  CHECK(t.find("dup").size() > 10);
+  CHECK(SymbolTable().find("a").empty());
+  SymbolTable copy = t;  // the index holds positions, not pointers
+  REQUIRE(copy.find("abc").size() == t.find("abc").size());
+  CHECK(copy.find("abc").front() == &copy.symbols()[static_cast<std::size_t>(t.find("abc").front() - t.symbols().data())]);
 }
 
 TEST_CASE("kallsyms: all-zero addresses are recognised as hidden") {
@@ -390,6 +427,44 @@ TEST_CASE("osdata: gdbserver's processes document from a fake /proc") {
   auto bad = run(t, "!process", "zz");
   CHECK_FALSE(bad.first);
   CHECK(bad.second.find("Usage: !process") != std::string::npos);
+}
+
+// The cores column takes field 39 of each task's stat (the processor),
+// found after the last ')' of the comm; only cores that are online count.
+TEST_CASE("osdata: cores from every task's stat, odd names and short lines") {
+  TempDir dir;
+  std::string proc = (dir.path / "proc").string();
+  auto task_stat = [](const std::string& comm, const std::string& processor, const std::string& sep = " ") {
+    std::string s = "9 (" + comm + ") S";
+    for (int i = 1; i < 36; ++i) s += sep + std::to_string(i);
+    return s + sep + processor + " 0 0 0\n";
+  };
+  dir.file("proc/9/stat", "9 (a) S 1\n");
+  dir.file("proc/9/cmdline", std::string("a\0", 2));
+  dir.file("proc/9/task/9/stat", task_stat("a) (b", "1"));            // a ')' inside the comm
+  dir.file("proc/9/task/10/stat", task_stat("a", "0", "\t  "));       // tabs and runs of spaces
+  dir.file("proc/9/task/11/stat", task_stat("a", "1"));
+  dir.file("proc/9/task/12/stat", "12 (a) S 1 2 3\n");               // too short: no processor
+  dir.file("proc/9/task/13/stat", task_stat("a", "x"));               // not a number
+  dir.file("proc/9/task/14/stat", task_stat("a", "100000000"));       // not an online core
+  dir.file("proc/9/task/15/stat", task_stat("a", "-1"));
+  dir.file("proc/9/task/16/stat", "no parenthesis 1 2 3\n");
+  dir.file("proc/8/stat", "8 (b) S 1\n");
+  dir.file("proc/8/cmdline", std::string("b\0", 2));
+  dir.file("proc/8/task/8/stat", task_stat("b", "1"));
+  std::string x = osdata_processes(proc);
+  bool two = ::sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+  CHECK(x.find("<column name=\"pid\">9</column>") != std::string::npos);
+  CHECK(x.find(std::string("<column name=\"command\">a </column><column name=\"cores\">") + (two ? "0,1" : "0") +
+               "</column>") != std::string::npos);
+  CHECK(x.find(std::string("<column name=\"command\">b </column><column name=\"cores\">") + (two ? "1" : "") +
+               "</column>") != std::string::npos);
+  // Both processes are this user's (the name is looked up once per document).
+  passwd* pw = ::getpwuid(::getuid());
+  std::string user = pw ? pw->pw_name : "";
+  std::size_t n = 0;
+  for (std::size_t at = 0; (at = x.find("<column name=\"user\">" + user + "</column>", at)) != std::string::npos; ++at) ++n;
+  CHECK(n == 2);
 }
 
 TEST_CASE("osdata on the real /proc lists this process") {
