@@ -837,6 +837,12 @@ void ProcessTarget::maybe_finish_stop() {
     if (p.launching) return;
   phase_ = Phase::Stopped;
   interrupt_requested_ = false;
+  // A step-over still parking the others ends here, its thread back on its
+  // breakpoint: the debugger may resume the target as soon as it hears of
+  // this stop (non-stop mode does, from inside emit), and the parked
+  // threads must not then be let go by the step-over as well - a thread
+  // whose step was just reported would step again, unasked.
+  end_step_over();
   for (auto& [pid, p] : procs_) {
     if (!p.attaching) continue;
     p.attaching = false;
@@ -967,7 +973,16 @@ bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
     // The debugger may have removed the breakpoint since: then the thread
     // just runs the original instruction (pc was already moved back).
     Process& p = procs_[t.pid];
-    if (!p.breakpoints.count(peek_pc(t.tid))) {
+    uint64_t pc = peek_pc(t.tid);
+    if (!p.breakpoints.count(pc)) {
+      t.pending.reset();
+      return false;
+    }
+    // A hit kept while another event was reported had its target-side
+    // condition unevaluated (filtered_out only runs while the target
+    // runs): evaluated now, a false one is dropped, and the thread meets
+    // the breakpoint again once resumed, to be stepped over as usual.
+    if (filter_ && !filter_({t.pid, t.tid}, pc)) {
       t.pending.reset();
       return false;
     }
