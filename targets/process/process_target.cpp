@@ -1073,8 +1073,10 @@ bool ProcessTarget::exit_report_owed() const {
 void ProcessTarget::post_stop(const StopEvent& ev) {
   phase_ = Phase::Running;
   posted_stop_ = true;
+  posted_ = ev;
   asio::post(io_, [this, ev] {
     posted_stop_ = false;
+    posted_.reset();
     phase_ = Phase::Stopped;
     emit(ev);
   });
@@ -1294,7 +1296,7 @@ bool ProcessTarget::unreported_child(pid_t pid) const {
     return ev && (ev->reason == StopEvent::Reason::Fork || ev->reason == StopEvent::Reason::VFork) &&
            ev->child.pid == pid;
   };
-  if (is_fork(reporting_)) return true;
+  if (is_fork(reporting_) || is_fork(posted_)) return true;
   for (auto& [tid, t] : threads_)
     if (is_fork(t.pending)) return true;
   return false;
