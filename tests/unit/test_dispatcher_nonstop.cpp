@@ -126,6 +126,23 @@ TEST_CASE("non-stop: a fork child listed before its fork stop came out stays sto
   for (auto& r : h.target.resumes) CHECK_FALSE(resumes_pid(r, 8));
 }
 
+TEST_CASE("non-stop: memory of the selected thread's process after that thread exited") {
+  // gdb.threads/access-mem-running-thread-exit: two processes run, gdb
+  // selects a thread of the second (Hg) and reads its memory while its
+  // threads come and go. Once that thread had exited, memory requests went
+  // to the first process (gdb read back a value it had not written).
+  Harness h;
+  h.target.pids = {7, 8};
+  h.target.listed = {{7, 7}, {8, 8}, {8, 9}};
+  CHECK(h.request("QNonStop:1") == "OK");
+  CHECK(h.request("Hgp8.9") == "OK");
+  CHECK(h.request("m1000,4") == "00000000");
+  h.target.listed = {{7, 7}, {8, 8}};  // thread 9 exits
+  CHECK(h.request("m1000,4") == "00000000");
+  CHECK(h.request("M1000,1:2a") == "OK");
+  CHECK(h.target.read_from == std::vector<int>{8, 8});
+}
+
 TEST_CASE("non-stop: a wildcard vCont leaves alone the threads whose stops gdb has not taken") {
   // gdb.threads/pending-fork-event-detach-ns: gdb sent "vCont;C14:p..;c"
   // while a fork's %Stop was on its way; the "c" resumed the fork child,
