@@ -836,6 +836,7 @@ void ProcessTarget::maybe_finish_stop() {
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
+  bool interrupted = interrupt_requested_;
   interrupt_requested_ = false;
   // A step-over still parking the others ends here, its thread back on its
   // breakpoint: the debugger may resume the target as soon as it hears of
@@ -871,7 +872,7 @@ void ProcessTarget::maybe_finish_stop() {
       auto& t = threads_.begin()->second;
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
-      ev.signal = interrupt_requested_ ? SIGINT : 0;
+      ev.signal = interrupted ? SIGINT : 0;
       ev.reason = StopEvent::Reason::Interrupt;
       reporting_ = ev;
     }
