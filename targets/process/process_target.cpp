@@ -974,16 +974,7 @@ bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
     // The debugger may have removed the breakpoint since: then the thread
     // just runs the original instruction (pc was already moved back).
     Process& p = procs_[t.pid];
-    uint64_t pc = peek_pc(t.tid);
-    if (!p.breakpoints.count(pc)) {
-      t.pending.reset();
-      return false;
-    }
-    // A hit kept while another event was reported had its target-side
-    // condition unevaluated (filtered_out only runs while the target
-    // runs): evaluated now, a false one is dropped, and the thread meets
-    // the breakpoint again once resumed, to be stepped over as usual.
-    if (filter_ && !filter_({t.pid, t.tid}, pc)) {
+    if (!p.breakpoints.count(peek_pc(t.tid))) {
       t.pending.reset();
       return false;
     }

@@ -29,25 +29,11 @@ uint64_t pc_of(pid_t tid) {
 
 // Called for a SIGTRAP about to be reported; true if it was consumed.
 bool ProcessTarget::filtered_out(Thread& t, const StopEvent& ev) {
-  if (!filter_ || t.stepping || runs_free(t)) return false;
+  if (!filter_ || phase_ != Phase::Running || t.stepping || runs_free(t)) return false;
   if (ev.reason != StopEvent::Reason::SwBreak && ev.reason != StopEvent::Reason::HwBreak) return false;
   // A software breakpoint's stop filled the register cache (pc already
   // back on the int3): no PEEKUSER needed.
   uint64_t addr = ev.reason == StopEvent::Reason::HwBreak ? ev.data_addr : t.regs ? t.regs->pc() : pc_of(t.tid);
-  if (phase_ != Phase::Running) {
-    // Stopping with nothing to report yet (an interrupt: non-stop mode
-    // changing what runs), this hit would be the stop reported: not if its
-    // condition is false. The thread stays on its breakpoint (pc is back
-    // on it) and meets it again once resumed. A hit that comes after
-    // another event is kept pending and evaluated at the next resume
-    // (pending_still_valid).
-    if (phase_ != Phase::Stopping || reporting_ || release_pending_ || ev.reason != StopEvent::Reason::SwBreak ||
-        filter_({t.pid, t.tid}, addr))
-      return false;
-    t.stop_wanted = false;
-    maybe_finish_stop();
-    return true;
-  }
   if (ev.reason == StopEvent::Reason::SwBreak && step_over_) {
     // Another thread's step-over is under way: this one waits at the
     // breakpoint (pc is back on it) and meets it again once resumed, when
