@@ -184,6 +184,11 @@ int Dispatcher::selected_pid() const {
 int Dispatcher::current_pid() const {
   if (g_thread_.pid > 0 && target_.thread_alive(g_thread_)) return g_thread_.pid;
   auto procs = target_.processes();
+  // The thread gdb selected may have exited while its process goes on (gdb
+  // reads and writes the memory of running processes in non-stop mode):
+  // still that process, as gdbserver (its general thread's pid).
+  for (auto& p : procs)
+    if (g_thread_.pid > 0 && p.pid == g_thread_.pid) return p.pid;
   if (!procs.empty()) return procs.front().pid;
   // A machine lists no processes of its own: its vCPU threads' pid.
   return current_thread().pid;

@@ -117,6 +117,7 @@ class Dispatcher {
   // Non-stop mode over the all-stop target (non_stop.cpp).
   bool ns_hold(std::string_view payload, const Req& req);
   std::string ns_vcont(const std::vector<ResumeAction>& actions);
+  void ns_queued(std::set<NonStopView::Key>& threads, std::set<int>& children) const;
   void ns_handle_stop(const StopEvent& ev);
   void ns_reconcile();
   void ns_enqueue(std::string reply);

@@ -23,7 +23,44 @@ const ResumeAction* action_for(const std::vector<ResumeAction>& actions, ThreadR
   return nullptr;
 }
 
+// "pPID.TID" in a stop reply (hex), after "thread:" / "fork:" / "vfork:".
+std::optional<Key> parse_ptid(std::string_view v) {
+  if (v.empty() || v[0] != 'p') return std::nullopt;
+  auto dot = v.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto hex = [](std::string_view h) {
+    int n = 0;
+    for (char c : h) n = n * 16 + (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    return n;
+  };
+  return Key{hex(v.substr(1, dot - 1)), hex(v.substr(dot + 1))};
+}
+
 }  // namespace
+
+// Threads whose stop gdb has not taken yet (the queue), and the pids of
+// the children of fork stops it has not taken: a wildcard resume leaves
+// them alone, as gdbserver's in_queued_stop_replies. gdb may send "vCont;c"
+// before it reads a %Stop already on the wire: the child of that fork
+// would run (to its exit, before gdb's D;pid), the stopped thread too.
+void Dispatcher::ns_queued(std::set<Key>& threads, std::set<int>& children) const {
+  for (const std::string& r : ns_.queue) {
+    if (r.size() < 3 || r[0] != 'T') continue;  // W/X: no thread to leave alone
+    std::string_view rest = std::string_view(r).substr(3);  // after "TAA"
+    while (!rest.empty()) {
+      auto semi = rest.find(';');
+      std::string_view field = rest.substr(0, semi);
+      rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+      auto colon = field.find(':');
+      if (colon == std::string_view::npos) continue;
+      std::string_view name = field.substr(0, colon), value = field.substr(colon + 1);
+      auto k = parse_ptid(value);
+      if (!k) continue;
+      if (name == "thread") threads.insert(*k);
+      if (name == "fork" || name == "vfork") children.insert(k->first);
+    }
+  }
+}
 
 // A packet that needs every thread stopped (detach) waits while the target
 // runs; so do the packets after it, to keep their order.
@@ -41,10 +78,15 @@ bool Dispatcher::ns_hold(std::string_view payload, const Req& req) {
 std::string Dispatcher::ns_vcont(const std::vector<ResumeAction>& actions) {
   // Threads made since the last stop (gdb may name them from the list).
   ns_place_new_threads(nullptr);
+  std::set<Key> queued;
+  std::set<int> queued_children;
+  ns_queued(queued, queued_children);
   for (ThreadRef t : target_.threads()) {
     const ResumeAction* chosen = action_for(actions, t);
     if (!chosen) continue;
     Key k = NonStopView::key(t);
+    bool wildcard = !chosen->thread || chosen->thread->tid <= 0;
+    if (wildcard && (queued.count(k) || queued_children.count(t.pid))) continue;
     ns_.known.insert(k);
     auto it = ns_.running.find(k);
     if (chosen->kind == ResumeAction::Kind::Stop) {
@@ -144,6 +186,13 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
         if (ev.reason == StopEvent::Reason::Interrupt || ev.reason == StopEvent::Reason::Spurious) break;
         ns_.running.erase(NonStopView::key(ev.thread));
         ns_.stop_requested.erase(NonStopView::key(ev.thread));
+        if (ev.reason == StopEvent::Reason::Fork || ev.reason == StopEvent::Reason::VFork) {
+          // The child is stopped until gdb detaches or resumes it, even if
+          // a look at the thread list placed it before this stop came out.
+          int child = ev.child.pid;
+          std::erase_if(ns_.running, [&](const auto& kv) { return kv.first.first == child; });
+          std::erase_if(ns_.stop_requested, [&](const Key& k) { return k.first == child; });
+        }
         ns_enqueue(stop_reply(ev));
         break;
       case StopEvent::Kind::Exited:

@@ -903,7 +903,14 @@ void ProcessTarget::maybe_finish_stop() {
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
+  bool interrupted = interrupt_requested_;
   interrupt_requested_ = false;
+  // A step-over still parking the others ends here, its thread back on its
+  // breakpoint: the debugger may resume the target as soon as it hears of
+  // this stop (non-stop mode does, from inside emit), and the parked
+  // threads must not then be let go by the step-over as well - a thread
+  // whose step was just reported would step again, unasked.
+  end_step_over();
   for (auto& [pid, p] : procs_) {
     if (!p.attaching) continue;
     p.attaching = false;
@@ -932,7 +939,7 @@ void ProcessTarget::maybe_finish_stop() {
       auto& t = threads_.begin()->second;
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
-      ev.signal = interrupt_requested_ ? SIGINT : 0;
+      ev.signal = interrupted ? SIGINT : 0;
       ev.reason = StopEvent::Reason::Interrupt;
       reporting_ = ev;
     }
@@ -1125,8 +1132,10 @@ bool ProcessTarget::exit_report_owed() const {
 void ProcessTarget::post_stop(const StopEvent& ev) {
   phase_ = Phase::Running;
   posted_stop_ = true;
+  posted_ = ev;
   asio::post(io_, [this, ev] {
     posted_stop_ = false;
+    posted_.reset();
     phase_ = Phase::Stopped;
     emit(ev);
   });
@@ -1346,7 +1355,7 @@ bool ProcessTarget::unreported_child(pid_t pid) const {
     return ev && (ev->reason == StopEvent::Reason::Fork || ev->reason == StopEvent::Reason::VFork) &&
            ev->child.pid == pid;
   };
-  if (is_fork(reporting_)) return true;
+  if (is_fork(reporting_) || is_fork(posted_)) return true;
   for (auto& [tid, t] : threads_)
     if (is_fork(t.pending)) return true;
   return false;

@@ -182,6 +182,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> reporting_;   // chosen event of the stop in progress
   bool interrupt_requested_ = false;
   bool posted_stop_ = false;  // post_stop(): a stop is on its way
+  std::optional<StopEvent> posted_;  // that stop (a fork's child stays unreported until it is out)
   bool release_pending_ = false;
   std::optional<StopEvent> last_stop_;
   std::vector<StopEvent> orphan_events_;  // exits seen while stopped

@@ -1,0 +1,185 @@
+// Non-stop mode (server/non_stop.cpp) against a fake all-stop target whose
+// thread list and stops the test controls.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "server/dispatcher.h"
+
+using namespace dbgstub;
+
+namespace {
+
+class FakeTarget : public Target {
+ public:
+  std::vector<ThreadRef> listed{{7, 7}};
+  std::vector<int> pids{7};
+  std::vector<int> read_from;  // the pid of each memory read
+  std::vector<std::vector<ResumeAction>> resumes;
+  bool is_running = false;
+  std::optional<StopEvent> last;
+
+  Mode mode() const override { return Mode::User; }
+  std::string describe() const override { return "fake"; }
+  void set_stop_handler(StopHandler) override {}
+  std::vector<ProcessInfo> processes() const override {
+    std::vector<ProcessInfo> out;
+    for (int pid : pids) {
+      ProcessInfo p;
+      p.pid = pid;
+      out.push_back(p);
+    }
+    return out;
+  }
+  bool has_processes() const override { return true; }
+  std::vector<ThreadRef> threads() const override { return listed; }
+  bool thread_alive(ThreadRef t) const override {
+    for (auto& l : listed)
+      if (l == t) return true;
+    return false;
+  }
+  std::optional<StopEvent> last_stop() const override { return last; }
+  bool running() const override { return is_running; }
+  std::string target_xml() const override { return ""; }
+  Result<std::string> read_registers(ThreadRef) override { return std::string(8, '\0'); }
+  Status write_registers(ThreadRef, const std::string&) override { return ok_status(); }
+  Result<std::string> read_register(ThreadRef, int) override { return std::string(8, '\0'); }
+  Status write_register(ThreadRef, int, const std::string&) override { return ok_status(); }
+  std::vector<int> expedited_registers() const override { return {}; }
+  Result<std::string> read_memory(int pid, uint64_t, std::size_t len) override {
+    read_from.push_back(pid);
+    return std::string(len, '\0');
+  }
+  Status write_memory(int, uint64_t, const std::string&) override { return ok_status(); }
+  Status insert_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
+  Status remove_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
+  Status resume(const std::vector<ResumeAction>& actions) override {
+    resumes.push_back(actions);
+    is_running = true;
+    return ok_status();
+  }
+  Status interrupt() override { return ok_status(); }
+  Status kill_process(int, const KillOptions&) override { return ok_status(); }
+  Status detach_process(int) override { return ok_status(); }
+  void release_all() override {}
+};
+
+struct Harness {
+  FakeTarget target;
+  std::vector<std::string> sent, notes;
+  Dispatcher dispatcher{target, DispatcherConfig{},
+                        SessionHooks{[this](std::string p) { sent.push_back(std::move(p)); }, {}, {}, {}, {},
+                                     [this](std::string n) { notes.push_back(std::move(n)); }}};
+  std::string request(const std::string& p) {
+    sent.clear();
+    dispatcher.handle_packet(p);
+    REQUIRE(sent.size() == 1);
+    return sent.back();
+  }
+  void stop(const StopEvent& ev) {
+    target.is_running = false;
+    target.last = ev;
+    dispatcher.handle_stop(ev);
+  }
+};
+
+bool resumes_pid(const std::vector<ResumeAction>& actions, int pid) {
+  for (auto& a : actions)
+    if (!a.thread || a.thread->pid == pid) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("non-stop: a fork child listed before its fork stop came out stays stopped") {
+  // The process target posts a fork event kept pending while another
+  // thread's stop was reported; until it comes out, the child may show in
+  // the thread list, and a vCont then placed it as running. The fork stop
+  // must leave it stopped (gdb detaches it, or resumes it itself): resumed,
+  // it ran to its exit before gdb's D;pid (gdb: "Can't detach process",
+  // then an internal error over the exit of a process it never knew).
+  Harness h;
+  StopEvent start;
+  start.thread = {7, 7};
+  start.signal = SIGTRAP;
+  h.target.last = start;
+  CHECK(h.request("QNonStop:1") == "OK");
+  CHECK(h.request("?").rfind("T05", 0) == 0);
+  CHECK(h.request("vStopped") == "OK");
+  CHECK(h.request("vCont;c") == "OK");
+  REQUIRE(h.target.resumes.size() == 1);
+  CHECK(h.target.is_running);
+
+  h.target.listed.push_back({8, 8});               // the child, its fork stop on the way
+  CHECK(h.request("vCont;c:p7.-1") == "OK");       // gdb resuming the parent's threads
+  StopEvent fork;
+  fork.thread = {7, 7};
+  fork.signal = SIGTRAP;
+  fork.reason = StopEvent::Reason::Fork;
+  fork.child = {8, 8};
+  h.target.resumes.clear();
+  h.stop(fork);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0].rfind("Stop:T05", 0) == 0);
+  for (auto& r : h.target.resumes) CHECK_FALSE(resumes_pid(r, 8));
+}
+
+TEST_CASE("non-stop: memory of the selected thread's process after that thread exited") {
+  // gdb.threads/access-mem-running-thread-exit: two processes run, gdb
+  // selects a thread of the second (Hg) and reads its memory while its
+  // threads come and go. Once that thread had exited, memory requests went
+  // to the first process (gdb read back a value it had not written).
+  Harness h;
+  h.target.pids = {7, 8};
+  h.target.listed = {{7, 7}, {8, 8}, {8, 9}};
+  CHECK(h.request("QNonStop:1") == "OK");
+  CHECK(h.request("Hgp8.9") == "OK");
+  CHECK(h.request("m1000,4") == "00000000");
+  h.target.listed = {{7, 7}, {8, 8}};  // thread 9 exits
+  CHECK(h.request("m1000,4") == "00000000");
+  CHECK(h.request("M1000,1:2a") == "OK");
+  CHECK(h.target.read_from == std::vector<int>{8, 8});
+}
+
+TEST_CASE("non-stop: a wildcard vCont leaves alone the threads whose stops gdb has not taken") {
+  // gdb.threads/pending-fork-event-detach-ns: gdb sent "vCont;C14:p..;c"
+  // while a fork's %Stop was on its way; the "c" resumed the fork child,
+  // which exited before gdb's D;pid ("Can't detach process", then an
+  // internal error over the W of a process gdb never knew). gdbserver
+  // leaves such threads and children alone (in_queued_stop_replies).
+  Harness h;
+  StopEvent start;
+  start.thread = {7, 7};
+  start.signal = SIGTRAP;
+  h.target.last = start;
+  h.target.listed = {{7, 7}, {7, 9}};
+  h.request("qSupported:multiprocess+;fork-events+;vfork-events+");
+  CHECK(h.request("QNonStop:1") == "OK");
+  h.request("?");
+  while (h.request("vStopped") != "OK") {
+  }
+  CHECK(h.request("vCont;c") == "OK");
+  h.target.listed = {{7, 7}, {7, 9}, {8, 8}};  // the child, now reported
+  StopEvent fork;
+  fork.thread = {7, 7};
+  fork.signal = SIGTRAP;
+  fork.reason = StopEvent::Reason::Fork;
+  fork.child = {8, 8};
+  h.stop(fork);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0].find("fork:p8.8") != std::string::npos);
+  // gdb has not read the notification yet: its next resume is a wildcard.
+  h.target.resumes.clear();
+  h.target.is_running = false;
+  CHECK(h.request("vCont;c") == "OK");
+  for (auto& r : h.target.resumes) {
+    CHECK_FALSE(resumes_pid(r, 8));
+    for (auto& a : r) {
+      INFO("note: " << h.notes[0] << " resumed tid " << (a.thread ? a.thread->tid : -1));
+      CHECK_FALSE((a.thread && a.thread->tid == 7));  // its stop is queued too
+    }
+  }
+  CHECK(h.request("vStopped") == "OK");
+}
