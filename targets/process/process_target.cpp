@@ -445,6 +445,24 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
         return;
       }
       if (t.stop_wanted) {
+        if (int pending = signal_behind_interrupt(t.tid)) {
+          // A signal was queued for this thread (an int3's or a finished
+          // single-step's SIGTRAP, a tgkill) when our PTRACE_INTERRUPT
+          // came: the kernel takes the interrupt's stop first. Let the
+          // thread take the signal, so that it stops in that signal's
+          // delivery, before running any code, and its event is seen, as
+          // under gdbserver (whose SIGSTOP queues behind it). Else a
+          // detach now would leave the program that signal - an int3's
+          // SIGTRAP kills it - and an attach would show our stop instead
+          // of the signal's (siginfo and all).
+          spdlog::debug("thread {}: signal {} queued behind our interrupt", t.tid, pending);
+          t.regs.reset();
+          if (ptrace(PTRACE_CONT, t.tid, nullptr, nullptr) == 0) {
+            t.stopped = false;
+            t.signal_stop = false;
+            return;  // stop_wanted stays: the signal's stop answers it
+          }
+        }
         t.stop_wanted = false;
         if (p.attaching) {
           // Reported once every thread is stopped (maybe_finish_stop).
@@ -508,6 +526,30 @@ Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>
   // Threads take it at their next resume (PTRACE_SYSCALL or PTRACE_CONT).
   p->catch_syscalls = std::move(syscalls);
   return ok_status();
+}
+
+// A signal queued for thread `tid` alone (its own pending set, not the
+// process's) that it doesn't block and that it would take before a SIGSTOP
+// of its own (the kernel dequeues synchronous signals first, then the lowest
+// number): the signal that gdbserver, stopping threads with SIGSTOP, would
+// see first. Resumed, the thread stops in its delivery at once. 0 if none.
+int ProcessTarget::signal_behind_interrupt(pid_t tid) const {
+  siginfo_t queued[8];
+  __ptrace_peeksiginfo_args args{};
+  args.off = 0;
+  args.flags = 0;  // the thread's own queue
+  args.nr = 8;
+  long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, queued);
+  if (n <= 0) return 0;
+  uint64_t blocked = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, sizeof blocked, &blocked) != 0) return 0;
+  for (long i = 0; i < n; ++i) {
+    int sig = queued[i].si_signo;
+    if (sig <= 0 || sig == SIGKILL || (sig > SIGSTOP && sig != SIGSYS)) continue;
+    if (blocked & (uint64_t{1} << (sig - 1))) continue;
+    return sig;
+  }
+  return 0;
 }
 
 long ProcessTarget::trace_options() const {

@@ -140,6 +140,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void on_process_exit(pid_t pid, int status);
   void on_ptrace_event(Thread& t, int event, int sig);
   void on_syscall_stop(Thread& t);
+  int signal_behind_interrupt(pid_t tid) const;
   bool catches_syscall(const Process& p, int nr) const;
   StopEvent classify_sigtrap(Thread& t);
   void add_thread(pid_t pid, pid_t tid, bool fresh);
