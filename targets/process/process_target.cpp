@@ -878,6 +878,7 @@ void ProcessTarget::maybe_finish_stop() {
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
   phase_ = Phase::Stopped;
+  bool interrupted = interrupt_requested_;
   interrupt_requested_ = false;
   for (auto& [pid, p] : procs_) {
     if (!p.attaching) continue;
@@ -907,7 +908,7 @@ void ProcessTarget::maybe_finish_stop() {
       auto& t = threads_.begin()->second;
       StopEvent ev;
       ev.thread = {t.pid, t.tid};
-      ev.signal = interrupt_requested_ ? SIGINT : 0;
+      ev.signal = interrupted ? SIGINT : 0;
       ev.reason = StopEvent::Reason::Interrupt;
       reporting_ = ev;
     }
