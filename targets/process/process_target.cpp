@@ -192,32 +192,41 @@ Status ProcessTarget::attach(int pid) {
   procs_[pid] = std::move(p);
   // Threads can be created while we attach: repeat until a pass finds no
   // new thread.
-  bool found_new = true;
-  while (found_new) {
-    found_new = false;
-    for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
-      pid_t tid = std::atoi(entry.path().filename().c_str());
-      if (tid <= 0 || threads_.count(tid)) continue;
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, trace_options()) != 0) {
-        if (tid == pid) {
-          Error e = errno_error("cannot attach to process " + std::to_string(pid));
-          procs_.erase(pid);
-          return e;
-        }
-        continue;  // thread exited meanwhile
-      }
-      add_thread(pid, tid, false);
-      Thread& t = threads_[tid];
-      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-      t.stop_wanted = true;
-      found_new = true;
+  while (true) {
+    auto found = seize_new_threads(pid);
+    if (!found) {
+      procs_.erase(pid);
+      return found.error();
     }
+    if (*found == 0) break;
   }
   open_mem(procs_[pid]);
   phase_ = Phase::Stopping;
   reporting_.reset();
   spdlog::info("attached to pid {}", pid);
   return ok_status();
+}
+
+// Seizes (and interrupts) the threads of `pid` found in /proc that we
+// don't trace yet; how many. An error if the leader is one and can't be.
+Result<int> ProcessTarget::seize_new_threads(pid_t pid) {
+  std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  int found = 0;
+  for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+    pid_t tid = std::atoi(entry.path().filename().c_str());
+    if (tid <= 0 || threads_.count(tid)) continue;
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, trace_options()) != 0) {
+      if (tid == pid) return errno_error("cannot attach to process " + std::to_string(pid));
+      continue;  // thread exited meanwhile
+    }
+    add_thread(pid, tid, false);
+    Thread& t = threads_[tid];
+    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    t.stop_wanted = true;
+    ++found;
+  }
+  return found;
 }
 
 // The program reads and writes the terminal on our stdin as gdbserver's
@@ -307,6 +316,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   t.signal_stop = event == 0;
+  t.interrupt_stop = event == PTRACE_EVENT_STOP;
   // Every ptrace event but PTRACE_EVENT_STOP happens inside a system call
   // (fork, clone, exec...): a syscall stop after one is that call's return.
   if (!(event == 0 && sig == kSyscallTrap)) t.in_syscall = event != 0 && event != PTRACE_EVENT_STOP;
@@ -1515,6 +1525,17 @@ Result<std::string> ProcessTarget::siginfo(ThreadRef r) {
   if (!t) return make_error(3, "no such thread");
   if (!t->stopped) return make_error(16, "thread is running");
   siginfo_t si{};
+  if (t->interrupt_stop) {
+    // Stopped by our PTRACE_INTERRUPT, whose siginfo is a SIGTRAP of
+    // ptrace's own: show what gdbserver's threads show there, the SIGSTOP
+    // it stops them with (tkill from the stub), not a SIGTRAP that reads
+    // like a breakpoint (gdb.threads/attach-into-signal's $_siginfo).
+    si.si_signo = SIGSTOP;
+    si.si_code = SI_TKILL;
+    si.si_pid = ::getpid();
+    si.si_uid = ::getuid();
+    return std::string(reinterpret_cast<const char*>(&si), sizeof si);
+  }
   if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
   return std::string(reinterpret_cast<const char*>(&si), sizeof si);
 }

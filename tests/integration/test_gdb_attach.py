@@ -176,6 +176,22 @@ class SignalBehindInterruptTest(unittest.TestCase):
         self.assertEqual(int.from_bytes(siginfo[1:5].encode("latin-1"), "little"), signal.SIGUSR1, repr(siginfo))
         self.assertTrue(harness.pid_alive(target.pid))
 
+    def test_interrupt_stop_siginfo_is_sigstop(self):
+        """No signal waiting: the thread sits in our PTRACE_INTERRUPT stop,
+        whose siginfo is SIGTRAP of ptrace's own; $_siginfo shows SIGSTOP
+        there, as with gdbserver (attach-into-signal takes 14 or 19, not 5)."""
+        target = spawn("spin")
+        self.addCleanup(harness.reap, target)
+        self.assertIn(f"spin pid {target.pid}", target.stdout.readline())
+        with Stub("--attach", "127.0.0.1:0", str(target.pid)) as stub:
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                c.request("?")
+                siginfo = c.request("qXfer:siginfo:read::0,80")
+                self.assertEqual(c.request("D"), "OK")
+            stub.wait(15)
+        self.assertEqual(int.from_bytes(siginfo[1:5].encode("latin-1"), "little"), signal.SIGSTOP, repr(siginfo))
+
     def test_detach_does_not_leave_a_sigtrap(self):
         """A SIGTRAP queued behind the stop (an int3's, a single-step's) is
         the debugger's: a detach must not leave it to the program, which it
