@@ -962,6 +962,14 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
     t.signal_stop = false;
   } else {
     spdlog::debug("resume of thread {} failed: {}", t.tid, std::strerror(errno));
+    if (errno == ESRCH) {
+      // Out of its stop already: killed meanwhile (a thread resumed just
+      // before called exit_group). Its exit is on its way; counted as
+      // stopped, it made a whole-process exit read as "no resumed thread
+      // left" (gdb: "No unwaited-for children left").
+      t.stopped = false;
+      t.signal_stop = false;
+    }
   }
 }
 
