@@ -138,6 +138,15 @@ void Dispatcher::handle_interrupt() {
     spdlog::warn("interrupt refused: {}", st.error().message);
     return;
   }
+  if (!lldb_client_ && !last_resume_.empty() && !interrupt_thread(last_resume_) &&
+      interrupt_thread({ResumeAction{}})) {
+    // None of the threads resumed is the SIGINT's process's (gdb stepping
+    // another inferior's thread over a breakpoint): gdbserver's SIGINT
+    // waits in that stopped process and this resume ends as it would have;
+    // the SIGINT stops the next resume of that process.
+    interrupt_pending_ = true;
+    return;
+  }
   interrupt_sent_ = true;
   target_.interrupt();
 }
@@ -993,6 +1002,7 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   last_run_ = spec;
   interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
   interrupt_sent_ = false;
+  last_resume_.clear();
   spec.exec_fd = exec_fd;
   auto st = l->launch(spec);
   if (exec_fd >= 0) ::close(exec_fd);
@@ -1013,6 +1023,7 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
       return refuse(st.error().code, st.error().message);
   interrupt_pending_ = false;
   interrupt_sent_ = false;
+  last_resume_.clear();
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
   // Non-stop: "OK" once the process is stopped, the stops come later.

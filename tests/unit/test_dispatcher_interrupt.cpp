@@ -229,3 +229,27 @@ TEST_CASE("dispatcher: a ^C's SIGINT is the last attached process's, as gdbserve
   CHECK(h.sent[0].find("thread:p9.9;") != std::string::npos);
   CHECK(h.target.resumes == resumes + 1);
 }
+
+TEST_CASE("dispatcher: a ^C while only another process's thread steps waits for that process's next resume") {
+  Harness h;
+  h.target.thread_list = {{7, 7}, {7, 8}, {9, 9}, {9, 10}};  // 9: attached last
+  h.request("qSupported:multiprocess+;swbreak+");
+  h.dispatcher.handle_packet("vCont;s:p7.8");  // gdb steps 7.8 over a breakpoint
+  h.dispatcher.handle_interrupt();
+  CHECK(h.target.interrupts == 0);  // the step ends as it would have
+  StopEvent step;
+  step.thread = {7, 8};
+  step.signal = SIGTRAP;
+  step.reason = StopEvent::Reason::Step;
+  auto replies = h.stop(step);
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].rfind("T05", 0) == 0);
+  CHECK(replies[0].find("thread:p7.8;") != std::string::npos);
+  h.sent.clear();
+  int resumes = h.target.resumes;
+  h.dispatcher.handle_packet("vCont;c");
+  REQUIRE(h.sent.size() == 1);
+  CHECK(h.sent[0].rfind("T02", 0) == 0);
+  CHECK(h.sent[0].find("thread:p9.9;") != std::string::npos);
+  CHECK(h.target.resumes == resumes);
+}
