@@ -138,10 +138,54 @@ void Dispatcher::handle_interrupt() {
     spdlog::warn("interrupt refused: {}", st.error().message);
     return;
   }
+  if (!lldb_client_ && !last_resume_.empty() && !interrupt_thread(last_resume_) &&
+      interrupt_thread({ResumeAction{}})) {
+    // None of the threads resumed is the SIGINT's process's (gdb stepping
+    // another inferior's thread over a breakpoint): gdbserver's SIGINT
+    // waits in that stopped process and this resume ends as it would have;
+    // the SIGINT stops the next resume of that process.
+    interrupt_pending_ = true;
+    return;
+  }
+  interrupt_sent_ = true;
   target_.interrupt();
 }
 
-void Dispatcher::handle_stop(const StopEvent& ev) {
+// The thread a ^C's SIGINT is reported on: gdbserver sends SIGINT to the
+// process group of the last process it started or attached to (not a fork
+// child), and one of that process's threads that `actions` resume takes it
+// (a stopped thread takes no signal); its leader here if resumed. None if
+// no such thread (a resume of other processes only; a machine's vCPUs).
+std::optional<ThreadRef> Dispatcher::interrupt_thread(const std::vector<ResumeAction>& actions) const {
+  const ProcessInfo* last = nullptr;
+  auto procs = target_.processes();
+  for (auto& p : procs)
+    if (p.origin != ProcessInfo::Origin::Child && (!last || p.index > last->index)) last = &p;
+  if (!last) return std::nullopt;
+  auto resumed = [&](ThreadRef t) {
+    for (auto& a : actions) {
+      bool applies = !a.thread || (a.thread->tid > 0 ? a.thread->tid == t.tid : a.thread->pid <= 0 || a.thread->pid == t.pid);
+      if (applies) return a.kind != ResumeAction::Kind::Stop;
+    }
+    return false;
+  };
+  std::optional<ThreadRef> any;
+  for (ThreadRef t : target_.threads()) {
+    if (t.pid != last->pid || !resumed(t)) continue;
+    if (t.tid == t.pid) return t;
+    if (!any) any = t;
+  }
+  return any;
+}
+
+void Dispatcher::handle_stop(const StopEvent& stop) {
+  StopEvent ev = stop;
+  if (interrupt_sent_ && !ns_.enabled && ev.kind == StopEvent::Kind::Signal &&
+      ev.reason == StopEvent::Reason::Interrupt) {
+    // Our ^C's own stop: every thread stopped alike, none is "the" one;
+    // name the thread gdbserver's SIGINT would have stopped.
+    if (auto th = interrupt_thread(last_resume_)) ev.thread = *th;
+  }
   // A stop selects its thread, as in gdbserver; except a non-stop
   // notification, which may come between gdb's Hg and the P it was for.
   if (ev.kind == StopEvent::Kind::Signal && (!ns_.enabled || waiting_for_stop_)) {
@@ -158,6 +202,17 @@ void Dispatcher::handle_stop(const StopEvent& ev) {
   if (ns_.enabled) {
     ns_handle_stop(ev);
     return;
+  }
+  if (interrupt_sent_) {
+    interrupt_sent_ = false;
+    // A ^C whose stop another event overtook (a breakpoint hit gdb may
+    // just step over): gdbserver's SIGINT would still be pending in the
+    // program, so gdb hears of it at the next resume; not lost.
+    bool answered = ev.kind != StopEvent::Kind::Signal || ev.signal == SIGINT || ev.reason == StopEvent::Reason::Interrupt;
+    if (!answered && !lldb_client_ && target_.has_processes()) {
+      spdlog::info("interrupt overtaken by another stop: reporting SIGINT at the next resume");
+      interrupt_pending_ = true;
+    }
   }
   if (!waiting_for_stop_) return;  // kept as last_stop() for '?'
   waiting_for_stop_ = false;
@@ -713,15 +768,26 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
   if (ns_.enabled) return ns_vcont(actions);
   if (!target_.has_processes() && !target_.exit_report_owed()) return "W00";
   if (interrupt_pending_) {
-    interrupt_pending_ = false;
-    if (!target_.exit_report_owed()) {
-      // The ^C that came while stopped: the SIGINT gdbserver would have
-      // queued stops the resumed thread before it runs an instruction.
-      StopEvent ev;
-      ev.thread = current_thread();
+    // The ^C that came while stopped (or whose stop another event
+    // overtook): the SIGINT gdbserver would have sent the process group of
+    // the last process started or attached to stops that process's thread
+    // before it runs an instruction; a resume of other processes only (gdb
+    // stepping one thread over a breakpoint) goes ahead without it.
+    std::optional<ThreadRef> th = interrupt_thread(actions);
+    bool covered = th.has_value();
+    if (!th && !interrupt_thread({ResumeAction{}})) covered = true;  // no process of gdbserver's kind: as before
+    if (!th) {
+      th = current_thread();
       for (auto& a : actions)
         if (a.kind != ResumeAction::Kind::Stop && a.thread && a.thread->tid > 0)
-          if (auto t = resolve(wire_id(*a.thread))) { ev.thread = *t; break; }
+          if (auto t = resolve(wire_id(*a.thread))) { th = *t; break; }
+    }
+    if (target_.exit_report_owed()) {
+      interrupt_pending_ = false;
+    } else if (covered) {
+      interrupt_pending_ = false;
+      StopEvent ev;
+      ev.thread = *th;
       ev.signal = SIGINT;
       ev.reason = StopEvent::Reason::Interrupt;
       spdlog::info("interrupt received while stopped: reporting SIGINT at this resume");
@@ -733,6 +799,7 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
   }
   // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
+  last_resume_ = actions;
   auto st = target_.resume(actions);
   if (!st) {
     waiting_for_stop_ = false;
@@ -939,6 +1006,8 @@ std::string Dispatcher::on_run(const rsp::VRun& r, bool& deferred) {
   spec.redirect_stdio = config_.redirect_stdio;
   last_run_ = spec;
   interrupt_pending_ = false;  // a ^C for the old processes is not for the new one
+  interrupt_sent_ = false;
+  last_resume_.clear();
   spec.exec_fd = exec_fd;
   auto st = l->launch(spec);
   if (exec_fd >= 0) ::close(exec_fd);
@@ -958,6 +1027,8 @@ std::string Dispatcher::on_attach(const rsp::VAttach& a, bool& deferred) {
     if (auto st = check_attach(*config_.policy.attach, static_cast<int>(a.pid)); !st)
       return refuse(st.error().code, st.error().message);
   interrupt_pending_ = false;
+  interrupt_sent_ = false;
+  last_resume_.clear();
   auto st = l->attach(static_cast<int>(a.pid));
   if (!st) return refuse(st.error().code, st.error().message);
   // Non-stop: "OK" once the process is stopped, the stops come later.

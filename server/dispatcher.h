@@ -142,6 +142,7 @@ class Dispatcher {
   std::string refuse(int code, const std::string& message);
   std::optional<ThreadRef> resolve(const rsp::ThreadId& t) const;
   ThreadRef current_thread() const;
+  std::optional<ThreadRef> interrupt_thread(const std::vector<ResumeAction>& actions) const;
   std::optional<ThreadRef> thread_for(const std::optional<rsp::ThreadId>& named) const;
   int current_pid() const;
   int selected_pid() const;  // last chosen by Hg, Hc or |Ns: what k ends
@@ -161,6 +162,8 @@ class Dispatcher {
   bool binary_upload_ = false;   // client announced binary-upload+ (GDB 16): 'x' replies are "b" + data
   bool waiting_for_stop_ = false;
   bool interrupt_pending_ = false;  // ^C while stopped: the next resume stops with SIGINT
+  bool interrupt_sent_ = false;     // ^C passed to the running target, its stop not seen yet
+  std::vector<ResumeAction> last_resume_;  // all-stop: what the running target was resumed with
   bool fork_events_ = false, vfork_events_ = false, exec_events_ = false;
   bool childdbg_ = false;
   int selected_pid_ = 0;

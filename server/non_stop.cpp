@@ -62,10 +62,11 @@ void Dispatcher::ns_queued(std::set<Key>& threads, std::set<int>& children) cons
   }
 }
 
-// A packet that needs every thread stopped (detach) waits while the target
-// runs; so do the packets after it, to keep their order.
+// A packet that needs every thread stopped (detach; attach, whose stop is
+// the whole target's) waits while the target runs; so do the packets after
+// it, to keep their order.
 bool Dispatcher::ns_hold(std::string_view payload, const Req& req) {
-  bool needs_stopped = std::holds_alternative<rsp::Detach>(req);
+  bool needs_stopped = std::holds_alternative<rsp::Detach>(req) || std::holds_alternative<rsp::VAttach>(req);
   if (ns_.held.empty() && !(needs_stopped && target_.running())) return false;
   ns_.held.emplace_back(payload);
   if (target_.running() && !ns_.interrupting) {

@@ -193,33 +193,42 @@ Status ProcessTarget::attach(int pid) {
   procs_[pid] = std::move(p);
   // Threads can be created while we attach: repeat until a pass finds no
   // new thread.
-  bool found_new = true;
-  while (found_new) {
-    found_new = false;
-    for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
-      pid_t tid = std::atoi(entry.path().filename().c_str());
-      if (tid <= 0 || threads_.count(tid)) continue;
-      long opts = trace_options() | (tid == pid ? PTRACE_O_TRACEEXIT : 0);
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, opts) != 0) {
-        if (tid == pid) {
-          Error e = errno_error("cannot attach to process " + std::to_string(pid));
-          procs_.erase(pid);
-          return e;
-        }
-        continue;  // thread exited meanwhile
-      }
-      add_thread(pid, tid, false);
-      Thread& t = threads_[tid];
-      ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
-      t.stop_wanted = true;
-      found_new = true;
+  while (true) {
+    auto found = seize_new_threads(pid);
+    if (!found) {
+      procs_.erase(pid);
+      return found.error();
     }
+    if (*found == 0) break;
   }
   open_mem(procs_[pid]);
   phase_ = Phase::Stopping;
   reporting_.reset();
   spdlog::info("attached to pid {}", pid);
   return ok_status();
+}
+
+// Seizes (and interrupts) the threads of `pid` found in /proc that we
+// don't trace yet; how many. An error if the leader is one and can't be.
+Result<int> ProcessTarget::seize_new_threads(pid_t pid) {
+  std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  int found = 0;
+  for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
+    pid_t tid = std::atoi(entry.path().filename().c_str());
+    if (tid <= 0 || threads_.count(tid)) continue;
+    long opts = trace_options() | (tid == pid ? PTRACE_O_TRACEEXIT : 0);  // see options_for
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, opts) != 0) {
+      if (tid == pid) return errno_error("cannot attach to process " + std::to_string(pid));
+      continue;  // thread exited meanwhile
+    }
+    add_thread(pid, tid, false);
+    Thread& t = threads_[tid];
+    ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr);
+    t.stop_wanted = true;
+    ++found;
+  }
+  return found;
 }
 
 // The program reads and writes the terminal on our stdin as gdbserver's
@@ -309,6 +318,7 @@ void ProcessTarget::on_status(pid_t tid, int status) {
   int sig = WSTOPSIG(status);
   int event = status >> 16;
   t.signal_stop = event == 0;
+  t.interrupt_stop = event == PTRACE_EVENT_STOP;
   // Every ptrace event but PTRACE_EVENT_STOP happens inside a system call
   // (fork, clone, exec...): a syscall stop after one is that call's return.
   if (!(event == 0 && sig == kSyscallTrap)) t.in_syscall = event != 0 && event != PTRACE_EVENT_STOP;
@@ -461,6 +471,24 @@ void ProcessTarget::on_ptrace_event(Thread& t, int event, int sig) {
         return;
       }
       if (t.stop_wanted) {
+        if (int pending = signal_behind_interrupt(t.tid)) {
+          // A signal was queued for this thread (an int3's or a finished
+          // single-step's SIGTRAP, a tgkill) when our PTRACE_INTERRUPT
+          // came: the kernel takes the interrupt's stop first. Let the
+          // thread take the signal, so that it stops in that signal's
+          // delivery, before running any code, and its event is seen, as
+          // under gdbserver (whose SIGSTOP queues behind it). Else a
+          // detach now would leave the program that signal - an int3's
+          // SIGTRAP kills it - and an attach would show our stop instead
+          // of the signal's (siginfo and all).
+          spdlog::debug("thread {}: signal {} queued behind our interrupt", t.tid, pending);
+          t.regs.reset();
+          if (ptrace(PTRACE_CONT, t.tid, nullptr, nullptr) == 0) {
+            t.stopped = false;
+            t.signal_stop = false;
+            return;  // stop_wanted stays: the signal's stop answers it
+          }
+        }
         t.stop_wanted = false;
         if (p.attaching) {
           // Reported once every thread is stopped (maybe_finish_stop).
@@ -547,6 +575,30 @@ static bool thread_dying(pid_t pid, pid_t tid) {
   }
   std::fclose(f);
   return dying;
+}
+
+// A signal queued for thread `tid` alone (its own pending set, not the
+// process's) that it doesn't block and that it would take before a SIGSTOP
+// of its own (the kernel dequeues synchronous signals first, then the lowest
+// number): the signal that gdbserver, stopping threads with SIGSTOP, would
+// see first. Resumed, the thread stops in its delivery at once. 0 if none.
+int ProcessTarget::signal_behind_interrupt(pid_t tid) const {
+  siginfo_t queued[8];
+  __ptrace_peeksiginfo_args args{};
+  args.off = 0;
+  args.flags = 0;  // the thread's own queue
+  args.nr = 8;
+  long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, queued);
+  if (n <= 0) return 0;
+  uint64_t blocked = 0;
+  if (ptrace(PTRACE_GETSIGMASK, tid, sizeof blocked, &blocked) != 0) return 0;
+  for (long i = 0; i < n; ++i) {
+    int sig = queued[i].si_signo;
+    if (sig <= 0 || sig == SIGKILL || (sig > SIGSTOP && sig != SIGSYS)) continue;
+    if (blocked & (uint64_t{1} << (sig - 1))) continue;
+    return sig;
+  }
+  return 0;
 }
 
 long ProcessTarget::trace_options() const {
@@ -983,6 +1035,14 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
     t.signal_stop = false;
   } else {
     spdlog::debug("resume of thread {} failed: {}", t.tid, std::strerror(errno));
+    if (errno == ESRCH) {
+      // Out of its stop already: killed meanwhile (a thread resumed just
+      // before called exit_group). Its exit is on its way; counted as
+      // stopped, it made a whole-process exit read as "no resumed thread
+      // left" (gdb: "No unwaited-for children left").
+      t.stopped = false;
+      t.signal_stop = false;
+    }
   }
 }
 
@@ -1548,6 +1608,17 @@ Result<std::string> ProcessTarget::siginfo(ThreadRef r) {
   if (!t) return make_error(3, "no such thread");
   if (!t->stopped) return make_error(16, "thread is running");
   siginfo_t si{};
+  if (t->interrupt_stop) {
+    // Stopped by our PTRACE_INTERRUPT, whose siginfo is a SIGTRAP of
+    // ptrace's own: show what gdbserver's threads show there, the SIGSTOP
+    // it stops them with (tkill from the stub), not a SIGTRAP that reads
+    // like a breakpoint (gdb.threads/attach-into-signal's $_siginfo).
+    si.si_signo = SIGSTOP;
+    si.si_code = SI_TKILL;
+    si.si_pid = ::getpid();
+    si.si_uid = ::getuid();
+    return std::string(reinterpret_cast<const char*>(&si), sizeof si);
+  }
   if (ptrace(PTRACE_GETSIGINFO, t->tid, nullptr, &si) != 0) return errno_error("siginfo");
   return std::string(reinterpret_cast<const char*>(&si), sizeof si);
 }

@@ -97,6 +97,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
     uint64_t range_start = 0, range_end = 0;  // range stepping: step on while pc is in here
     int stop_signal = 0;        // signal of the signal-delivery-stop it sits in
     bool signal_stop = false;   // in a signal-delivery-stop: PTRACE_CONT's signal is delivered
+    bool interrupt_stop = false;  // in a PTRACE_EVENT_STOP (our interrupt, a new thread's first stop)
     bool zombie = false;        // an exited leader whose other threads live on
     // Between a syscall-entry stop (or a ptrace event, all of which come
     // from inside a system call) and its return: the next syscall stop is
@@ -141,6 +142,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   void on_process_exit(pid_t pid, int status);
   void on_ptrace_event(Thread& t, int event, int sig);
   void on_syscall_stop(Thread& t);
+  int signal_behind_interrupt(pid_t tid) const;
+  Result<int> seize_new_threads(pid_t pid);
   bool catches_syscall(const Process& p, int nr) const;
   StopEvent classify_sigtrap(Thread& t);
   void add_thread(pid_t pid, pid_t tid, bool fresh);

@@ -138,5 +138,77 @@ class AttachTest(unittest.TestCase):
         self.assert_released(stub)
 
 
+def tgkill(pid, tid, sig):
+    """A signal for one thread (raise()'s kind), not the whole process's."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(234, pid, tid, sig) != 0:  # SYS_tgkill on x86-64
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+class SignalBehindInterruptTest(unittest.TestCase):
+    """A signal already queued for a thread when dbgstub's PTRACE_INTERRUPT
+    stops it: the kernel takes the interrupt's stop first. The thread is
+    let take the signal, so that its stop is seen (as gdbserver, whose
+    SIGSTOP queues behind it, sees it). The program waits for a vfork child,
+    a wait no signal ends, so the signal surely stays queued until the stop."""
+
+    def start(self, sig):
+        target = spawn("vforker")
+        self.addCleanup(harness.reap, target)
+        self.assertIn(f"vforker pid {target.pid}", target.stdout.readline())
+        time.sleep(0.2)  # in the vfork wait (the child sleeps 2 s)
+        tgkill(target.pid, target.pid, sig)
+        return target
+
+    def test_attach_stops_in_the_signal(self):
+        """gdb.threads/attach-into-signal: $_siginfo after the attach is the
+        raised signal's, not our interrupt's."""
+        target = self.start(signal.SIGUSR1)
+        with Stub("--attach", "127.0.0.1:0", str(target.pid)) as stub:
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                stop = c.request("?")
+                siginfo = c.request("qXfer:siginfo:read::0,80")
+                self.assertEqual(c.request("D"), "OK")
+            stub.wait(15)
+        self.assertTrue(stop.startswith("T1e"), stop)  # gdb's SIGUSR1
+        self.assertEqual(int.from_bytes(siginfo[1:5].encode("latin-1"), "little"), signal.SIGUSR1, repr(siginfo))
+        self.assertTrue(harness.pid_alive(target.pid))
+
+    def test_interrupt_stop_siginfo_is_sigstop(self):
+        """No signal waiting: the thread sits in our PTRACE_INTERRUPT stop,
+        whose siginfo is SIGTRAP of ptrace's own; $_siginfo shows SIGSTOP
+        there, as with gdbserver (attach-into-signal takes 14 or 19, not 5)."""
+        target = spawn("spin")
+        self.addCleanup(harness.reap, target)
+        self.assertIn(f"spin pid {target.pid}", target.stdout.readline())
+        with Stub("--attach", "127.0.0.1:0", str(target.pid)) as stub:
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                c.request("?")
+                siginfo = c.request("qXfer:siginfo:read::0,80")
+                self.assertEqual(c.request("D"), "OK")
+            stub.wait(15)
+        self.assertEqual(int.from_bytes(siginfo[1:5].encode("latin-1"), "little"), signal.SIGSTOP, repr(siginfo))
+
+    def test_detach_does_not_leave_a_sigtrap(self):
+        """A SIGTRAP queued behind the stop (an int3's, a single-step's) is
+        the debugger's: a detach must not leave it to the program, which it
+        kills (gdb.threads/detach-step-over and attach-many-short-lived-
+        threads: the re-attach failed with EPERM, the program a zombie)."""
+        target = self.start(signal.SIGTRAP)
+        with Stub("--attach", "127.0.0.1:0", str(target.pid)) as stub:
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                stop = c.request("?")
+                self.assertEqual(c.request("D"), "OK")
+            stub.wait(15)
+        self.assertTrue(stop.startswith("T05"), stop)
+        time.sleep(0.5)
+        self.assertIsNone(target.poll(), "the program died after the detach")
+        self.assertIn(process_state(target.pid), ("S", "R", "D"))  # D: in the vfork wait
+
+
 if __name__ == "__main__":
     harness.main()

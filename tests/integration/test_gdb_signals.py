@@ -88,6 +88,27 @@ class GdbSignals(harness.GdbTestCase):
             c.close()
             stub.wait()
 
+    def test_interrupt_is_sigint_when_its_stops_were_overtaken(self):
+        """A ^C's stop is SIGINT even when no thread stopped in our
+        interrupt's own stop (a clone event or another stop came first for
+        each): it was reported as signal 0, which gdb does not take for its
+        interrupt (gdb.threads/detach-step-over's "interrupt" timed out)."""
+        with Stub(*free_port_args(program("churn"))) as stub:
+            c = harness.RspClient(stub.port)
+            self.addCleanup(c.close)
+            c.handshake()
+            c.request("?")
+            stops = []
+            for _ in range(60):
+                c.send("vCont;c")
+                time.sleep(0.01)
+                c.send_raw(b"\x03")
+                stops.append(c.read_packet())
+            self.assertEqual([s[:3] for s in stops if not s.startswith("T02")], [], stops[:3])
+            c.send("k")
+            c.close()
+            stub.wait()
+
     def test_signal_zero_suppresses(self):
         out, stub = self.run_gdb(["continue", "signal 0"])
         self.assertIn("Program received signal SIGUSR1", out)

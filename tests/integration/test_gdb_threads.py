@@ -140,5 +140,25 @@ class GdbNoResumed(harness.GdbTestCase):
         self.assertIn("leader_exit worker done", stub.output())
 
 
+class GdbExitRace(harness.GdbTestCase):
+
+    def test_exit_group_while_threads_are_resumed(self):
+        """257 threads stopped at hit() (a hardware watchpoint set, as in
+        gdb.threads/process-dies-while-detaching "continue: watchpoint:hw"),
+        then continued: the first resumed calls _exit (exit_group) and kills
+        the others while they are still being resumed. Their PTRACE_CONT
+        fails (ESRCH); such a thread must not count as stopped, or the exit
+        reads as "no resumed thread left" (gdb: "No unwaited-for children
+        left"). Several rounds, the race being a race."""
+        prog = program("exit_race")
+        for _ in range(15):
+            with Stub(*free_port_args(prog)) as stub:
+                out = self.gdb_or_fail(stub, ["break hit", "continue", "watch globalvar", "delete 1", "continue"],
+                                       prog, 90)
+                stub.wait()
+            self.assertNotIn("No unwaited-for children left", out)
+            self.assertRegex(out, r"\[Inferior 1 \(process \d+\) exited normally\]")
+
+
 if __name__ == "__main__":
     harness.main()
