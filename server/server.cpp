@@ -230,8 +230,17 @@ void Server::maybe_finish() {
   }
 }
 
+// Without --once, a stopped user-mode program outlives its debugger's
+// connection. Not a running one (nobody would see its next stop) and not
+// after a non-stop session (threads gdb left running).
+bool Server::keeps_program_for_next_debugger(bool was_non_stop) const {
+  return !exiting_ && !options_.once && !options_.stdio && target_.mode() == Mode::User && !was_non_stop &&
+         target_.has_processes() && !target_.running();
+}
+
 void Server::on_session_closed() {
   bool was_debugger = session_ && session_->heard_from_client();
+  bool was_non_stop = session_ && session_->non_stop();
   session_.reset();
   if (!was_debugger && !exiting_ && !options_.stdio) {
     // Connected and said nothing: no debugging session happened, so the
@@ -240,8 +249,16 @@ void Server::on_session_closed() {
     return;
   }
   spdlog::info("debugger session ended");
-  // As gdbserver: what we launched dies with the session, what we attached
-  // to is let go and keeps running (a machine: resumed).
+  if (keeps_program_for_next_debugger(was_non_stop)) {
+    // gdb's "disconnect" (or a dropped connection) while the program is
+    // stopped: as gdbserver without --once, it stays as it is and the next
+    // debugger takes over where this one left (gdb.server/reconnect-ctrl-c,
+    // gdb.threads/reconnect-signal).
+    spdlog::info("the program stays stopped for the next debugger (--once would end it)");
+    return;
+  }
+  // As gdbserver with --once: what we launched dies with the session, what
+  // we attached to is let go and keeps running (a machine: resumed).
   release_target();
   if (exiting_ || options_.once || (!options_.multi && target_.mode() == Mode::User)) {
     shutdown();

@@ -52,6 +52,7 @@ class Server {
   void refuse_busy(asio::ip::tcp::socket socket, const std::string& why);
   void refuse_busy_kd(asio::ip::tcp::socket socket, const std::string& why);
   void on_session_closed();
+  bool keeps_program_for_next_debugger(bool was_non_stop) const;
   void maybe_finish();
   void stop_when_released();
 

@@ -840,6 +840,7 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
   Process& p = it->second;
   bool silent = (p.kill_requested && !p.kill_reported) || p.hidden;
   bool reported_kill = p.kill_requested && p.kill_reported;
+  std::optional<int> leader_status = p.leader_exit_status;
   if (reported_kill) spdlog::info("process {} ended by .kill", pid);
   forget_threads(pid);
   close_mem(p);
@@ -850,14 +851,13 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
     maybe_finish_stop();
     return;
   }
-  if (WIFEXITED(status) && p.leader_exit_status && WIFEXITED(*p.leader_exit_status) &&
-      *p.leader_exit_status != status) {
+  if (WIFEXITED(status) && leader_status && WIFEXITED(*leader_status) && *leader_status != status) {
     // The kernel's status names another thread's code (see options_for).
     // Left alone: a group exit after the leader's own (exit_group in
     // another thread) also ends here, and would be reported with the
     // leader's code.
-    spdlog::debug("process {}: wait status {:#x}, the leader exited with {:#x}", pid, status, *p.leader_exit_status);
-    status = *p.leader_exit_status;
+    spdlog::debug("process {}: wait status {:#x}, the leader exited with {:#x}", pid, status, *leader_status);
+    status = *leader_status;
   }
   StopEvent ev;
   ev.thread = {pid, pid};

@@ -88,7 +88,9 @@ class AttachTest(unittest.TestCase):
         self.assertTrue(harness.wait_gone(self.pid, 5))
 
     def test_disconnect_without_detach_releases(self):
-        stub = self.attach_stub()
+        # --once: the debugger leaving ends the session (without it, a
+        # stopped program waits for the next debugger, as with gdbserver).
+        stub = self.attach_stub("--once")
         out = harness.gdb_run(["break tick", "continue", "disconnect"],
                               args=[SPIN], pre=[f"target remote 127.0.0.1:{stub.port}"])
         self.assertIn("Breakpoint 1, tick ()", out)
@@ -99,7 +101,7 @@ class AttachTest(unittest.TestCase):
 
     def test_debugger_vanishes_releases(self):
         """The connection just drops (gdb killed): as a disconnect."""
-        stub = self.attach_stub()
+        stub = self.attach_stub("--once")
         c = harness.RspClient(stub.port)
         self.assertIn("PacketSize", c.handshake())
         self.assertRegex(c.request("?"), r"^[TS]")

@@ -65,13 +65,33 @@ class LifecycleTest(harness.StubTestCase):
 
     # -- the debugger goes away ------------------------------------------
 
-    def test_disconnect_while_stopped_kills_launched_program(self):
-        stub = self.stub("127.0.0.1:0", SPIN)
+    def test_once_disconnect_while_stopped_kills_launched_program(self):
+        stub = self.stub("--once", "127.0.0.1:0", SPIN)
         pid = launched_pid(stub)
         out = harness.gdb_run(["break tick", "continue", "disconnect"],
                               pre=[f"target remote 127.0.0.1:{stub.port}"], args=[SPIN])
         self.assertIn("Breakpoint 1, tick ()", out)
         self.assertTrue(harness.wait_gone(pid), f"launched program survived: state {process_state(pid)}")
+        self.assertEqual(stub.wait(15), 0, stub.output())
+
+    def test_disconnect_while_stopped_keeps_program_for_next_debugger(self):
+        # gdb's "disconnect" without --once, as with gdbserver: the program
+        # stays stopped where it was, and the next gdb carries on from there.
+        stub = self.stub("127.0.0.1:0", SPIN)
+        pid = launched_pid(stub)
+        out = harness.gdb_run(["break tick", "continue", "print/x $pc", "disconnect"],
+                              pre=[f"target remote 127.0.0.1:{stub.port}"], args=[SPIN])
+        self.assertIn("Breakpoint 1, tick ()", out)
+        pc = re.search(r"\$1 = (0x[0-9a-f]+)", out).group(1)
+        time.sleep(0.5)
+        self.assertIsNone(stub.proc.poll(), stub.output())
+        self.assertEqual(process_state(pid), "t", "the program should wait, stopped, for the next debugger")
+        out = harness.gdb_run(["print/x $pc", "print ticks", "break tick", "continue", "print ticks", "kill"],
+                              pre=[f"target remote 127.0.0.1:{stub.port}"], args=[SPIN], timeout=30)
+        self.assertIn(f"$1 = {pc}", out)
+        before, after = (int(v) for v in re.findall(r"\$[23] = (\d+)", out))
+        self.assertEqual(after, before + 1, out)  # it ran on to the next tick()
+        self.assertTrue(harness.wait_gone(pid), f"killed program survived: state {process_state(pid)}")
         self.assertEqual(stub.wait(15), 0, stub.output())
 
     def test_disconnect_while_running_kills_launched_program(self):
