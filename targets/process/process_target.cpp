@@ -954,6 +954,20 @@ void ProcessTarget::maybe_finish_stop() {
   }
   for (auto& [pid, p] : procs_)
     if (p.launching) return;
+  // Attaching, every thread seized has stopped now; a clone() that one of
+  // them was already inside when we seized it made a thread the kernel
+  // didn't trace, which /proc lists only once that clone returned. Seize
+  // such threads too (and wait for their stops), or one of them runs into
+  // a breakpoint later and the program dies of SIGTRAP
+  // (gdb.threads/attach-many-short-lived-threads).
+  for (auto& [pid, p] : procs_) {
+    if (!p.attaching) continue;
+    auto found = seize_new_threads(pid);
+    if (found && *found > 0) {
+      spdlog::debug("attach to {}: {} more thread(s) found after the stop", pid, *found);
+      return;
+    }
+  }
   phase_ = Phase::Stopped;
   bool interrupted = interrupt_requested_;
   interrupt_requested_ = false;
