@@ -59,6 +59,29 @@ char task_state(pid_t pid, pid_t tid) {
   return close && close[1] == ' ' ? close[2] : 0;
 }
 
+// Thread `tid` of `pid` is dying or dead: ended, or SIGKILL pending (a
+// group exit kills every thread with it, stopped ones too).
+bool thread_dying(pid_t pid, pid_t tid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+  FILE* f = std::fopen((dir + "/status").c_str(), "r");
+  if (!f) return true;
+  char line[256];
+  bool dying = false;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "State:", 6) == 0) {
+      const char* st = line + 6;
+      while (*st == ' ' || *st == '\t') ++st;
+      if (*st == 'Z' || *st == 'X') dying = true;
+    }
+    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
+      uint64_t pending = std::strtoull(line + 7, nullptr, 16);
+      if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
+    }
+  }
+  std::fclose(f);
+  return dying;
+}
+
 }  // namespace
 
 ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events)
@@ -155,7 +178,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
     ::_exit(127);
   }
   ::close(gate[0]);
-  if (ptrace(PTRACE_SEIZE, pid, nullptr, trace_options() | PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT) != 0) {
+  if (ptrace(PTRACE_SEIZE, pid, nullptr, options_for(pid, pid, true)) != 0) {
     Error e = errno_error("ptrace seize");
     ::kill(pid, SIGKILL);
     ::close(gate[1]);
@@ -217,8 +240,7 @@ Result<int> ProcessTarget::seize_new_threads(pid_t pid) {
   for (auto& entry : std::filesystem::directory_iterator(task_dir, ec)) {
     pid_t tid = std::atoi(entry.path().filename().c_str());
     if (tid <= 0 || threads_.count(tid)) continue;
-    long opts = trace_options() | (tid == pid ? PTRACE_O_TRACEEXIT : 0);  // see options_for
-    if (ptrace(PTRACE_SEIZE, tid, nullptr, opts) != 0) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, options_for(pid, tid, false)) != 0) {
       if (tid == pid) return errno_error("cannot attach to process " + std::to_string(pid));
       continue;  // thread exited meanwhile
     }
@@ -554,29 +576,6 @@ Status ProcessTarget::set_catch_syscalls(int pid, std::optional<std::vector<int>
   return ok_status();
 }
 
-// Thread `tid` of `pid` is dying or dead: ended, or SIGKILL pending (a
-// group exit kills every thread with it, stopped ones too).
-static bool thread_dying(pid_t pid, pid_t tid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
-  FILE* f = std::fopen((dir + "/status").c_str(), "r");
-  if (!f) return true;
-  char line[256];
-  bool dying = false;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "State:", 6) == 0) {
-      const char* st = line + 6;
-      while (*st == ' ' || *st == '\t') ++st;
-      if (*st == 'Z' || *st == 'X') dying = true;
-    }
-    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
-      uint64_t pending = std::strtoull(line + 7, nullptr, 16);
-      if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
-    }
-  }
-  std::fclose(f);
-  return dying;
-}
-
 // A signal queued for thread `tid` alone (its own pending set, not the
 // process's) that it doesn't block and that it would take before a SIGSTOP
 // of its own (the kernel dequeues synchronous signals first, then the lowest
@@ -613,10 +612,13 @@ long ProcessTarget::trace_options() const {
 // through gdbserver). The stop lets us read the leader's own code. Other
 // threads would pay a stop per exit for nothing, so new threads, which
 // inherit their creator's options, get theirs set at their first stop.
+long ProcessTarget::options_for(pid_t pid, pid_t tid, bool launched) const {
+  return trace_options() | (launched ? PTRACE_O_EXITKILL : 0) | (tid == pid ? PTRACE_O_TRACEEXIT : 0);
+}
+
 long ProcessTarget::options_for(const Thread& t) const {
   auto p = procs_.find(t.pid);
-  bool launched = p != procs_.end() && !p->second.attached;
-  return trace_options() | (launched ? PTRACE_O_EXITKILL : 0) | (t.tid == t.pid ? PTRACE_O_TRACEEXIT : 0);
+  return options_for(t.pid, t.tid, p != procs_.end() && !p->second.attached);
 }
 
 void ProcessTarget::set_child_policy(const ChildPolicy& policy) {
@@ -824,7 +826,6 @@ void ProcessTarget::check_zombie_leaders() {
   maybe_no_resumed();
   maybe_finish_stop();
 }
-
 
 // A thread of `pid` other than the leader is dying or dead (a group exit
 // kills them all with SIGKILL; their exits are on the way).

@@ -204,6 +204,8 @@ class ProcessTarget : public Target, public ProcessLauncher {
   pid_t tty_owner_ = 0;
   pid_t tty_saved_pgrp_ = -1;
   long trace_options() const;
+  // Trace options of thread `tid` of `pid`: see the definition.
+  long options_for(pid_t pid, pid_t tid, bool launched) const;
   long options_for(const Thread& t) const;
 
   // Stepping a thread over a breakpoint the filter said not to report
