@@ -79,7 +79,8 @@ bool decode_body(std::string_view raw, std::size_t max_out, std::string& out) {
   std::size_t i = 0;
   while (i < raw.size()) {
     // The run up to the next escape or run-length mark goes in whole.
-    std::size_t next = raw.find_first_of("}*", i);
+    constexpr char kMarks[] = {kEscape, kRunLength, '\0'};
+    std::size_t next = raw.find_first_of(kMarks, i);
     if (next == std::string_view::npos) next = raw.size();
     if (out.size() + (next - i) > max_out) return false;
     out.append(raw, i, next - i);

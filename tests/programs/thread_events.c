@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile int usr1_count = 0;
@@ -54,10 +55,20 @@ void *hitter(void *arg) {
   while (!spin_a) {  /* the spinner is past its start (signals unblocked) */
   }
   while (!done_flag) {
-    /* A varying delay (up to a few ms, so that a loaded machine still
-     * sees both orders): a step of the other thread sometimes finishes
-     * before this one's breakpoint, sometimes after. */
-    for (volatile unsigned i = 0; i < (k++ % 32) * 80000; i++) {
+    /* A varying delay, so that a step of the other thread sometimes
+     * finishes before this one's breakpoint and sometimes after: none, or
+     * a sleep of 1 to 19 ms. Not a busy loop: on a loaded machine (CI runs
+     * two sanitized tests at once on two cores) the stub may take some ms
+     * to collect a stop, and when both stops are waiting it takes them in
+     * the kernel's order, which is always the same; a sleep also leaves
+     * the CPU to the stepped thread. Drawn at random, not k % N: the test
+     * stops here twice per round, so k % N would keep one parity. */
+    k = k * 1103515245u + 12345u;
+    unsigned r = (k >> 16) % 32, ms = r < 12 ? 0 : r - 12;
+    if (ms) {
+      struct timespec d = {0, (long)ms * 1000000L};
+      while (nanosleep(&d, &d) != 0) {
+      }
     }
     hit();
   }
