@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "server/event_loop.h"
 #include "server/lab_config.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -167,7 +168,7 @@ int serve(asio::io_context& io, const Options& opts, Target& target) {
     target.release_all();
     return 1;
   }
-  io.run();
+  run_event_loop(io, std::chrono::microseconds(opts.spin_us));
   server.finish();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;
@@ -241,7 +242,7 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     spdlog::info("signal {}: shutting down", sig);
     for (auto& e : lab) e.server->shutdown();
   });
-  io.run();
+  run_event_loop(io, std::chrono::microseconds(opts.spin_us));
   for (auto& e : lab) e.server->finish();
   std::cerr << "dbgstub: exiting" << std::endl;
   return 0;

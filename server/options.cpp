@@ -106,6 +106,7 @@ std::string usage() {
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
          "  --handshake-timeout=SECONDS  drop a client that sends nothing this long after connecting (30; 0 = never)\n"
+         "  --spin=USEC         after each event, poll this long for the next before sleeping (0 = never, the default)\n"
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
          "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
          "  --help, --version\n"
@@ -199,6 +200,13 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       if (ec != std::errc() || p != v.data() + v.size() || secs < 0)
         return make_error(22, "--handshake-timeout needs whole seconds, got '" + v + "'");
       o.handshake_timeout = secs;
+    } else if (a.rfind("--spin=", 0) == 0) {
+      std::string v = a.substr(7);
+      int us = -1;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), us);
+      if (ec != std::errc() || p != v.data() + v.size() || us < 0 || us > 100000)
+        return make_error(22, "--spin needs microseconds from 0 to 100000, got '" + v + "'");
+      o.spin_us = us;
     } else if (a == "--") {
       ++i;
       break;

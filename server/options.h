@@ -56,6 +56,7 @@ struct Options {
   std::string log_level = "info";
   bool log_packets = false;
   int handshake_timeout = 30;  // seconds a new client may stay silent (0 = forever)
+  int spin_us = 0;             // poll this long after an event before blocking (see event_loop.h)
   bool help = false;
   bool version = false;
 };

@@ -119,3 +119,15 @@ TEST_CASE("options: --kd serves kernel targets only, on loopback by default") {
   CHECK_FALSE(parse_options({"--kd", "-", "--local-kernel"}).ok());
   CHECK_FALSE(parse_options({"--kd", ":5006", "--local-kernel", "--vm", "gdbstub=127.0.0.1:1"}).ok());
 }
+
+TEST_CASE("options: --spin") {
+  auto d = parse_options({":1", "prog"});
+  REQUIRE(d.ok());
+  CHECK(d->spin_us == 0);
+  auto z = parse_options({"--spin=150", ":1", "prog"});
+  REQUIRE(z.ok());
+  CHECK(z->spin_us == 150);
+  CHECK_FALSE(parse_options({"--spin=-1", ":1", "prog"}).ok());
+  CHECK_FALSE(parse_options({"--spin=1s", ":1", "prog"}).ok());
+  CHECK_FALSE(parse_options({"--spin=100001", ":1", "prog"}).ok());
+}
