@@ -10,73 +10,25 @@
 #include <vector>
 
 #include "server/dispatcher.h"
+#include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;
 
 namespace {
 
-class FakeRunner : public Target, public ProcessLauncher {
+class FakeRunner : public testing::FakeProcessTarget, public ProcessLauncher {
  public:
-  bool is_running = false;
-  int interrupts = 0;
-  int resumes = 0;
   std::vector<int> attached;
   bool attached_while_running = false;
-  std::vector<ThreadRef> thread_list = {{7, 7}, {7, 8}};
 
-  Mode mode() const override { return Mode::User; }
-  std::string describe() const override { return "fake"; }
-  void set_stop_handler(StopHandler) override {}
-  std::vector<ProcessInfo> processes() const override {
-    std::vector<ProcessInfo> out;
-    for (auto& t : thread_list)
-      if (t.pid == t.tid) {
-        ProcessInfo p;
-        p.pid = t.pid;
-        p.index = static_cast<int>(out.size());
-        p.origin = p.index ? ProcessInfo::Origin::Attached : ProcessInfo::Origin::Created;
-        out.push_back(p);
-      }
-    return out;
-  }
-  bool has_processes() const override { return true; }
-  std::vector<ThreadRef> threads() const override { return thread_list; }
-  bool thread_alive(ThreadRef t) const override {
-    for (auto& r : thread_list)
-      if (r.tid == t.tid) return true;
-    return false;
-  }
-  std::optional<StopEvent> last_stop() const override { return std::nullopt; }
-  bool running() const override { return is_running; }
-  std::string target_xml() const override { return ""; }
-  Result<std::string> read_registers(ThreadRef) override { return std::string(8, '\0'); }
-  Status write_registers(ThreadRef, const std::string&) override { return ok_status(); }
-  Result<std::string> read_register(ThreadRef, int) override { return std::string(8, '\0'); }
-  Status write_register(ThreadRef, int, const std::string&) override { return ok_status(); }
-  std::vector<int> expedited_registers() const override { return {}; }
-  Result<std::string> read_memory(int, uint64_t, std::size_t) override { return make_error(14, "unmapped"); }
-  Status write_memory(int, uint64_t, const std::string&) override { return ok_status(); }
-  Status insert_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status remove_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status resume(const std::vector<ResumeAction>&) override {
-    ++resumes;
-    is_running = true;
-    return ok_status();
-  }
-  Status interrupt() override {
-    ++interrupts;
-    return ok_status();
-  }
-  Status kill_process(int, const KillOptions&) override { return ok_status(); }
-  Status detach_process(int) override { return ok_status(); }
-  void release_all() override {}
+  FakeRunner() { listed = {{7, 7}, {7, 8}}; }
   ProcessLauncher* launcher() override { return this; }
   Status launch(const LaunchSpec&) override { return ok_status(); }
   Status attach(int pid) override {
     attached.push_back(pid);
     attached_while_running = attached_while_running || is_running;
     is_running = true;  // stopping the new process
-    thread_list.push_back({pid, pid});
+    listed.push_back({pid, pid});
     return ok_status();
   }
 };
@@ -134,12 +86,12 @@ TEST_CASE("dispatcher: a ^C overtaken by a breakpoint stop is reported at the ne
   REQUIRE(h.sent.size() == 1);
   CHECK(h.sent[0].rfind("T02", 0) == 0);
   CHECK(h.sent[0].find("thread:p7.8;") != std::string::npos);
-  CHECK(h.target.resumes == 1);  // not resumed for it
+  CHECK(h.target.resumes.size() == 1);  // not resumed for it
   // Answered: the next resume runs.
   h.sent.clear();
   h.dispatcher.handle_packet("vCont;c");
   CHECK(h.sent.empty());
-  CHECK(h.target.resumes == 2);
+  CHECK(h.target.resumes.size() == 2);
 }
 
 TEST_CASE("dispatcher: a ^C answered by its own stop leaves nothing pending") {
@@ -157,7 +109,7 @@ TEST_CASE("dispatcher: a ^C answered by its own stop leaves nothing pending") {
   h.sent.clear();
   h.dispatcher.handle_packet("vCont;c");
   CHECK(h.sent.empty());
-  CHECK(h.target.resumes == 2);
+  CHECK(h.target.resumes.size() == 2);
 }
 
 TEST_CASE("dispatcher: non-stop vAttach while other threads run waits until they are stopped") {
@@ -196,7 +148,7 @@ TEST_CASE("dispatcher: non-stop vAttach while other threads run waits until they
 
 TEST_CASE("dispatcher: a ^C's SIGINT is the last attached process's, as gdbserver's process-group SIGINT") {
   Harness h;
-  h.target.thread_list = {{7, 7}, {7, 8}, {9, 9}, {9, 10}};  // 9: attached last
+  h.target.listed = {{7, 7}, {7, 8}, {9, 9}, {9, 10}};  // 9: attached last
   h.request("qSupported:multiprocess+;swbreak+");
   h.dispatcher.handle_packet("vCont;c");
   h.dispatcher.handle_interrupt();
@@ -217,22 +169,22 @@ TEST_CASE("dispatcher: a ^C's SIGINT is the last attached process's, as gdbserve
   h.dispatcher.handle_interrupt();
   h.stop(breakpoint_hit(8));
   h.sent.clear();
-  int resumes = h.target.resumes;
+  auto resumes = h.target.resumes.size();
   h.dispatcher.handle_packet("vCont;s:p7.8");
   CHECK(h.sent.empty());
-  CHECK(h.target.resumes == resumes + 1);
+  CHECK(h.target.resumes.size() == resumes + 1);
   replies = h.stop(breakpoint_hit(8));
   h.sent.clear();
   h.dispatcher.handle_packet("vCont;c");
   REQUIRE(h.sent.size() == 1);
   CHECK(h.sent[0].rfind("T02", 0) == 0);
   CHECK(h.sent[0].find("thread:p9.9;") != std::string::npos);
-  CHECK(h.target.resumes == resumes + 1);
+  CHECK(h.target.resumes.size() == resumes + 1);
 }
 
 TEST_CASE("dispatcher: a ^C while only another process's thread steps waits for that process's next resume") {
   Harness h;
-  h.target.thread_list = {{7, 7}, {7, 8}, {9, 9}, {9, 10}};  // 9: attached last
+  h.target.listed = {{7, 7}, {7, 8}, {9, 9}, {9, 10}};  // 9: attached last
   h.request("qSupported:multiprocess+;swbreak+");
   h.dispatcher.handle_packet("vCont;s:p7.8");  // gdb steps 7.8 over a breakpoint
   h.dispatcher.handle_interrupt();
@@ -246,10 +198,10 @@ TEST_CASE("dispatcher: a ^C while only another process's thread steps waits for 
   CHECK(replies[0].rfind("T05", 0) == 0);
   CHECK(replies[0].find("thread:p7.8;") != std::string::npos);
   h.sent.clear();
-  int resumes = h.target.resumes;
+  auto resumes = h.target.resumes.size();
   h.dispatcher.handle_packet("vCont;c");
   REQUIRE(h.sent.size() == 1);
   CHECK(h.sent[0].rfind("T02", 0) == 0);
   CHECK(h.sent[0].find("thread:p9.9;") != std::string::npos);
-  CHECK(h.target.resumes == resumes);
+  CHECK(h.target.resumes.size() == resumes);
 }

@@ -9,53 +9,23 @@
 
 #include "protocol/rsp/hex.h"
 #include "server/dispatcher.h"
+#include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;
 
 namespace {
 
-class FakeProcess : public Target {
+class FakeProcess : public testing::FakeProcessTarget {
  public:
   bool range_steps = true;
-  std::vector<ResumeAction> resumed;
   std::string memory = std::string("ab$#}*\x00\xff", 8);  // at 0x1000, with bytes framing escapes
   static constexpr uint64_t kBase = 0x1000;
 
-  Mode mode() const override { return Mode::User; }
-  std::string describe() const override { return "fake"; }
-  void set_stop_handler(StopHandler) override {}
-  std::vector<ProcessInfo> processes() const override {
-    ProcessInfo p;
-    p.pid = 7;
-    return {p};
-  }
-  bool has_processes() const override { return true; }
-  std::vector<ThreadRef> threads() const override { return {{7, 7}}; }
-  bool thread_alive(ThreadRef t) const override { return t.tid == 7; }
-  std::optional<StopEvent> last_stop() const override { return std::nullopt; }
-  bool running() const override { return false; }
-  std::string target_xml() const override { return ""; }
-  Result<std::string> read_registers(ThreadRef) override { return std::string(8, '\0'); }
-  Status write_registers(ThreadRef, const std::string&) override { return ok_status(); }
-  Result<std::string> read_register(ThreadRef, int) override { return std::string(8, '\0'); }
-  Status write_register(ThreadRef, int, const std::string&) override { return ok_status(); }
-  std::vector<int> expedited_registers() const override { return {}; }
   Result<std::string> read_memory(int, uint64_t addr, std::size_t len) override {
     if (addr < kBase || addr >= kBase + memory.size()) return make_error(14, "unmapped");
     return memory.substr(addr - kBase, len);
   }
-  Status write_memory(int, uint64_t, const std::string&) override { return ok_status(); }
-  Status insert_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status remove_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status resume(const std::vector<ResumeAction>& actions) override {
-    resumed = actions;
-    return ok_status();
-  }
   bool supports_range_step() const override { return range_steps; }
-  Status interrupt() override { return ok_status(); }
-  Status kill_process(int, const KillOptions&) override { return ok_status(); }
-  Status detach_process(int) override { return ok_status(); }
-  void release_all() override {}
 };
 
 struct Harness {
@@ -112,16 +82,16 @@ TEST_CASE("dispatcher: range stepping is announced and passed on with its range"
   h.sent.clear();
   h.dispatcher.handle_packet("vCont;r401000,401020:7;c");
   CHECK(h.sent.empty());  // the stop reply comes later
-  REQUIRE(h.target.resumed.size() == 2);
-  const ResumeAction& r = h.target.resumed[0];
+  REQUIRE(h.target.resumes.back().size() == 2);
+  const ResumeAction& r = h.target.resumes.back()[0];
   CHECK(r.kind == ResumeAction::Kind::Step);
   CHECK(r.ranged());
   CHECK(r.range_start == 0x401000);
   CHECK(r.range_end == 0x401020);
   REQUIRE(r.thread);
   CHECK(r.thread->tid == 7);
-  CHECK(h.target.resumed[1].kind == ResumeAction::Kind::Continue);
-  CHECK_FALSE(h.target.resumed[1].ranged());
+  CHECK(h.target.resumes.back()[1].kind == ResumeAction::Kind::Continue);
+  CHECK_FALSE(h.target.resumes.back()[1].ranged());
 
   Harness plain;
   plain.target.range_steps = false;

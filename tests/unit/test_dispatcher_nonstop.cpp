@@ -7,23 +7,17 @@
 #include <vector>
 
 #include "server/dispatcher.h"
+#include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;
 
 namespace {
 
-class FakeTarget : public Target {
+class FakeTarget : public testing::FakeProcessTarget {
  public:
-  std::vector<ThreadRef> listed{{7, 7}};
   std::vector<int> pids{7};
   std::vector<int> read_from;  // the pid of each memory read
-  std::vector<std::vector<ResumeAction>> resumes;
-  bool is_running = false;
-  std::optional<StopEvent> last;
 
-  Mode mode() const override { return Mode::User; }
-  std::string describe() const override { return "fake"; }
-  void set_stop_handler(StopHandler) override {}
   std::vector<ProcessInfo> processes() const override {
     std::vector<ProcessInfo> out;
     for (int pid : pids) {
@@ -33,37 +27,10 @@ class FakeTarget : public Target {
     }
     return out;
   }
-  bool has_processes() const override { return true; }
-  std::vector<ThreadRef> threads() const override { return listed; }
-  bool thread_alive(ThreadRef t) const override {
-    for (auto& l : listed)
-      if (l == t) return true;
-    return false;
-  }
-  std::optional<StopEvent> last_stop() const override { return last; }
-  bool running() const override { return is_running; }
-  std::string target_xml() const override { return ""; }
-  Result<std::string> read_registers(ThreadRef) override { return std::string(8, '\0'); }
-  Status write_registers(ThreadRef, const std::string&) override { return ok_status(); }
-  Result<std::string> read_register(ThreadRef, int) override { return std::string(8, '\0'); }
-  Status write_register(ThreadRef, int, const std::string&) override { return ok_status(); }
-  std::vector<int> expedited_registers() const override { return {}; }
   Result<std::string> read_memory(int pid, uint64_t, std::size_t len) override {
     read_from.push_back(pid);
     return std::string(len, '\0');
   }
-  Status write_memory(int, uint64_t, const std::string&) override { return ok_status(); }
-  Status insert_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status remove_breakpoint(int, BreakpointType, uint64_t, uint64_t) override { return ok_status(); }
-  Status resume(const std::vector<ResumeAction>& actions) override {
-    resumes.push_back(actions);
-    is_running = true;
-    return ok_status();
-  }
-  Status interrupt() override { return ok_status(); }
-  Status kill_process(int, const KillOptions&) override { return ok_status(); }
-  Status detach_process(int) override { return ok_status(); }
-  void release_all() override {}
 };
 
 struct Harness {
