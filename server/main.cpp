@@ -10,6 +10,7 @@
 #include "server/event_loop.h"
 #include "server/lab_config.h"
 #include "server/options.h"
+#include "server/self_test.h"
 #include "server/server.h"
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/child_events.h"
@@ -65,6 +66,10 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_level(spdlog::level::from_str(opts->log_level));
   if (opts->log_packets && spdlog::get_level() > spdlog::level::info) spdlog::set_level(spdlog::level::info);
+  if (opts->selftest) {
+    spdlog::set_level(spdlog::level::warn);  // the checks' own lines only
+    return run_self_tests(std::cout);
+  }
 
   asio::io_context io;
   if (opts->lab) return serve_lab(io, *opts);

@@ -109,6 +109,7 @@ std::string usage() {
          "  --spin=USEC         after each event, poll this long for the next before sleeping (0 = never, the default)\n"
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
          "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
+         "  --selftest          check that this machine lets dbgstub work (codecs, ptrace) and exit\n"
          "  --help, --version\n"
          "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n"
          "COMM may also be - (or stdio): speak over stdin/stdout, for gdb's \"target remote | dbgstub - PROG\".\n";
@@ -165,6 +166,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       if (o.wrapper.empty()) return make_error(22, "--wrapper needs a program");
     }
     else if (a == "--version") o.version = true;
+    else if (a == "--selftest") o.selftest = true;
     else if (a == "--config" || a.rfind("--config=", 0) == 0) {
       if (a == "--config") {
         if (++i >= args.size()) return make_error(22, "--config needs a file");
@@ -214,7 +216,7 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       return make_error(22, "unknown option " + a);
     }
   }
-  if (o.help || o.version) return o;
+  if (o.help || o.version || o.selftest) return o;
   if (o.kd) {
     // WinDbg's KD front end serves a kernel: a local one or a VM's.
     if (!kd_comm) {

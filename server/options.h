@@ -59,6 +59,7 @@ struct Options {
   int spin_us = 0;             // poll this long after an event before blocking (see event_loop.h)
   bool help = false;
   bool version = false;
+  bool selftest = false;       // --selftest: check this machine and exit (server/self_test.h)
 };
 
 Result<Options> parse_options(const std::vector<std::string>& args);

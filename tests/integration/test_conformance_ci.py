@@ -5,15 +5,16 @@ restart, wrappers, file transfer, sysroot, reconnects, stop replies without
 threads) and the gdb.base / gdb.threads files for features that came from
 conformance work (catch syscall, $_siginfo, thread-local storage, a leader
 exiting first, kill after a signal, a stopped program kept across a
-disconnect). Every test in them passes with
-gdbserver 13.1 here, so any FAIL, ERROR or UNRESOLVED fails this test.
+disconnect), and unittest (`--selftest`, which gdbserver here answers
+"Selftests have been disabled", UNSUPPORTED). Every other test in them
+passes with gdbserver 13.1 here, so any FAIL, ERROR or UNRESOLVED fails
+this test.
 
 Left out, and run by scripts/conformance.sh outside CI: the slow files
 (ext-attach, attach-flag, exit-multiple-threads, stop-reply-no-thread-multi,
 break-idempotent: about a minute more), the longer gdb.base and gdb.threads
 sets, and the files whose differences are listed in the README
-(non-existing-program, unittest: gdbserver's own selftests) or that
-depend on the machine's process list (ext-run's `info os processes`
+(non-existing-program) or that depend on the machine's process list (ext-run's `info os processes`
 pattern, which a busy machine overflows).
 
 The testsuite comes from Debian's gdb-source, run by dejagnu (both in
@@ -36,7 +37,7 @@ FILES = [f"gdb.server/{f}.exp" for f in (
     "file-transfer", "monitor-exit-quit", "no-thread-db", "run-without-local-binary", "sysroot",
     "twice-connect", "connect-stopped-target", "connect-with-no-symbol-file",
     "connect-without-multi-process", "stop-reply-no-thread", "solib-list", "multi-ui-errors",
-    "bkpt-other-inferior", "abspath", "reconnect-ctrl-c")] + [
+    "bkpt-other-inferior", "abspath", "reconnect-ctrl-c", "unittest")] + [
     "gdb.base/catch-syscall.exp", "gdb.base/siginfo-obj.exp", "gdb.base/kill-after-signal.exp",
     "gdb.threads/tls.exp", "gdb.threads/no-unwaited-for-left.exp", "gdb.threads/reconnect-signal.exp"]
 

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -139,6 +140,18 @@ class LifecycleTest(harness.StubTestCase):
         out = harness.gdb_run(["continue"], pre=[f"target remote 127.0.0.1:{stub.port}"], args=[BASIC])
         self.assertIn("exited normally", out)
         self.assertEqual(stub.wait(15), 0, stub.output())
+
+    # -- --selftest --------------------------------------------------------
+
+    def test_selftest_checks_codecs_and_ptrace(self):
+        """gdbserver's --selftest output, which gdb.server/unittest.exp
+        reads; the ptrace check really starts, steps and ends a program."""
+        r = subprocess.run([harness.DBGSTUB, "--selftest"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        for name in ("rsp_framing", "kd_framing", "ptrace_program"):
+            self.assertIn(f"Running selftest {name}.", r.stdout)
+        self.assertIn("Ran 3 unit tests, 0 failed", r.stdout)
 
     # -- signals to dbgstub ------------------------------------------------
 
