@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -109,8 +110,7 @@ std::string commandline_from_pid(const std::string& proc_root, const std::string
     if (c.size() < 31) c += "]";
     return c;
   }
-  for (char& c : *cmdline)
-    if (c == '\0') c = ' ';
+  std::replace(cmdline->begin(), cmdline->end(), '\0', ' ');
   return *cmdline;
 }
 
@@ -184,17 +184,25 @@ std::string cores_of(const std::string& proc_root, const std::string& pid, const
 }  // namespace
 
 std::string xml_escape_text(std::string_view s) {
+  // Runs without a special character are copied whole (a process
+  // document escapes every command line of the machine).
+  static constexpr std::string_view kSpecial = "'\"&<>";
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t j = s.find_first_of(kSpecial, i);
+    if (j == std::string_view::npos) j = s.size();
+    out.append(s, i, j - i);
+    if (j == s.size()) break;
+    switch (s[j]) {
       case '\'': out += "&apos;"; break;
       case '"': out += "&quot;"; break;
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      default: out += c;
+      default: out += "&gt;"; break;  // '>'
     }
+    i = j + 1;
   }
   return out;
 }

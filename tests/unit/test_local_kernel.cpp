@@ -467,6 +467,19 @@ TEST_CASE("osdata: cores from every task's stat, odd names and short lines") {
   CHECK(n == 2);
 }
 
+TEST_CASE("xml_escape_text: the five characters gdb escapes, everything else as is") {
+  CHECK(xml_escape_text("") == "");
+  CHECK(xml_escape_text("plain text, no specials") == "plain text, no specials");
+  CHECK(xml_escape_text("'\"&<>") == "&apos;&quot;&amp;&lt;&gt;");
+  CHECK(xml_escape_text("a<b>c&&d'e\"") == "a&lt;b&gt;c&amp;&amp;d&apos;e&quot;");
+  CHECK(xml_escape_text(">start and end<") == "&gt;start and end&lt;");
+  std::string with_nul("x\0<\0y", 5);
+  CHECK(xml_escape_text(with_nul) == std::string("x\0&lt;\0y", 8));
+  std::string lng(5000, 'a');
+  lng[2500] = '&';
+  CHECK(xml_escape_text(lng) == std::string(2500, 'a') + "&amp;" + std::string(2499, 'a'));
+}
+
 // A one-thread process's cores come from /proc/PID/stat (its leader is its
 // only task): task/ is not read. Zombie leaders, more threads, or a stat
 // without the fields fall back to every task's stat.
