@@ -79,35 +79,36 @@ KdRegisterMap::KdRegisterMap(const std::string& target_xml) {
   }
 }
 
-std::optional<KdRegisterMap::Reg> KdRegisterMap::find(const std::string& name) const {
+std::optional<KdRegisterMap::Reg> KdRegisterMap::find(std::string_view name) const {
   auto it = regs_.find(name);
   if (it == regs_.end()) return std::nullopt;
   return it->second;
 }
 
-std::optional<std::string> KdRegisterMap::get_raw(const std::string& g, const std::string& name) const {
+std::optional<std::string> KdRegisterMap::get_raw(const std::string& g, std::string_view name) const {
   auto r = find(name);
   if (!r || r->offset + r->size > g.size()) return std::nullopt;
   return g.substr(r->offset, r->size);
 }
 
-std::optional<uint64_t> KdRegisterMap::get(const std::string& g, const std::string& name) const {
-  auto raw = get_raw(g, name);
-  if (!raw) return std::nullopt;
+std::optional<uint64_t> KdRegisterMap::get(const std::string& g, std::string_view name) const {
+  // As get_raw, read in place rather than through a copy of the bytes.
+  auto r = find(name);
+  if (!r || r->offset + r->size > g.size()) return std::nullopt;
   uint64_t v = 0;
-  for (std::size_t i = 0; i < raw->size() && i < 8; ++i)
-    v |= static_cast<uint64_t>(static_cast<unsigned char>((*raw)[i])) << (8 * i);
+  for (std::size_t i = 0; i < r->size && i < 8; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>(g[r->offset + i])) << (8 * i);
   return v;
 }
 
-bool KdRegisterMap::set_raw(std::string& g, const std::string& name, const std::string& bytes) const {
+bool KdRegisterMap::set_raw(std::string& g, std::string_view name, const std::string& bytes) const {
   auto r = find(name);
   if (!r || r->offset + r->size > g.size()) return false;
   for (std::size_t i = 0; i < r->size; ++i) g[r->offset + i] = i < bytes.size() ? bytes[i] : '\0';
   return true;
 }
 
-bool KdRegisterMap::set(std::string& g, const std::string& name, uint64_t value) const {
+bool KdRegisterMap::set(std::string& g, std::string_view name, uint64_t value) const {
   std::string b(8, '\0');
   for (int i = 0; i < 8; ++i) b[static_cast<std::size_t>(i)] = static_cast<char>(value >> (8 * i));
   return set_raw(g, name, b);

@@ -20,6 +20,7 @@
 #include <tuple>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/kd/framing.h"
@@ -43,19 +44,21 @@ class KdRegisterMap {
     std::size_t size = 0;    // bytes
   };
   explicit KdRegisterMap(const std::string& target_xml);
-  std::optional<Reg> find(const std::string& name) const;
-  bool has(const std::string& name) const { return find(name).has_value(); }
+  std::optional<Reg> find(std::string_view name) const;
+  bool has(std::string_view name) const { return find(name).has_value(); }
   // Little-endian value of `name` from 'g' bytes (at most 8 bytes); nullopt
   // if the target has no such register or the bytes are short.
-  std::optional<uint64_t> get(const std::string& g, const std::string& name) const;
+  std::optional<uint64_t> get(const std::string& g, std::string_view name) const;
   // Raw bytes of `name` (any size).
-  std::optional<std::string> get_raw(const std::string& g, const std::string& name) const;
+  std::optional<std::string> get_raw(const std::string& g, std::string_view name) const;
   // Sets `name` in 'g' bytes if present; false if absent.
-  bool set(std::string& g, const std::string& name, uint64_t value) const;
-  bool set_raw(std::string& g, const std::string& name, const std::string& bytes) const;
+  bool set(std::string& g, std::string_view name, uint64_t value) const;
+  bool set_raw(std::string& g, std::string_view name, const std::string& bytes) const;
 
  private:
-  std::map<std::string, Reg> regs_;
+  // By name; looked up by string_view without a std::string made for
+  // each (the CONTEXT conversions look up some forty names per request).
+  std::map<std::string, Reg, std::less<>> regs_;
 };
 
 // The AMD64 CONTEXT of a thread from its 'g' bytes, and back. to_context

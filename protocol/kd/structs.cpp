@@ -1,8 +1,24 @@
 #include "protocol/kd/structs.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 
 namespace dbgstub::kd {
+
+Error detail::too_short(const char* name, std::size_t have, std::size_t need) {
+  static constexpr char kMid[] = " bytes, need ";
+  char have_s[24], need_s[24];
+  char* have_end = std::to_chars(have_s, have_s + sizeof have_s, have).ptr;
+  char* need_end = std::to_chars(need_s, need_s + sizeof need_s, need).ptr;
+  std::size_t name_len = std::strlen(name);
+  std::string m;
+  m.reserve(name_len + 2 + static_cast<std::size_t>(have_end - have_s) + sizeof kMid - 1 +
+            static_cast<std::size_t>(need_end - need_s));
+  m.append(name, name_len).append(": ").append(have_s, have_end).append(kMid).append(need_s, need_end);
+  return make_error(22, std::move(m));
+}
+
 namespace {
 
 constexpr uint32_t kMaxPacket = 4000;  // PACKET_MAX_SIZE

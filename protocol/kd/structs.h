@@ -524,16 +524,18 @@ struct Store {
   }
 };
 
+// "NAME: HAVE bytes, need NEED", the error of a structure given too few
+// bytes, built in one string (a chain of + allocated at each step, and a
+// short payload is the usual failure).
+Error too_short(const char* name, std::size_t have, std::size_t need);
+
 }  // namespace detail
 
 // Parses T from the first T::kSize bytes; fails if fewer are given. Extra
 // bytes are the caller's (trailing data).
 template <class T>
 Result<T> parse_struct(ByteView bytes, const char* name = "structure") {
-  if (bytes.size() < T::kSize) {
-    return make_error(22, std::string(name) + ": " + std::to_string(bytes.size()) + " bytes, need " +
-                              std::to_string(T::kSize));
-  }
+  if (bytes.size() < T::kSize) return detail::too_short(name, bytes.size(), T::kSize);
   T out{};
   ByteReader r(bytes.first(T::kSize));
   detail::Load load{r, 0};

@@ -205,7 +205,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (w.io.stopped()) w.io.restart();
   w.io.poll();  // anything the child did (it should have done nothing)
-  if (target.running() || target.processes().size() != 1 || !target.thread_alive(w.thread))
+  // threads() rather than processes(): the same bookkeeping, without the
+  // readlink of /proc/PID/exe and the read of its comm for each input.
+  if (target.running() || !target.has_processes() || target.threads().size() != 1 ||
+      !target.thread_alive(w.thread))
     die("the child is no longer a stopped, traced process");
   return 0;
 }

@@ -75,6 +75,17 @@ bool same_without_junk(const std::vector<kd::KdEvent>& a, const std::vector<kd::
 // reserve in LLVMFuzzerInitialize and the clear() at the end of each check.
 std::vector<kd::KdEvent>* scratch = nullptr;
 
+// The event lists of one input (whole stream, chunked run, one chunk), kept
+// from input to input with their capacity rather than grown from nothing
+// each time: every growth was an allocation, filled and paged in under
+// ASan. Reserved for the default 4096-byte inputs (at most about one event
+// per byte); a longer input grows them once (libFuzzer then runs it again
+// under a leak check, and finds none). Cleared at the end of each input.
+struct Lists {
+  std::vector<kd::KdEvent> whole, chunked, events;
+};
+Lists* lists = nullptr;
+
 // One framed packet fed to a fresh framer must come back as exactly that
 // one event, and leave the framer idle.
 void check_single(kd::ByteView framed, const kd::KdEvent& want) {
@@ -136,6 +147,10 @@ struct Rng {
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   scratch = new std::vector<kd::KdEvent>;
   scratch->reserve(16);  // the checks expect one event; more is a failure
+  lists = new Lists;
+  lists->whole.reserve(4096);
+  lists->chunked.reserve(4096);
+  lists->events.reserve(64);  // a chunk is at most 64 bytes
   return 0;
 }
 
@@ -145,7 +160,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kd::ByteView stream(data + 1, size - 1);
 
   // The stream fed whole, as the reference for the chunked run.
-  std::vector<kd::KdEvent> whole;
+  std::vector<kd::KdEvent>& whole = lists->whole;
   {
     kd::KdFramer f;
     f.feed(stream, whole);
@@ -163,8 +178,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   kd::KdFramer framer;
   kd::SessionState state;
-  std::vector<kd::KdEvent> chunked;
-  std::vector<kd::KdEvent> events;  // of one chunk; reused
+  std::vector<kd::KdEvent>& chunked = lists->chunked;
+  std::vector<kd::KdEvent>& events = lists->events;  // of one chunk
   std::size_t pos = 0;
   while (pos < stream.size()) {
     uint32_t r = rng.next();
@@ -174,7 +189,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     framer.feed(stream.subspan(pos, n), events);
     pos += n;
 
-    for (const auto& ev : events) {
+    for (auto& ev : events) {
       bool was_pending = state.awaiting_ack();
       uint32_t expected = state.expected_receive_id();
       kd::SessionAction a = state.on_event(ev);
@@ -198,7 +213,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (pending ? bool(sent) : !sent) fail();
         if (sent) check_sent(*sent);
       }
-      chunked.push_back(ev);
+      chunked.push_back(std::move(ev));  // events is cleared before the next chunk
     }
 
     // Between reads: the resend timer, or a print given up on.
@@ -228,5 +243,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   // Chunking may split junk runs differently, nothing else.
   if (!same_without_junk(whole, chunked)) fail();
+  whole.clear();
+  chunked.clear();
+  events.clear();
   return 0;
 }

@@ -60,6 +60,7 @@ constexpr std::size_t kMemSize = 0x2000;
 // memory so that a fresh one per input is cheap.
 class FakeKernel : public Target {
  public:
+  // `xml` is the fixture's, which outlives every FakeKernel: not copied.
   FakeKernel(const std::string& xml, const std::string& g0, const std::string& g1, const std::string& mem)
       : xml_(xml), mem_(mem) {
     g_[0] = g0;
@@ -133,8 +134,20 @@ class FakeKernel : public Target {
     interrupted_ = false;
   }
 
+  // Back to the state the constructor gives, in the same buffers: one
+  // FakeKernel serves every input, rather than 8 KiB of memory and both
+  // register sets allocated (and, under ASan, filled) anew each time.
+  void reset(const std::string& g0, const std::string& g1, const std::string& mem) {
+    g_[0].assign(g0);
+    g_[1].assign(g1);
+    mem_.assign(mem);
+    running_ = false;
+    interrupted_ = false;
+    breakpoints_ = 0;
+  }
+
  private:
-  std::string xml_;
+  const std::string& xml_;
   std::string g_[2];
   std::string mem_;
   bool running_ = false;
@@ -146,6 +159,7 @@ struct Fixture {
   std::string xml = x86::target_xml();
   std::string g0, g1, mem;
   std::unique_ptr<LocalKernelTarget> local;
+  std::unique_ptr<FakeKernel> fake;  // reset() at the start of each input
   // Each target's register map, from its own description, built once: the
   // descriptions never change, and parsing one took a tenth of each input.
   // The dispatcher itself is still made anew for every input.
@@ -271,6 +285,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // Loads /proc/kallsyms now (once, cached) rather than in the first input
   // that picks the local kernel.
   (void)fixture->local->kernel_base();
+  fixture->fake = std::make_unique<FakeKernel>(fixture->xml, fixture->g0, fixture->g1, fixture->mem);
   fixture->fake_regs = std::make_shared<const KdRegisterMap>(fixture->xml);
   fixture->local_regs = std::make_shared<const KdRegisterMap>(fixture->local->target_xml());
   // Once: a dispatcher that builds its own map from the target (as the KD
@@ -294,7 +309,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   bool use_local = data[0] & 1;
-  FakeKernel fake(fixture->xml, fixture->g0, fixture->g1, fixture->mem);
+  FakeKernel& fake = *fixture->fake;
+  fake.reset(fixture->g0, fixture->g1, fixture->mem);
   Target& target = use_local ? static_cast<Target&>(*fixture->local) : static_cast<Target&>(fake);
 
   std::vector<Sent> sent;

@@ -213,6 +213,24 @@ TEST_CASE("kd registers: CONTEXT from and back to gdb's x86-64 layout, by name")
   CHECK(missing == std::vector<std::string>{"cr0", "cr2", "cr3", "cr4"});
 }
 
+TEST_CASE("kd registers: get reads at most 8 bytes in place; short or unknown gives nothing") {
+  KdRegisterMap map(x86::target_xml());
+  auto xmm0 = map.find("xmm0");
+  REQUIRE(xmm0);
+  CHECK(xmm0->size == 16);
+  std::string g(xmm0->offset + xmm0->size, '\0');
+  for (std::size_t i = 0; i < 16; ++i) g[xmm0->offset + i] = static_cast<char>(0x10 + i);
+  CHECK(map.get(g, "xmm0") == 0x1716151413121110ull);  // the low 8 of 16 bytes, little-endian
+  CHECK(map.get_raw(g, std::string("xmm0")) == g.substr(xmm0->offset, 16));
+  std::string_view name = "xmm0 and more";
+  CHECK(map.get(g, name.substr(0, 4)) == map.get(g, "xmm0"));  // a view that is not NUL-terminated
+  CHECK_FALSE(map.get(g.substr(0, xmm0->offset + 15), "xmm0"));  // one byte short
+  CHECK_FALSE(map.get(g, "xmm"));
+  CHECK_FALSE(map.has("no-such-register"));
+  CHECK(map.set(g, "xmm0", 0x42));
+  CHECK(map.get_raw(g, "xmm0") == std::string("\x42", 1) + std::string(15, '\0'));  // set writes the whole register
+}
+
 TEST_CASE("kd dispatcher: connect greets, then reports the stop as a breakpoint exception") {
   FakeKernel k;
   Harness h(k);

@@ -76,6 +76,21 @@ TEST_CASE("kd structs: sizes and exact round trips") {
   check_round_trip<CreateFile>(rng);
 }
 
+TEST_CASE("kd structs: a structure given too few bytes names itself and both sizes") {
+  auto c = parse_context(Bytes(3, 0));
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().code == 22);
+  CHECK(c.error().message == "CONTEXT: 3 bytes, need " + std::to_string(Context::kSize));
+  auto v = parse_struct<GetVersion64>(Bytes());
+  REQUIRE_FALSE(v.ok());
+  CHECK(v.error().message == "structure: 0 bytes, need " + std::to_string(GetVersion64::kSize));
+  auto m = parse_struct<ManipulateState64>(Bytes(ManipulateState64::kSize - 1, 0), "DBGKD_MANIPULATE_STATE64");
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.error().message ==
+        "DBGKD_MANIPULATE_STATE64: " + std::to_string(ManipulateState64::kSize - 1) + " bytes, need " +
+            std::to_string(ManipulateState64::kSize));
+}
+
 TEST_CASE("kd structs: AMD64 CONTEXT field offsets") {
   Context c;
   c.context_flags = 0x11111111;

@@ -467,6 +467,73 @@ TEST_CASE("osdata: cores from every task's stat, odd names and short lines") {
   CHECK(n == 2);
 }
 
+TEST_CASE("xml_escape_text: the five characters gdb escapes, everything else as is") {
+  CHECK(xml_escape_text("") == "");
+  CHECK(xml_escape_text("plain text, no specials") == "plain text, no specials");
+  CHECK(xml_escape_text("'\"&<>") == "&apos;&quot;&amp;&lt;&gt;");
+  CHECK(xml_escape_text("a<b>c&&d'e\"") == "a&lt;b&gt;c&amp;&amp;d&apos;e&quot;");
+  CHECK(xml_escape_text(">start and end<") == "&gt;start and end&lt;");
+  std::string with_nul("x\0<\0y", 5);
+  CHECK(xml_escape_text(with_nul) == std::string("x\0&lt;\0y", 8));
+  std::string lng(5000, 'a');
+  lng[2500] = '&';
+  CHECK(xml_escape_text(lng) == std::string(2500, 'a') + "&amp;" + std::string(2499, 'a'));
+}
+
+// A one-thread process's cores come from /proc/PID/stat (its leader is its
+// only task): task/ is not read. Zombie leaders, more threads, or a stat
+// without the fields fall back to every task's stat.
+TEST_CASE("osdata: cores of a one-thread process from its own stat") {
+  TempDir dir;
+  std::string proc = (dir.path / "proc").string();
+  // state, then fields 1..35 (num_threads is field 17 after the comm), then
+  // the processor (36).
+  auto stat = [](const std::string& pid, const std::string& state, const std::string& threads,
+                 const std::string& processor) {
+    std::string s = pid + " (p) " + state;
+    for (int i = 1; i < 36; ++i) s += " " + (i == 17 ? threads : std::to_string(i));
+    return s + " " + processor + " 0 0 0\n";
+  };
+  // One thread: the pid's stat says core 1; the task stat (which a real
+  // /proc would keep equal) says 0 and must not be read.
+  dir.file("proc/20/stat", stat("20", "S", "1", "1"));
+  dir.file("proc/20/cmdline", std::string("one\0", 4));
+  dir.file("proc/20/task/20/stat", stat("20", "S", "1", "0"));
+  // One thread but an offline core: empty, as the walk would give.
+  dir.file("proc/21/stat", stat("21", "R", "1", "100000000"));
+  dir.file("proc/21/cmdline", std::string("off\0", 4));
+  // Two threads: every task's stat.
+  dir.file("proc/22/stat", stat("22", "S", "2", "1"));
+  dir.file("proc/22/cmdline", std::string("two\0", 4));
+  dir.file("proc/22/task/22/stat", stat("22", "S", "2", "0"));
+  dir.file("proc/22/task/23/stat", stat("23", "S", "2", "0"));
+  // A zombie leader with one live thread left: every task's stat.
+  dir.file("proc/24/stat", stat("24", "Z", "1", "1"));
+  dir.file("proc/24/cmdline", std::string("zombie\0", 7));
+  dir.file("proc/24/task/24/stat", stat("24", "Z", "1", "0"));
+  dir.file("proc/24/task/25/stat", stat("25", "S", "1", "0"));
+  // One thread, processor not a number: every task's stat.
+  dir.file("proc/26/stat", stat("26", "S", "1", "x"));
+  dir.file("proc/26/cmdline", std::string("nan\0", 4));
+  dir.file("proc/26/task/26/stat", stat("26", "S", "1", "0"));
+  // A kernel thread: [comm] from the same stat.
+  dir.file("proc/27/stat", stat("27", "I", "1", "0"));
+  dir.file("proc/27/cmdline", "");
+
+  std::string x = osdata_processes(proc);
+  bool two = ::sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+  auto row = [&](const std::string& command, const std::string& cores) {
+    return x.find("<column name=\"command\">" + command + "</column><column name=\"cores\">" + cores +
+                  "</column>") != std::string::npos;
+  };
+  CHECK(row("one ", two ? "1" : ""));
+  CHECK(row("off ", ""));
+  CHECK(row("two ", "0"));
+  CHECK(row("zombie ", "0"));
+  CHECK(row("nan ", "0"));
+  CHECK(row("[p]", "0"));
+}
+
 TEST_CASE("osdata on the real /proc lists this process") {
   LocalKernelTarget t;
   auto doc = t.osdata("processes");
