@@ -615,6 +615,7 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QListThreadsInStopReply+",
   };
   if (!disabled("QNonStop")) out.push_back("QNonStop+");
+  out.push_back("QThreadEvents+");
   if (multiprocess_) out.push_back("multiprocess+");
   if (fork_events_) out.push_back("fork-events+");
   if (vfork_events_) out.push_back("vfork-events+");
@@ -648,6 +649,13 @@ std::string Dispatcher::on_flag(const rsp::SetFlag& f) {
     if (disabled("QNonStop")) return rsp::reply_empty();
     if (f.value != ns_.enabled) ns_.reset();
     ns_.enabled = f.value;
+    return rsp::reply_ok();
+  }
+  if (f.name == "QThreadEvents") {
+    // gdb turns thread events on while it stops every thread in non-stop
+    // mode (and only then); all-stop mode reports no thread exits.
+    if (f.value && !ns_.enabled) return refuse(1, "thread events are reported in non-stop mode only");
+    ns_.thread_events = f.value;
     return rsp::reply_ok();
   }
   if (f.name == "QListThreadsInStopReply") {

@@ -120,6 +120,7 @@ class Dispatcher {
   void ns_queued(std::set<NonStopView::Key>& threads, std::set<int>& children) const;
   void ns_handle_stop(const StopEvent& ev);
   void ns_reconcile();
+  void ns_drop_gone_threads();
   void ns_enqueue(std::string reply);
   void ns_place_new_threads(const StopEvent* ev);
   std::string ns_halt_reason();

@@ -111,10 +111,7 @@ std::string Dispatcher::ns_vcont(const std::vector<ResumeAction>& actions) {
 // target can only change what runs while stopped, so a change while it
 // runs stops it first; ns_handle_stop comes back here.
 void Dispatcher::ns_reconcile() {
-  std::set<Key> live;
-  for (ThreadRef t : target_.threads()) live.insert(NonStopView::key(t));
-  std::erase_if(ns_.running, [&](const auto& kv) { return !live.count(kv.first); });
-  std::erase_if(ns_.stop_requested, [&](const Key& k) { return !live.count(k); });
+  ns_drop_gone_threads();
 
   // A frozen thread is stopped already: asked to stop, it is reported now.
   for (auto it = ns_.stop_requested.begin(); it != ns_.stop_requested.end();) {
@@ -160,6 +157,35 @@ void Dispatcher::ns_reconcile() {
     spdlog::warn("non-stop: resume failed: {}", st.error().message);
     ns_.resumed.clear();
   }
+}
+
+// Forgets the threads gdb believes run that the target no longer lists.
+// A thread that exited while its process goes on is reported ("w") when
+// gdb asked for thread events: gdb turns them on while it stops every
+// thread, and a thread that exits just before or after gdb's vCont;t for
+// it has no stop to report, so gdb waited for it forever
+// (gdb.threads/forking-threads-plus-breakpoint). gdbserver reports such
+// exits the same way; not a leader's (a zombie until the process ends),
+// and not when the whole process is gone: its own exit report says it.
+void Dispatcher::ns_drop_gone_threads() {
+  std::set<Key> live;
+  std::set<int> live_pids;
+  for (ThreadRef t : target_.threads()) {
+    live.insert(NonStopView::key(t));
+    live_pids.insert(t.pid);
+  }
+  for (auto it = ns_.running.begin(); it != ns_.running.end();) {
+    const Key k = it->first;
+    if (live.count(k)) {
+      ++it;
+      continue;
+    }
+    it = ns_.running.erase(it);
+    ns_.stop_requested.erase(k);
+    if (ns_.thread_events && k.first != k.second && live_pids.count(k.first))
+      ns_enqueue(rsp::build_thread_exit_reply(0, wire_id(NonStopView::ref(k)), multiprocess_));
+  }
+  std::erase_if(ns_.stop_requested, [&](const Key& k) { return !live.count(k); });
 }
 
 void Dispatcher::ns_handle_stop(const StopEvent& ev) {
@@ -209,6 +235,7 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
     }
   }
   ns_place_new_threads(&ev);
+  ns_drop_gone_threads();  // a thread asked to stop that exited meanwhile has no stop to report
   for (const Key& k : ns_.stop_requested)
     if (ns_.running.erase(k)) ns_enqueue(ns_stopped_reply(NonStopView::ref(k), false));
   ns_.stop_requested.clear();

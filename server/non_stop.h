@@ -42,6 +42,7 @@ struct NonStopView {
   std::set<int> killed;               // pids ended by vKill: their exits are not news
   bool interrupting = false;          // we stopped the target to change what runs
   bool attach_pending = false;        // vAttach answered OK once the process is stopped
+  bool thread_events = false;         // QThreadEvents:1: report exits of threads gdb thinks run
   std::deque<std::string> held;       // packets that need the whole target stopped
 
   // t runs for gdb, continuing (frozen: held stopped until gdb asks).

@@ -399,6 +399,7 @@ struct FlagSpec {
 constexpr FlagSpec kFlags[] = {
     {"QDisableRandomization", true}, {"QStartupWithShell", true},       {"QNonStop", true},
     {"QListThreadsInStopReply", false}, {"QThreadSuffixSupported", false}, {"QEnableErrorStrings", false},
+    {"QThreadEvents", true},
 };
 
 Result<Request> parse_flag(const FlagSpec& f, sv arg, bool has_arg) {

@@ -73,6 +73,10 @@ std::string build_signal_exit_reply(int signal, std::optional<int64_t> pid) {
   return exit_reply('X', signal, pid);
 }
 
+std::string build_thread_exit_reply(int code, const ThreadId& t, bool multiprocess) {
+  return "w" + hex_u8(clamp_u8(code)) + ";" + format_thread_id(t, multiprocess);
+}
+
 std::string build_thread_list(const std::vector<ThreadId>& threads, bool multiprocess) {
   if (threads.empty()) return "l";
   std::string out = "m";

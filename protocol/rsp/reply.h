@@ -37,6 +37,8 @@ std::string build_stop_reply(const StopReply& r, bool multiprocess);
 // "Wxx[;process:pid]" / "Xxx[;process:pid]"
 std::string build_exit_reply(int code, std::optional<int64_t> pid);
 std::string build_signal_exit_reply(int signal, std::optional<int64_t> pid);
+// "wxx;TID": thread TID exited with code xx (sent only after QThreadEvents:1).
+std::string build_thread_exit_reply(int code, const ThreadId& t, bool multiprocess);
 
 // qfThreadInfo / qsThreadInfo: "m1,2,3" or "l"
 std::string build_thread_list(const std::vector<ThreadId>& threads, bool multiprocess);

@@ -13,6 +13,7 @@ import harness  # noqa: E402
 from harness import free_port_args, inferior_pid, program, rsp_checksum  # noqa: E402
 
 STEPOVER_RACE = program("stepover_race")
+SHORT_LIVED_THREAD = program("short_lived_thread")
 
 
 def symbol_address(prog, pid, name):
@@ -138,6 +139,50 @@ class NonStopRsp(harness.StubTestCase):
             pass
         c._take_notes()
         self.assertEqual(c.notes, [], "stops after the last step")
+        c.send(f"vKill;{pid:x}")
+
+    def test_a_thread_gone_before_gdb_asks_it_to_stop_is_reported_gone(self):
+        # gdb.threads/forking-threads-plus-breakpoint: gdb stops every
+        # thread (QThreadEvents:1, the thread list, then vCont;t for each
+        # thread it believes runs); one had just returned from its thread
+        # function. No stop can come for a thread that is gone, none was
+        # reported, and gdb waited for it until the test timed out. Its
+        # exit ("w") is the answer, as from gdbserver.
+        stub = self.stub(*free_port_args(SHORT_LIVED_THREAD))
+        pid = inferior_pid(stub)
+        c = NonStopClient(stub.port)
+        self.addCleanup(c.close)
+        c.handshake()
+        self.assertEqual(c.request("QNonStop:1"), "OK")
+        self.assertEqual(len(c.drain(c.request("?"))), 1)
+        self.assertEqual(c.request("vCont;c"), "OK")
+        names = {}
+        deadline = time.time() + 5
+        while len(names) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+            names = {}
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                        names[f.read().strip()] = int(tid)
+                except OSError:
+                    pass
+            names = {n: t for n, t in names.items() if n in ("short_lived", "lasting")}
+        self.assertEqual(set(names), {"short_lived", "lasting"})
+        short, lasting = (f"p{pid:x}.{names[n]:x}" for n in ("short_lived", "lasting"))
+        self.assertIn(short, c.request("qfThreadInfo"))
+        self.assertEqual(c.request("QThreadEvents:1"), "OK")
+        self.assertEqual(c.request(f"vCont;t:p{pid:x}.{pid:x}"), "OK")
+        self.assertEqual([thread_of(s) for s in c.drain(c.wait_note())], [f"p{pid:x}.{pid:x}"])
+        deadline = time.time() + 5
+        while os.path.exists(f"/proc/{pid}/task/{names['short_lived']}") and time.time() < deadline:
+            time.sleep(0.02)
+        self.assertFalse(os.path.exists(f"/proc/{pid}/task/{names['short_lived']}"))
+        self.assertEqual(c.request(f"vCont;t:{short}"), "OK")
+        self.assertEqual(c.drain(c.wait_note()), [f"w00;{short}"])
+        self.assertEqual(c.request(f"vCont;t:{lasting}"), "OK")
+        self.assertEqual([thread_of(s) for s in c.drain(c.wait_note())], [lasting])
+        self.assertEqual(c.request("QThreadEvents:0"), "OK")
         c.send(f"vKill;{pid:x}")
 
 

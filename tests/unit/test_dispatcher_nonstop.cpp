@@ -150,3 +150,78 @@ TEST_CASE("non-stop: a wildcard vCont leaves alone the threads whose stops gdb h
   }
   CHECK(h.request("vStopped") == "OK");
 }
+
+namespace {
+
+// A non-stop session whose threads 7.7, 7.8 and 7.9 all run for gdb, with
+// thread events on, as gdb has them while it stops every thread.
+void run_three_threads_with_thread_events(Harness& h) {
+  StopEvent start;
+  start.thread = {7, 7};
+  start.signal = SIGTRAP;
+  h.target.last = start;
+  h.target.listed = {{7, 7}, {7, 8}, {7, 9}};
+  CHECK(h.request("qSupported:multiprocess+").find("QThreadEvents+") != std::string::npos);
+  CHECK(h.request("QNonStop:1") == "OK");
+  h.request("?");
+  while (h.request("vStopped") != "OK") {
+  }
+  CHECK(h.request("vCont;c") == "OK");
+  CHECK(h.target.is_running);
+  CHECK(h.request("QThreadEvents:1") == "OK");
+}
+
+}  // namespace
+
+TEST_CASE("non-stop: a thread that exited before gdb's vCont;t for it is reported gone") {
+  // gdb.threads/forking-threads-plus-breakpoint: gdb stops every thread
+  // (a breakpoint to step over) and asks each one it believes runs to stop;
+  // one had just returned from its thread function. No stop could come for
+  // it and none was reported, so gdb waited until the test timed out. gdb
+  // turns thread events on for this (QThreadEvents:1): the exit is the
+  // answer, "w" as from gdbserver.
+  Harness h;
+  run_three_threads_with_thread_events(h);
+  h.target.listed = {{7, 7}, {7, 9}};  // thread 8 exits
+  CHECK(h.request("vCont;t:p7.8") == "OK");
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0] == "Stop:w00;p7.8");
+  CHECK(h.request("vStopped") == "OK");
+}
+
+TEST_CASE("non-stop: a thread that exits after gdb asked it to stop is reported gone, not stopped") {
+  Harness h;
+  run_three_threads_with_thread_events(h);
+  CHECK(h.request("vCont;t:p7.9") == "OK");  // the target is interrupted for it
+  h.target.listed = {{7, 7}, {7, 8}};        // and thread 9 exits meanwhile
+  StopEvent ours;
+  ours.thread = {7, 7};
+  ours.reason = StopEvent::Reason::Interrupt;
+  h.stop(ours);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0] == "Stop:w00;p7.9");
+  CHECK(h.request("vStopped") == "OK");
+}
+
+TEST_CASE("non-stop: thread exits are reported only while gdb asks for them, and not for a whole process") {
+  Harness h;
+  run_three_threads_with_thread_events(h);
+  CHECK(h.request("QThreadEvents:0") == "OK");
+  h.target.listed = {{7, 7}, {7, 9}};  // thread 8 exits unannounced, as with gdbserver
+  CHECK(h.request("vCont;t:p7.9") == "OK");
+  CHECK(h.notes.empty());
+  CHECK(h.request("QThreadEvents:1") == "OK");
+  h.target.listed = {};  // the process ends: its exit says so, no "w" per thread
+  StopEvent exited;
+  exited.kind = StopEvent::Kind::Exited;
+  exited.thread = {7, 7};
+  h.stop(exited);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0].rfind("Stop:W00", 0) == 0);
+}
+
+TEST_CASE("all-stop: thread events are refused (no stop reports a thread's exit there)") {
+  Harness h;
+  CHECK(h.request("QThreadEvents:1").rfind("E", 0) == 0);
+  CHECK(h.request("QThreadEvents:0") == "OK");
+}

@@ -300,6 +300,7 @@ TEST_CASE("settings") {
   CHECK(f.value);
   CHECK_FALSE(parse_as<SetFlag>("QStartupWithShell:0").value);
   CHECK_FALSE(parse_as<SetFlag>("QNonStop:0").value);
+  CHECK(parse_as<SetFlag>("QThreadEvents:1").value);
   for (const char* name : {"QListThreadsInStopReply", "QThreadSuffixSupported", "QEnableErrorStrings"}) {
     auto g = parse_as<SetFlag>(name);
     CHECK(g.name == name);

@@ -61,6 +61,8 @@ TEST_CASE("exit replies") {
   CHECK(build_exit_reply(3, 0x1f) == "W03;process:1f");
   CHECK(build_signal_exit_reply(9, std::nullopt) == "X09");
   CHECK(build_signal_exit_reply(11, 100) == "X0b;process:64");
+  CHECK(build_thread_exit_reply(0, ThreadId{0x1f, 0x20}, true) == "w00;p1f.20");
+  CHECK(build_thread_exit_reply(0, ThreadId{0x1f, 0x20}, false) == "w00;20");
 }
 
 TEST_CASE("thread lists") {
