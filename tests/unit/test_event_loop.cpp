@@ -71,3 +71,12 @@ TEST_CASE("event loop: a quiet loop blocks instead of spinning") {
   CHECK(fired == 2);
   CHECK(used < 0.1);
 }
+
+TEST_CASE("event loop: runnable tasks from /proc/loadavg") {
+  CHECK(runnable_tasks("0.50 0.40 0.30 2/87 1234\n") == 2);
+  CHECK(runnable_tasks("10.05 9.91 8.00 13/181 6724") == 13);
+  CHECK_FALSE(runnable_tasks("0.50 0.40 0.30").has_value());
+  CHECK_FALSE(runnable_tasks("0.50 0.40 0.30 2").has_value());
+  CHECK_FALSE(runnable_tasks("0.50 0.40 0.30 x/87 1").has_value());
+  CHECK_FALSE(runnable_tasks("").has_value());
+}
