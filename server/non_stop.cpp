@@ -152,6 +152,17 @@ void Dispatcher::ns_reconcile() {
     r.action.signal = 0;  // delivered once; later resumes just continue
     r.action.addr.reset();
   }
+  // A process that ended while the target was stopping for another event
+  // has its exit held by the target as the answer to the next resume that
+  // covers it (all-stop's rule); its threads are gone from the list, so
+  // nothing above covers it. Asked once: the target then reports the exit
+  // (gdb.threads/fork-plus-threads waited for it until its timeout).
+  for (int pid : ns_.exits_owed) {
+    ResumeAction a;
+    a.thread = ThreadRef{pid, -1};
+    actions.push_back(a);
+  }
+  ns_.exits_owed.clear();
   if (actions.empty()) return;
   if (auto st = target_.resume(actions); !st) {
     spdlog::warn("non-stop: resume failed: {}", st.error().message);
@@ -182,7 +193,9 @@ void Dispatcher::ns_drop_gone_threads() {
     }
     it = ns_.running.erase(it);
     ns_.stop_requested.erase(k);
-    if (ns_.thread_events && k.first != k.second && live_pids.count(k.first))
+    if (!live_pids.count(k.first))
+      ns_.exits_owed.insert(k.first);
+    else if (ns_.thread_events && k.first != k.second)
       ns_enqueue(rsp::build_thread_exit_reply(0, wire_id(NonStopView::ref(k)), multiprocess_));
   }
   std::erase_if(ns_.stop_requested, [&](const Key& k) { return !live.count(k); });
@@ -227,6 +240,7 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
         int pid = ev.thread.pid;
         std::erase_if(ns_.running, [&](const auto& kv) { return kv.first.first == pid; });
         std::erase_if(ns_.stop_requested, [&](const Key& k) { return k.first == pid; });
+        ns_.exits_owed.erase(pid);
         if (!ns_.killed.erase(pid)) ns_enqueue(stop_reply(ev));
         break;
       }

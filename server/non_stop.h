@@ -43,6 +43,7 @@ struct NonStopView {
   bool interrupting = false;          // we stopped the target to change what runs
   bool attach_pending = false;        // vAttach answered OK once the process is stopped
   bool thread_events = false;         // QThreadEvents:1: report exits of threads gdb thinks run
+  std::set<int> exits_owed;           // processes gone while gdb thinks they run: their exits to fetch
   std::deque<std::string> held;       // packets that need the whole target stopped
 
   // t runs for gdb, continuing (frozen: held stopped until gdb asks).

@@ -225,3 +225,49 @@ TEST_CASE("all-stop: thread events are refused (no stop reports a thread's exit 
   CHECK(h.request("QThreadEvents:1").rfind("E", 0) == 0);
   CHECK(h.request("QThreadEvents:0") == "OK");
 }
+
+TEST_CASE("non-stop: a process that ended while another's exit was reported is asked for its exit") {
+  // gdb.threads/fork-plus-threads (detach-on-fork off): two fork children
+  // exit at once. The process target reports the first exit and holds the
+  // second as the answer to the next resume covering that process; its
+  // threads are gone from the list, so resuming what gdb believes runs
+  // never covered it, and gdb waited for that exit until its timeout.
+  Harness h;
+  StopEvent start;
+  start.thread = {7, 7};
+  start.signal = SIGTRAP;
+  h.target.last = start;
+  h.target.pids = {7, 8, 9};
+  h.target.listed = {{7, 7}, {8, 8}, {9, 9}};
+  h.request("qSupported:multiprocess+;fork-events+");
+  CHECK(h.request("QNonStop:1") == "OK");
+  h.request("?");
+  while (h.request("vStopped") != "OK") {
+  }
+  CHECK(h.request("vCont;c") == "OK");
+
+  h.target.pids = {7};
+  h.target.listed = {{7, 7}};  // 8 and 9 ended; 9's exit is reported
+  StopEvent exit9;
+  exit9.kind = StopEvent::Kind::Exited;
+  exit9.thread = {9, 9};
+  h.target.resumes.clear();
+  h.stop(exit9);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0] == "Stop:W00;process:9");
+  REQUIRE(h.target.resumes.size() == 1);
+  bool asks_8 = false;
+  for (auto& a : h.target.resumes[0])
+    if (a.thread && a.thread->pid == 8 && a.thread->tid == -1) asks_8 = true;
+  CHECK(asks_8);
+
+  StopEvent exit8 = exit9;
+  exit8.thread = {8, 8};
+  h.target.resumes.clear();
+  h.stop(exit8);
+  CHECK(h.request("vStopped") == "W00;process:8");
+  CHECK(h.request("vStopped") == "OK");
+  // Asked once: the next resume is for the threads that run.
+  REQUIRE(h.target.resumes.size() == 1);
+  for (auto& a : h.target.resumes[0]) CHECK((a.thread && a.thread->pid == 7));
+}
