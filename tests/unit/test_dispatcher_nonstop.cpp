@@ -50,6 +50,19 @@ struct Harness {
     target.last = ev;
     dispatcher.handle_stop(ev);
   }
+  // gdb connecting in non-stop mode with `features` (qSupported) to a
+  // target stopped at 7.7's start, and taking every stop there is.
+  void start_non_stop(const std::string& features) {
+    StopEvent start;
+    start.thread = {7, 7};
+    start.signal = SIGTRAP;
+    target.last = start;
+    if (!features.empty()) request("qSupported:" + features);
+    CHECK(request("QNonStop:1") == "OK");
+    request("?");
+    while (request("vStopped") != "OK") {
+    }
+  }
 };
 
 bool resumes_pid(const std::vector<ResumeAction>& actions, int pid) {
@@ -117,16 +130,8 @@ TEST_CASE("non-stop: a wildcard vCont leaves alone the threads whose stops gdb h
   // internal error over the W of a process gdb never knew). gdbserver
   // leaves such threads and children alone (in_queued_stop_replies).
   Harness h;
-  StopEvent start;
-  start.thread = {7, 7};
-  start.signal = SIGTRAP;
-  h.target.last = start;
   h.target.listed = {{7, 7}, {7, 9}};
-  h.request("qSupported:multiprocess+;fork-events+;vfork-events+");
-  CHECK(h.request("QNonStop:1") == "OK");
-  h.request("?");
-  while (h.request("vStopped") != "OK") {
-  }
+  h.start_non_stop("multiprocess+;fork-events+;vfork-events+");
   CHECK(h.request("vCont;c") == "OK");
   h.target.listed = {{7, 7}, {7, 9}, {8, 8}};  // the child, now reported
   StopEvent fork;
@@ -156,16 +161,9 @@ namespace {
 // A non-stop session whose threads 7.7, 7.8 and 7.9 all run for gdb, with
 // thread events on, as gdb has them while it stops every thread.
 void run_three_threads_with_thread_events(Harness& h) {
-  StopEvent start;
-  start.thread = {7, 7};
-  start.signal = SIGTRAP;
-  h.target.last = start;
   h.target.listed = {{7, 7}, {7, 8}, {7, 9}};
   CHECK(h.request("qSupported:multiprocess+").find("QThreadEvents+") != std::string::npos);
-  CHECK(h.request("QNonStop:1") == "OK");
-  h.request("?");
-  while (h.request("vStopped") != "OK") {
-  }
+  h.start_non_stop("");
   CHECK(h.request("vCont;c") == "OK");
   CHECK(h.target.is_running);
   CHECK(h.request("QThreadEvents:1") == "OK");
@@ -233,17 +231,9 @@ TEST_CASE("non-stop: a process that ended while another's exit was reported is a
   // threads are gone from the list, so resuming what gdb believes runs
   // never covered it, and gdb waited for that exit until its timeout.
   Harness h;
-  StopEvent start;
-  start.thread = {7, 7};
-  start.signal = SIGTRAP;
-  h.target.last = start;
   h.target.pids = {7, 8, 9};
   h.target.listed = {{7, 7}, {8, 8}, {9, 9}};
-  h.request("qSupported:multiprocess+;fork-events+");
-  CHECK(h.request("QNonStop:1") == "OK");
-  h.request("?");
-  while (h.request("vStopped") != "OK") {
-  }
+  h.start_non_stop("multiprocess+;fork-events+");
   CHECK(h.request("vCont;c") == "OK");
 
   h.target.pids = {7};
