@@ -1,9 +1,20 @@
 #include "server/options.h"
 
 #include <charconv>
+#include <limits>
+#include <optional>
+#include <string_view>
 
 namespace dbgstub {
 namespace {
+
+// `v` as a whole decimal number from `lo` to `hi`, or nothing.
+std::optional<int> whole_number(std::string_view v, int lo, int hi) {
+  int n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || p != v.data() + v.size() || n < lo || n > hi) return std::nullopt;
+  return n;
+}
 
 // "[HOST]:PORT", "HOST:PORT", "PORT" is not accepted (gdbserver's COMM is
 // host:port or a device; dbgstub only speaks TCP).
@@ -17,13 +28,11 @@ Status parse_comm(const std::string& comm, Options& o) {
   std::string host = comm.substr(0, colon);
   std::string port = comm.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned value = 0;
-  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (ec != std::errc() || p != port.data() + port.size() || value > 65535)
-    return make_error(22, "bad port '" + port + "'");
+  auto value = whole_number(port, 0, 65535);
+  if (!value) return make_error(22, "bad port '" + port + "'");
   if (host == "localhost") host = "127.0.0.1";
   if (!host.empty()) o.host = host;
-  o.port = static_cast<uint16_t>(value);
+  o.port = static_cast<uint16_t>(*value);
   return ok_status();
 }
 
@@ -44,11 +53,9 @@ Status parse_host_port(const std::string& value, std::string& host, uint16_t& po
   std::string p = value.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (host.empty() || host == "localhost") host = "127.0.0.1";
-  unsigned v = 0;
-  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
-  if (p.empty() || ec != std::errc() || end != p.data() + p.size() || v > 65535)
-    return make_error(22, "bad port '" + p + "'");
-  port = static_cast<uint16_t>(v);
+  auto v = whole_number(p, 0, 65535);
+  if (!v) return make_error(22, "bad port '" + p + "'");
+  port = static_cast<uint16_t>(*v);
   return ok_status();
 }
 
@@ -197,18 +204,14 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       }
     } else if (a.rfind("--handshake-timeout=", 0) == 0) {
       std::string v = a.substr(20);
-      int secs = -1;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
-      if (ec != std::errc() || p != v.data() + v.size() || secs < 0)
-        return make_error(22, "--handshake-timeout needs whole seconds, got '" + v + "'");
-      o.handshake_timeout = secs;
+      auto secs = whole_number(v, 0, std::numeric_limits<int>::max());
+      if (!secs) return make_error(22, "--handshake-timeout needs whole seconds, got '" + v + "'");
+      o.handshake_timeout = *secs;
     } else if (a.rfind("--spin=", 0) == 0) {
       std::string v = a.substr(7);
-      int us = -1;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), us);
-      if (ec != std::errc() || p != v.data() + v.size() || us < 0 || us > 100000)
-        return make_error(22, "--spin needs microseconds from 0 to 100000, got '" + v + "'");
-      o.spin_us = us;
+      auto us = whole_number(v, 0, 100000);
+      if (!us) return make_error(22, "--spin needs microseconds from 0 to 100000, got '" + v + "'");
+      o.spin_us = *us;
     } else if (a == "--") {
       ++i;
       break;
@@ -256,11 +259,9 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   if (attach) {
     if (o.vm) return make_error(22, "--vm takes no PID");
     if (i >= args.size()) return make_error(22, "--attach needs a PID");
-    int pid = 0;
-    const std::string& s = args[i];
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
-    if (ec != std::errc() || p != s.data() + s.size() || pid <= 0) return make_error(22, "bad PID '" + s + "'");
-    o.attach_pid = pid;
+    auto pid = whole_number(args[i], 1, std::numeric_limits<int>::max());
+    if (!pid) return make_error(22, "bad PID '" + args[i] + "'");
+    o.attach_pid = *pid;
     if (++i != args.size()) return make_error(22, "unexpected arguments after PID");
     return o;
   }

@@ -37,6 +37,11 @@ TEST_CASE("options: errors name the problem") {
   CHECK_FALSE(parse_options({":99999", "p"}).ok());
   CHECK_FALSE(parse_options({":1"}).ok());
   CHECK_FALSE(parse_options({"--attach", ":1", "x"}).ok());
+  CHECK_FALSE(parse_options({"--attach", ":1", "0"}).ok());
+  CHECK_FALSE(parse_options({"--attach", ":1", "-3"}).ok());
+  CHECK_FALSE(parse_options({"--attach", ":1", "12x"}).ok());
+  CHECK_FALSE(parse_options({":-1", "p"}).ok());
+  CHECK_FALSE(parse_options({"--handshake-timeout=-1", ":1", "p"}).ok());
   CHECK_FALSE(parse_options({"--bogus", ":1", "p"}).ok());
   auto e = parse_options({"--log-level"});
   REQUIRE_FALSE(e.ok());
