@@ -156,7 +156,9 @@ class ForkChildTests(Base):
         breakpoint (gdb steps over it first, with vCont;s for the parent
         only). The child's exit must not leave gdb's step-over hanging: the
         parent runs to its end."""
-        stub = self.stub(*free_port_args(FORKER))
+        # Packets logged: it timed out once in CI (2026-11-27, not
+        # reproduced in 16 runs since); the log says where if it does again.
+        stub = self.stub("--log-packets", *free_port_args(FORKER))
         parent = stub_pid(stub)
         out = run_gdb(stub, self.START + [
             "monitor |1s",
@@ -166,7 +168,7 @@ class ForkChildTests(Base):
             "c",
         ], prog=FORKER, timeout=25)
         self.assertIn("Terminated.  Exit thread and process events will occur.", out)
-        self.assertNotIn("timed out", out)
+        self.assertNotIn("timed out", out, "\n".join(stub.lines[-80:]))
         self.assertIn("[Inferior 1 (process %d) exited normally]" % parent, out)
         self.assertEventuallyIn("parent: child killed by signal 9", stub)
 
