@@ -87,6 +87,19 @@ def thread_of(stop):
 
 class NonStopRsp(harness.StubTestCase):
 
+    def nonstop_client(self, prog):
+        """dbgstub started on `prog`, a client connected in non-stop mode
+        that has taken the one start stop: (pid, client)."""
+        stub = self.stub(*free_port_args(prog))
+        pid = inferior_pid(stub)
+        c = NonStopClient(stub.port)
+        self.addCleanup(c.close)
+        c.handshake()
+        self.assertEqual(c.request("QNonStop:1"), "OK")
+        stops = c.drain(c.request("?"))
+        self.assertEqual(len(stops), 1, stops)
+        return pid, c
+
     def test_a_stepped_thread_is_not_stepped_again_by_a_step_over(self):
         # Two threads hit a breakpoint whose target-side condition is false
         # (const 0), so the stub steps them over it again and again, each
@@ -96,14 +109,7 @@ class NonStopRsp(harness.StubTestCase):
         # the thread go on stepping: a second stop, unasked (gdb: "received
         # signal SIGTRAP" in its displaced-step buffer, or an internal
         # error in interrupt-while-step-over.exp).
-        stub = self.stub(*free_port_args(STEPOVER_RACE))
-        pid = inferior_pid(stub)
-        c = NonStopClient(stub.port)
-        self.addCleanup(c.close)
-        c.handshake()
-        self.assertEqual(c.request("QNonStop:1"), "OK")
-        stops = c.drain(c.request("?"))
-        self.assertEqual(len(stops), 1, stops)
+        pid, c = self.nonstop_client(STEPOVER_RACE)
         g = symbol_address(STEPOVER_RACE, pid, "g")
         self.assertEqual(c.request(f"Z0,{g:x},1;X3,220027"), "OK")
         self.assertEqual(c.request("vCont;c"), "OK")
@@ -148,13 +154,7 @@ class NonStopRsp(harness.StubTestCase):
         # function. No stop can come for a thread that is gone, none was
         # reported, and gdb waited for it until the test timed out. Its
         # exit ("w") is the answer, as from gdbserver.
-        stub = self.stub(*free_port_args(SHORT_LIVED_THREAD))
-        pid = inferior_pid(stub)
-        c = NonStopClient(stub.port)
-        self.addCleanup(c.close)
-        c.handshake()
-        self.assertEqual(c.request("QNonStop:1"), "OK")
-        self.assertEqual(len(c.drain(c.request("?"))), 1)
+        pid, c = self.nonstop_client(SHORT_LIVED_THREAD)
         self.assertEqual(c.request("vCont;c"), "OK")
         names = {}
         deadline = time.time() + 5

@@ -64,6 +64,15 @@ StopEvent breakpoint_hit(int tid) {
   return ev;
 }
 
+// The stop that answers a ^C: the target's interrupt of `t`, with SIGINT.
+StopEvent interrupt_stop(ThreadRef t) {
+  StopEvent ev;
+  ev.thread = t;
+  ev.signal = SIGINT;
+  ev.reason = StopEvent::Reason::Interrupt;
+  return ev;
+}
+
 }  // namespace
 
 TEST_CASE("dispatcher: a ^C overtaken by a breakpoint stop is reported at the next resume") {
@@ -99,11 +108,7 @@ TEST_CASE("dispatcher: a ^C answered by its own stop leaves nothing pending") {
   h.request("qSupported:multiprocess+;swbreak+");
   h.dispatcher.handle_packet("vCont;c");
   h.dispatcher.handle_interrupt();
-  StopEvent ev;
-  ev.thread = {7, 7};
-  ev.signal = SIGINT;
-  ev.reason = StopEvent::Reason::Interrupt;
-  auto replies = h.stop(ev);
+  auto replies = h.stop(interrupt_stop({7, 7}));
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].rfind("T02", 0) == 0);
   h.sent.clear();
@@ -127,11 +132,7 @@ TEST_CASE("dispatcher: non-stop vAttach while other threads run waits until they
   CHECK(h.sent.empty());
   CHECK(h.target.attached.empty());
   CHECK(h.target.interrupts == 1);
-  StopEvent ev;
-  ev.thread = {7, 7};
-  ev.signal = SIGINT;
-  ev.reason = StopEvent::Reason::Interrupt;
-  h.stop(ev);  // the held vAttach goes ahead now
+  h.stop(interrupt_stop({7, 7}));  // the held vAttach goes ahead now
   REQUIRE(h.target.attached.size() == 1);
   CHECK(h.target.attached[0] == 42);
   CHECK_FALSE(h.target.attached_while_running);
@@ -154,11 +155,7 @@ TEST_CASE("dispatcher: a ^C's SIGINT is the last attached process's, as gdbserve
   h.dispatcher.handle_interrupt();
   // Its own stop names process 9's leader, whichever thread the target
   // picked.
-  StopEvent ev;
-  ev.thread = {7, 8};
-  ev.signal = SIGINT;
-  ev.reason = StopEvent::Reason::Interrupt;
-  auto replies = h.stop(ev);
+  auto replies = h.stop(interrupt_stop({7, 8}));
   REQUIRE(replies.size() == 1);
   CHECK(replies[0].rfind("T02", 0) == 0);
   CHECK(replies[0].find("thread:p9.9;") != std::string::npos);
