@@ -196,6 +196,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   if (!spec.redirect_stdio) give_terminal(pid);
   ::close(gate[1]);  // let the child exec
   phase_ = Phase::Running;
+  resumed_ = {ResumeAction{}};
   reporting_.reset();
   spdlog::info("launched {} as pid {}", spec.argv[0], pid);
   return ok_status();
@@ -226,6 +227,7 @@ Status ProcessTarget::attach(int pid) {
   }
   open_mem(procs_[pid]);
   phase_ = Phase::Stopping;
+  resumed_ = {ResumeAction{}};
   reporting_.reset();
   spdlog::info("attached to pid {}", pid);
   return ok_status();
@@ -877,6 +879,14 @@ void ProcessTarget::on_process_exit(pid_t pid, int status) {
     if (reported_kill) last_stop_ = ev;
     return;
   }
+  if (!covers(resumed_, pid)) {
+    // Not an answer to this resume: gdb stepping a parent over a breakpoint
+    // while a child it had .kill-ed dies must get the parent's step (it
+    // would keep waiting for it); the exit waits for a resume of its own.
+    orphan_events_.push_back(ev);
+    maybe_finish_stop();
+    return;
+  }
   if (phase_ == Phase::Running) {
     phase_ = Phase::Stopping;
     reporting_ = ev;
@@ -1129,11 +1139,9 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
   // An exit that happened while stopped is the answer to the first resume
   // that covers that process (all threads, or that pid); a resume of other
   // processes only (gdb stepping a parent over a breakpoint) goes ahead.
+  resumed_ = actions;
   for (auto it = orphan_events_.begin(); it != orphan_events_.end(); ++it) {
-    bool covered = false;
-    for (auto& a : actions)
-      if (!a.thread || a.thread->pid <= 0 || a.thread->pid == it->thread.pid) covered = true;
-    if (!covered) continue;
+    if (!covers(actions, it->thread.pid)) continue;
     StopEvent ev = *it;
     orphan_events_.erase(it);
     post_stop(ev);
@@ -1191,6 +1199,14 @@ Status ProcessTarget::resume(const std::vector<ResumeAction>& actions) {
   phase_ = Phase::Running;
   reporting_.reset();
   return ok_status();
+}
+
+// Whether a resume with these actions lets process `pid` run (or asks
+// for its exit): an action for all threads, for all processes, or for it.
+bool ProcessTarget::covers(const std::vector<ResumeAction>& actions, pid_t pid) {
+  for (auto& a : actions)
+    if (!a.thread || a.thread->pid <= 0 || a.thread->pid == pid) return true;
+  return false;
 }
 
 bool ProcessTarget::exit_report_owed() const {

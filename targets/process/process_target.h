@@ -175,6 +175,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   bool exit_pending(int pid) const;  // ended by .kill, debugger not told yet
   void emit(const StopEvent& ev);
   void post_stop(const StopEvent& ev);
+  static bool covers(const std::vector<ResumeAction>& actions, pid_t pid);
 
   asio::io_context& io_;
   ChildEvents& events_;
@@ -188,7 +189,9 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> posted_;  // that stop (a fork's child stays unreported until it is out)
   bool release_pending_ = false;
   std::optional<StopEvent> last_stop_;
-  std::vector<StopEvent> orphan_events_;  // exits seen while stopped
+  std::vector<StopEvent> orphan_events_;  // exits seen while stopped, or of processes not resumed
+  // The actions of the resume in progress; a launch or attach runs all.
+  std::vector<ResumeAction> resumed_ = {ResumeAction{}};
   std::set<int> pass_signals_;
   std::optional<std::set<int>> program_signals_;  // none: QProgramSignals not seen
   int detach_signal(const Thread& t) const;

@@ -80,7 +80,10 @@ def facts(output, drop_extra=(), program_output=(), special=None):
                     line = line.replace(p, "")
             # Native gdb announces thread exits ("[Thread ... exited]");
             # gdbserver and dbgstub do not, unless asked (QThreadEvents).
-            if re.fullmatch(r"\[?Thread .*exited\]", line.strip()) or line.strip() in ("[", "]"):
+            # The program's output can split that line in two.
+            t = line.strip()
+            if re.fullmatch(r"\[?Thread .*exited\]", t) or t in ("[", "]", "exited]") or \
+                    re.fullmatch(r"\[Thread 0x[0-9a-f]+ \(LWP \d+\)", t):
                 continue
             if not line.strip() or any(d.search(line) for d in drops) or line.strip() in program_output:
                 continue

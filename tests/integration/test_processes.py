@@ -5,7 +5,9 @@ option, exec and vfork following, and `k` / `vKill` on the only process.
 Every test starts its own dbgstub on a free port and drives gdb in batch
 mode (`set confirm off`). The debugged programs print to dbgstub's own
 stdout, which Stub.output() captures."""
+import os
 import re
+import signal
 import subprocess
 import unittest
 
@@ -170,6 +172,36 @@ class ForkChildTests(Base):
         self.assertIn("Terminated.  Exit thread and process events will occur.", out)
         self.assertNotIn("timed out", out, "\n".join(stub.lines[-80:]))
         self.assertIn("[Inferior 1 (process %d) exited normally]" % parent, out)
+        self.assertEventuallyIn("parent: child killed by signal 9", stub)
+
+    def test_exit_of_process_not_resumed_waits_for_its_own_resume(self):
+        """A raw-protocol replay of the race behind the test above, made
+        deterministic: the parent alone is continued (vCont;c:pPARENT.-1),
+        and the child, stopped and not resumed, dies while the parent runs.
+        That exit is no answer to the parent's resume: the parent runs to
+        its end (its waitpid sees the SIGKILL) and the child's exit comes at
+        the next resume that covers the child, as gdbserver keeps it."""
+        stub = self.stub(*free_port_args(FORKER))
+        parent = stub_pid(stub)
+        with harness.RspClient(stub.port) as c:
+            c.request("qSupported:multiprocess+;fork-events+;vContSupported+")
+            stop = c.request("vCont;c")
+            m = re.search(r"fork:p([0-9a-f]+)\.", stop)
+            self.assertIsNotNone(m, stop)
+            child = int(m.group(1), 16)
+            c.send("vCont;c:p%x.-1" % parent)
+            c.read_ack()
+            # The parent blocks in waitpid once it runs; only then the kill,
+            # so that the exit is seen while the target is running.
+            self.assertTrue(eventually(lambda: harness.process_state(parent) == "S"),
+                            harness.process_state(parent))
+            os.kill(child, signal.SIGKILL)
+            # The child's end sends the parent a SIGCHLD (GDB number 0x14; not passed: no
+            # QPassSignals here); gdb would pass it on.
+            stop = c.read_packet()
+            self.assertTrue(stop.startswith("T14") and "thread:p%x." % parent in stop, stop)
+            self.assertEqual(c.request("vCont;C14:p%x.-1" % parent), "W00;process:%x" % parent)
+            self.assertEqual(c.request("vCont;c"), "X09;process:%x" % child)
         self.assertEventuallyIn("parent: child killed by signal 9", stub)
 
 
