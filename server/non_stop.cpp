@@ -102,6 +102,14 @@ std::string Dispatcher::ns_vcont(const std::vector<ResumeAction>& actions) {
     a.thread = t;
     ns_.running[k] = {a, false};
   }
+  // A process gdb resumes that has no thread left ended while stopped (for
+  // gdb); the target holds that exit for a resume covering it, as
+  // gdbserver keeps an exit of a thread not resumed: ask for it.
+  std::set<int> live_pids;
+  for (ThreadRef t : target_.threads()) live_pids.insert(t.pid);
+  for (auto& a : actions)
+    if (a.thread && a.thread->pid > 0 && a.kind != ResumeAction::Kind::Stop && !live_pids.count(a.thread->pid))
+      ns_.exits_owed.insert(a.thread->pid);
   ns_reconcile();
   return rsp::reply_ok();
 }
@@ -132,7 +140,7 @@ void Dispatcher::ns_reconcile() {
     if (!ns_.resumed.count(k)) missing = true;
   }
   if (target_.running()) {
-    bool change = missing || !ns_.stop_requested.empty() || !wants_run;
+    bool change = missing || !ns_.stop_requested.empty() || !wants_run || !ns_.exits_owed.empty();
     if (change && !ns_.interrupting) {
       ns_.interrupting = true;
       target_.interrupt();  // may report the stop (and come back here) at once

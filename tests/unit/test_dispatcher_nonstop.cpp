@@ -261,3 +261,38 @@ TEST_CASE("non-stop: a process that ended while another's exit was reported is a
   REQUIRE(h.target.resumes.size() == 1);
   for (auto& a : h.target.resumes[0]) CHECK((a.thread && a.thread->pid == 7));
 }
+
+TEST_CASE("non-stop: resuming a process that ended while stopped asks for its exit") {
+  // Process 8, stopped for gdb, is killed while 7 runs. The target holds
+  // that exit for a resume that covers 8 (gdbserver keeps an exit of a
+  // thread not resumed, too); 8's threads are gone from the list, so gdb's
+  // vCont for 8 covers nothing unless the exit is asked for.
+  Harness h;
+  h.target.pids = {7, 8};
+  h.target.listed = {{7, 7}, {8, 8}};
+  h.start_non_stop("multiprocess+");  // 7 stopped, 8 running
+  StopEvent stopped;
+  stopped.thread = {8, 8};
+  stopped.reason = StopEvent::Reason::Interrupt;
+  CHECK(h.request("vCont;t:p8.8") == "OK");
+  h.stop(stopped);
+  CHECK(h.request("vCont;c:p7.7") == "OK");
+  REQUIRE_FALSE(h.target.resumes.empty());
+  CHECK_FALSE(resumes_pid(h.target.resumes.back(), 8));
+  CHECK(h.target.is_running);
+
+  h.target.pids = {7};
+  h.target.listed = {{7, 7}};  // 8 ended; its exit is held
+  h.target.resumes.clear();
+  int interrupts = h.target.interrupts;
+  CHECK(h.request("vCont;c:p8.8") == "OK");
+  CHECK(h.target.interrupts == interrupts + 1);  // the target runs: stopped to change what runs
+  stopped.thread = {7, 7};
+  h.stop(stopped);
+  REQUIRE(h.target.resumes.size() == 1);
+  bool asks_8 = false;
+  for (auto& a : h.target.resumes[0])
+    if (a.thread && a.thread->pid == 8 && a.thread->tid == -1) asks_8 = true;
+  CHECK(asks_8);
+  CHECK(resumes_pid(h.target.resumes[0], 7));
+}
