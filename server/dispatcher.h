@@ -127,6 +127,9 @@ class Dispatcher {
   std::string ns_vstopped();
   std::string ns_ctrl_c();
   std::string ns_stopped_reply(ThreadRef t, bool use_last);
+  void ns_report_thread_stop(const StopEvent& ev);
+  void ns_answer_stop_requests();
+  void ns_report_requested_stop(const NonStopView::Key& k);
 
   // Target-side breakpoint conditions and commands (breakpoint_agent.cpp).
   struct BreakpointAgent {

@@ -122,15 +122,14 @@ void Dispatcher::ns_reconcile() {
   ns_drop_gone_threads();
 
   // A frozen thread is stopped already: asked to stop, it is reported now.
-  for (auto it = ns_.stop_requested.begin(); it != ns_.stop_requested.end();) {
-    auto r = ns_.running.find(*it);
-    if (r != ns_.running.end() && r->second.frozen) {
-      ns_.running.erase(r);
-      ns_enqueue(ns_stopped_reply(NonStopView::ref(*it), false));
-      it = ns_.stop_requested.erase(it);
-    } else {
-      ++it;
-    }
+  std::vector<Key> frozen_asked;
+  for (const Key& k : ns_.stop_requested) {
+    auto r = ns_.running.find(k);
+    if (r != ns_.running.end() && r->second.frozen) frozen_asked.push_back(k);
+  }
+  for (const Key& k : frozen_asked) {
+    ns_.stop_requested.erase(k);
+    if (ns_.running.erase(k)) ns_report_requested_stop(k);
   }
 
   bool wants_run = false, missing = false;
@@ -147,9 +146,7 @@ void Dispatcher::ns_reconcile() {
     }
     return;
   }
-  for (const Key& k : ns_.stop_requested)
-    if (ns_.running.erase(k)) ns_enqueue(ns_stopped_reply(NonStopView::ref(k), false));
-  ns_.stop_requested.clear();
+  ns_answer_stop_requests();
 
   std::vector<ResumeAction> actions;
   ns_.resumed.clear();
@@ -232,16 +229,7 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
       case StopEvent::Kind::Signal:
         // Our own interrupt (to change what runs) is no news.
         if (ev.reason == StopEvent::Reason::Interrupt || ev.reason == StopEvent::Reason::Spurious) break;
-        ns_.running.erase(NonStopView::key(ev.thread));
-        ns_.stop_requested.erase(NonStopView::key(ev.thread));
-        if (ev.reason == StopEvent::Reason::Fork || ev.reason == StopEvent::Reason::VFork) {
-          // The child is stopped until gdb detaches or resumes it, even if
-          // a look at the thread list placed it before this stop came out.
-          int child = ev.child.pid;
-          std::erase_if(ns_.running, [&](const auto& kv) { return kv.first.first == child; });
-          std::erase_if(ns_.stop_requested, [&](const Key& k) { return k.first == child; });
-        }
-        ns_enqueue(stop_reply(ev));
+        ns_report_thread_stop(ev);
         break;
       case StopEvent::Kind::Exited:
       case StopEvent::Kind::Terminated: {
@@ -258,14 +246,52 @@ void Dispatcher::ns_handle_stop(const StopEvent& ev) {
   }
   ns_place_new_threads(&ev);
   ns_drop_gone_threads();  // a thread asked to stop that exited meanwhile has no stop to report
-  for (const Key& k : ns_.stop_requested)
-    if (ns_.running.erase(k)) ns_enqueue(ns_stopped_reply(NonStopView::ref(k), false));
-  ns_.stop_requested.clear();
+  ns_answer_stop_requests();
   // Packets that waited for a stopped target, in their order.
   std::deque<std::string> held;
   held.swap(ns_.held);
   for (auto& p : held) handle_packet(p);
   ns_reconcile();
+}
+
+// A thread's own stop (breakpoint, step, signal, fork...): it is stopped
+// for gdb from now on.
+void Dispatcher::ns_report_thread_stop(const StopEvent& ev) {
+  ns_.running.erase(NonStopView::key(ev.thread));
+  ns_.stop_requested.erase(NonStopView::key(ev.thread));
+  if (ev.reason == StopEvent::Reason::Fork || ev.reason == StopEvent::Reason::VFork) {
+    // The child is stopped until gdb detaches or resumes it, even if
+    // a look at the thread list placed it before this stop came out.
+    int child = ev.child.pid;
+    std::erase_if(ns_.running, [&](const auto& kv) { return kv.first.first == child; });
+    std::erase_if(ns_.stop_requested, [&](const Key& k) { return k.first == child; });
+  }
+  ns_enqueue(stop_reply(ev));
+}
+
+// The threads gdb asked to stop (vCont;t) that are stopped now.
+void Dispatcher::ns_answer_stop_requests() {
+  std::set<Key> asked;
+  asked.swap(ns_.stop_requested);
+  for (const Key& k : asked)
+    if (ns_.running.erase(k)) ns_report_requested_stop(k);  // not a fork child dropped meanwhile
+}
+
+// A thread gdb asked to stop is reported stopped with signal 0, unless the
+// target holds an event of its own for it (its step finished while another
+// thread's event was reported): that event is the answer, as gdbserver
+// reports a pending status. A finished displaced step reported as a plain
+// stop reads as not executed, and gdb then leaves the return address of a
+// stepped `call` pointing into its scratch pad: `next` stopped inside the
+// called function (gdb.threads/next-fork-other-thread, vfork, non-stop).
+void Dispatcher::ns_report_requested_stop(const Key& k) {
+  ThreadRef t = NonStopView::ref(k);
+  if (auto ev = target_.take_pending_stop(t)) {
+    if (ns_.ctrl_c == k) ns_.ctrl_c.reset();
+    ns_report_thread_stop(*ev);
+    return;
+  }
+  ns_enqueue(ns_stopped_reply(t, false));
 }
 
 // Threads gdb has not placed yet (new since the last look). gdb takes a thread it finds in the list

@@ -181,6 +181,10 @@ class Target {
   virtual bool running() const = 0;
   // An exit the debugger has not been told of yet (after "monitor .kill").
   virtual bool exit_report_owed() const { return false; }
+  // While stopped: an event thread t had, held while another thread's was
+  // reported, handed over (and forgotten) rather than waiting for t's next
+  // resume. Non-stop answers a request to stop t with it.
+  virtual std::optional<StopEvent> take_pending_stop(ThreadRef /*t*/) { return std::nullopt; }
 
   // --- registers: layout described by target.xml, raw little-endian bytes
   virtual std::string target_xml() const = 0;

@@ -1115,6 +1115,12 @@ bool ProcessTarget::pending_still_valid(Thread& t, const ResumeAction& a) {
     t.pending.reset();
     return false;
   }
+  return pending_still_current(t);
+}
+
+// Whether the event held for t (seen while another was reported) still
+// means something now that the debugger may have changed its settings.
+bool ProcessTarget::pending_still_current(Thread& t) {
   if (t.pending->reason == StopEvent::Reason::SyscallEntry || t.pending->reason == StopEvent::Reason::SyscallReturn) {
     // gdb no longer catches that system call: the thread just goes on.
     if (!catches_syscall(procs_[t.pid], t.pending->syscall)) {
@@ -1207,6 +1213,19 @@ bool ProcessTarget::covers(const std::vector<ResumeAction>& actions, pid_t pid) 
   for (auto& a : actions)
     if (!a.thread || a.thread->pid <= 0 || a.thread->pid == pid) return true;
   return false;
+}
+
+// Non-stop: gdb asked the stopped thread to stop (vCont;t); an event it
+// had of its own (its step finished, a breakpoint hit) while another
+// thread's was reported is the answer, not a plain stop.
+std::optional<StopEvent> ProcessTarget::take_pending_stop(ThreadRef r) {
+  auto it = threads_.find(r.tid);
+  if (phase_ != Phase::Stopped || it == threads_.end() || it->second.pid != r.pid || !it->second.pending) return {};
+  Thread& t = it->second;
+  if (!pending_still_current(t)) return {};
+  StopEvent ev = *t.pending;
+  t.pending.reset();
+  return ev;
 }
 
 bool ProcessTarget::exit_report_owed() const {

@@ -39,6 +39,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   std::optional<StopEvent> last_stop() const override { return last_stop_; }
   bool running() const override { return phase_ != Phase::Stopped; }
   bool exit_report_owed() const override;
+  std::optional<StopEvent> take_pending_stop(ThreadRef t) override;
 
   std::string target_xml() const override;
   Result<std::string> read_registers(ThreadRef t) override;
@@ -163,6 +164,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
   // The thread's cached registers; with_fp: the x87/SSE/AVX state too.
   Result<x86::ThreadRegisters*> regs_of(ThreadRef t, bool with_fp = true);
   bool pending_still_valid(Thread& t, const ResumeAction& a);
+  bool pending_still_current(Thread& t);
   bool in_step_range(Thread& t);
   bool leader_zombie(Thread& t);
   bool unreported_child(pid_t pid) const;

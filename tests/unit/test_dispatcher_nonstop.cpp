@@ -27,6 +27,13 @@ class FakeTarget : public testing::FakeProcessTarget {
     }
     return out;
   }
+  std::optional<StopEvent> held;  // an event the target keeps for its thread
+  std::optional<StopEvent> take_pending_stop(ThreadRef t) override {
+    if (!held || !(held->thread == t)) return std::nullopt;
+    auto ev = held;
+    held.reset();
+    return ev;
+  }
   Result<std::string> read_memory(int pid, uint64_t, std::size_t len) override {
     read_from.push_back(pid);
     return std::string(len, '\0');
@@ -295,4 +302,36 @@ TEST_CASE("non-stop: resuming a process that ended while stopped asks for its ex
     if (a.thread && a.thread->pid == 8 && a.thread->tid == -1) asks_8 = true;
   CHECK(asks_8);
   CHECK(resumes_pid(h.target.resumes[0], 7));
+}
+
+TEST_CASE("non-stop: a thread asked to stop whose step finished meanwhile reports the step") {
+  // gdb.threads/next-fork-other-thread (vfork, non-stop): 7.7 does a
+  // displaced step of a `call`; another thread vforks and gdb stops every
+  // thread. The step finished while the target stopped for the other
+  // thread, so the target holds it. Reported as a plain stop (T00), gdb
+  // takes the displaced instruction for not executed and never fixes the
+  // return address the call pushed; `next` then stops inside the callee.
+  Harness h;
+  h.target.listed = {{7, 7}, {7, 8}};
+  h.start_non_stop("multiprocess+");  // 7.7 stopped, 7.8 running
+  CHECK(h.request("vCont;s:p7.7") == "OK");
+  CHECK(h.target.is_running);
+  CHECK(h.request("vCont;t:p7.7") == "OK");
+  CHECK(h.target.interrupts >= 1);
+
+  StopEvent step;
+  step.thread = {7, 7};
+  step.signal = SIGTRAP;
+  step.reason = StopEvent::Reason::Step;
+  h.target.held = step;
+  StopEvent ours;
+  ours.thread = {7, 8};
+  ours.reason = StopEvent::Reason::Interrupt;
+  h.notes.clear();
+  h.stop(ours);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0].rfind("Stop:T05", 0) == 0);
+  CHECK(h.notes[0].find("thread:p7.7;") != std::string::npos);
+  CHECK_FALSE(h.target.held);
+  CHECK(h.request("vStopped") == "OK");
 }
