@@ -18,6 +18,17 @@ Bytes finish(ManipulateState64 h, uint32_t status, ByteView data = {}) {
   return out;
 }
 
+// The request's header sent back with one union member filled in by `fill`
+// (the other union bytes kept), then `data`.
+template <class T, class Fill>
+Bytes reply_with(const ManipulateState64& request, uint32_t status, Fill&& fill, ByteView data = {}) {
+  ManipulateState64 h = request;
+  auto u = union_view<T>(h);
+  fill(u);
+  set_union(h, u);
+  return finish(h, status, data);
+}
+
 bool is_defined_api(uint32_t api) {
   return api >= kDbgKdMinimumManipulate && api < kDbgKdMaximumManipulate && manipulate_api_name(api)[0] != '?';
 }
@@ -200,19 +211,13 @@ Result<ManipulateRequest> parse_manipulate(ByteView payload) {
 Bytes reply_status(const ManipulateState64& request, uint32_t status) { return finish(request, status); }
 
 Bytes reply_read_memory(const ManipulateState64& request, uint32_t status, ByteView data) {
-  ManipulateState64 h = request;
-  auto m = union_view<MemoryTransfer64>(h);
-  m.actual_bytes = static_cast<uint32_t>(std::min(data.size(), kMaxManipulateData));
-  set_union(h, m);
-  return finish(h, status, data);
+  return reply_with<MemoryTransfer64>(
+      request, status, [&](auto& m) { m.actual_bytes = static_cast<uint32_t>(std::min(data.size(), kMaxManipulateData)); },
+      data);
 }
 
 Bytes reply_write_memory(const ManipulateState64& request, uint32_t status, uint32_t bytes_written) {
-  ManipulateState64 h = request;
-  auto m = union_view<MemoryTransfer64>(h);
-  m.actual_bytes = bytes_written;
-  set_union(h, m);
-  return finish(h, status);
+  return reply_with<MemoryTransfer64>(request, status, [&](auto& m) { m.actual_bytes = bytes_written; });
 }
 
 Bytes reply_get_context(const ManipulateState64& request, uint32_t status, const Context& context) {
@@ -221,11 +226,9 @@ Bytes reply_get_context(const ManipulateState64& request, uint32_t status, const
 }
 
 Bytes reply_get_context_ex_bytes(const ManipulateState64& request, uint32_t status, ByteView bytes) {
-  ManipulateState64 h = request;
-  auto c = union_view<ContextEx>(h);
-  c.bytes_copied = static_cast<uint32_t>(std::min(bytes.size(), kMaxManipulateData));
-  set_union(h, c);
-  return finish(h, status, bytes);
+  return reply_with<ContextEx>(
+      request, status, [&](auto& c) { c.bytes_copied = static_cast<uint32_t>(std::min(bytes.size(), kMaxManipulateData)); },
+      bytes);
 }
 
 Bytes reply_get_context_ex(const ManipulateState64& request, uint32_t status, const Context& context) {
@@ -237,19 +240,11 @@ Bytes reply_get_context_ex(const ManipulateState64& request, uint32_t status, co
 }
 
 Bytes reply_set_context_ex(const ManipulateState64& request, uint32_t status, uint32_t bytes_copied) {
-  ManipulateState64 h = request;
-  auto c = union_view<ContextEx>(h);
-  c.bytes_copied = bytes_copied;
-  set_union(h, c);
-  return finish(h, status);
+  return reply_with<ContextEx>(request, status, [&](auto& c) { c.bytes_copied = bytes_copied; });
 }
 
 Bytes reply_write_breakpoint(const ManipulateState64& request, uint32_t status, uint32_t handle) {
-  ManipulateState64 h = request;
-  auto b = union_view<WriteBreakPoint64>(h);
-  b.break_point_handle = handle;
-  set_union(h, b);
-  return finish(h, status);
+  return reply_with<WriteBreakPoint64>(request, status, [&](auto& b) { b.break_point_handle = handle; });
 }
 
 Bytes reply_get_version(const ManipulateState64& request, uint32_t status, const GetVersion64& version) {
@@ -259,20 +254,14 @@ Bytes reply_get_version(const ManipulateState64& request, uint32_t status, const
 }
 
 Bytes reply_read_io(const ManipulateState64& request, uint32_t status, uint32_t value) {
-  ManipulateState64 h = request;
-  auto io = union_view<ReadWriteIo64>(h);
-  io.data_value = value;
-  set_union(h, io);
-  return finish(h, status);
+  return reply_with<ReadWriteIo64>(request, status, [&](auto& io) { io.data_value = value; });
 }
 
 Bytes reply_read_msr(const ManipulateState64& request, uint32_t status, uint64_t value) {
-  ManipulateState64 h = request;
-  auto m = union_view<ReadWriteMsr>(h);
-  m.data_value_low = static_cast<uint32_t>(value);
-  m.data_value_high = static_cast<uint32_t>(value >> 32);
-  set_union(h, m);
-  return finish(h, status);
+  return reply_with<ReadWriteMsr>(request, status, [&](auto& m) {
+    m.data_value_low = static_cast<uint32_t>(value);
+    m.data_value_high = static_cast<uint32_t>(value >> 32);
+  });
 }
 
 Bytes reply_query_special_calls(const ManipulateState64& request, uint32_t status, std::span<const uint64_t> calls) {
@@ -287,20 +276,14 @@ Bytes reply_query_special_calls(const ManipulateState64& request, uint32_t statu
 }
 
 Bytes reply_search_memory(const ManipulateState64& request, uint32_t status, uint64_t found_address) {
-  ManipulateState64 h = request;
-  auto s = union_view<SearchMemory64>(h);
-  s.search_address = found_address;
-  set_union(h, s);
-  return finish(h, status);
+  return reply_with<SearchMemory64>(request, status, [&](auto& s) { s.search_address = found_address; });
 }
 
 Bytes reply_query_memory(const ManipulateState64& request, uint32_t status, uint32_t address_space, uint32_t flags) {
-  ManipulateState64 h = request;
-  auto q = union_view<QueryMemory64>(h);
-  q.address_space = address_space;
-  q.flags = flags;
-  set_union(h, q);
-  return finish(h, status);
+  return reply_with<QueryMemory64>(request, status, [&](auto& q) {
+    q.address_space = address_space;
+    q.flags = flags;
+  });
 }
 
 }  // namespace dbgstub::kd
