@@ -289,6 +289,9 @@ void Dispatcher::ns_report_requested_stop(const Key& k) {
   if (auto ev = target_.take_pending_stop(t)) {
     if (ns_.ctrl_c == k) ns_.ctrl_c.reset();
     ns_report_thread_stop(*ev);
+    // A fork child the target listed from now on is stopped until gdb
+    // detaches or resumes it, as for a fork stop reported by the target.
+    ns_place_new_threads(&*ev);
     return;
   }
   ns_enqueue(ns_stopped_reply(t, false));

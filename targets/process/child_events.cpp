@@ -48,12 +48,22 @@ void ChildEvents::arm() {
   });
 }
 
+int wait_status_of(const siginfo_t& si) {
+  switch (si.si_code) {
+    case CLD_EXITED: return (si.si_status & 0xff) << 8;
+    case CLD_KILLED: return si.si_status & 0x7f;
+    case CLD_DUMPED: return (si.si_status & 0x7f) | 0x80;
+    case CLD_TRAPPED:
+    case CLD_STOPPED: return (si.si_status << 8) | 0x7f;
+    default: return 0xffff;  // CLD_CONTINUED (not asked for)
+  }
+}
+
 void ChildEvents::poll() {
   for (;;) {
-    int status = 0;
-    pid_t tid = ::waitpid(-1, &status, WNOHANG | __WALL | WUNTRACED);
-    if (tid <= 0) break;
-    dispatch(tid, status);
+    siginfo_t si{};
+    if (::waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WNOHANG | __WALL) != 0 || si.si_pid == 0) break;
+    dispatch(si.si_pid, wait_status_of(si));
   }
 }
 

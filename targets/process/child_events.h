@@ -1,11 +1,15 @@
 // Delivers wait statuses of traced threads to their owners from the Asio
 // event loop. SIGCHLD is blocked in every thread (see block_sigchld()) and
 // read from a signalfd; on each notification we reap with
-// waitpid(-1, WNOHANG | __WALL) until nothing is left, so the loop never
-// blocks in waitpid. Statuses for threads nobody has claimed yet (a clone
+// waitid(P_ALL, WNOHANG | __WALL) until nothing is left, so the loop never
+// blocks in a wait. (waitid, not waitpid(-1): what the child reports is
+// the same, and gdb.threads/attach-slow-waitpid's preload, which lets
+// waitpid(-1, WNOHANG) answer once a second to mimic a loaded kernel,
+// stretched an attach of five threads past gdb's 6 s patience.) Statuses for threads nobody has claimed yet (a clone
 // child that stops before its parent's clone event is seen) are kept until
 // someone watches that tid.
 #pragma once
+#include <signal.h>
 #include <sys/types.h>
 
 #include <asio/io_context.hpp>
@@ -19,6 +23,12 @@ namespace dbgstub {
 
 // Must run in main() before any other thread exists.
 void block_sigchld();
+
+// The waitpid()-style status of what waitid() reported in `si` (exit,
+// death by a signal, core dump, signal-delivery, group or ptrace-event
+// stop: for stops si_status is the kernel's whole exit code, ptrace event
+// bits included).
+int wait_status_of(const siginfo_t& si);
 
 class ChildEvents {
  public:

@@ -32,6 +32,9 @@ class FakeTarget : public testing::FakeProcessTarget {
     if (!held || !(held->thread == t)) return std::nullopt;
     auto ev = held;
     held.reset();
+    // A fork child is listed once its fork is out (ProcessTarget hides it
+    // while the fork event is held).
+    if (ev->reason == StopEvent::Reason::Fork) listed.push_back(ev->child);
     return ev;
   }
   Result<std::string> read_memory(int pid, uint64_t, std::size_t len) override {
@@ -334,4 +337,35 @@ TEST_CASE("non-stop: a thread asked to stop whose step finished meanwhile report
   CHECK(h.notes[0].find("thread:p7.7;") != std::string::npos);
   CHECK_FALSE(h.target.held);
   CHECK(h.request("vStopped") == "OK");
+}
+
+TEST_CASE("non-stop: a fork held for a thread gdb asks to stop is reported, and its child stays stopped") {
+  // gdb.threads/next-fork-other-thread (fork, target-non-stop): gdb stops
+  // every thread; one had forked while another's event was reported. Its
+  // fork stop is the answer; the child, listed from then on, must not be
+  // taken for a new running thread (it ran to its exit before gdb's D;pid,
+  // and gdb crashed on the exit of a process it did not know).
+  Harness h;
+  h.target.listed = {{7, 7}, {7, 8}};
+  h.start_non_stop("multiprocess+;fork-events+");  // 7.7 stopped, 7.8 running
+  StopEvent fork;
+  fork.thread = {7, 8};
+  fork.signal = SIGTRAP;
+  fork.reason = StopEvent::Reason::Fork;
+  fork.child = {9, 9};
+  h.target.held = fork;
+  CHECK(h.request("vCont;t:p7.8") == "OK");
+  StopEvent ours;
+  ours.thread = {7, 8};
+  ours.reason = StopEvent::Reason::Interrupt;
+  h.notes.clear();
+  h.target.resumes.clear();
+  h.stop(ours);
+  REQUIRE(h.notes.size() == 1);
+  CHECK(h.notes[0].find("fork:p9.9;") != std::string::npos);
+  CHECK(h.notes[0].find("thread:p7.8;") != std::string::npos);
+  CHECK(h.request("vStopped") == "OK");
+  CHECK(h.request("vCont;c:p7.7") == "OK");
+  REQUIRE_FALSE(h.target.resumes.empty());
+  for (auto& r : h.target.resumes) CHECK_FALSE(resumes_pid(r, 9));
 }
