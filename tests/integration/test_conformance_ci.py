@@ -5,7 +5,7 @@ restart, wrappers, file transfer, sysroot, reconnects, stop replies without
 threads) and the gdb.base / gdb.threads files for features that came from
 conformance work (catch syscall, $_siginfo, thread-local storage, a leader
 exiting first, kill after a signal, a stopped program kept across a
-disconnect), and unittest (`--selftest`, which gdbserver here answers
+disconnect, an attach while waitpid is slowed), and unittest (`--selftest`, which gdbserver here answers
 "Selftests have been disabled", UNSUPPORTED). Every other test in them
 passes with gdbserver 13.1 here, so any FAIL, ERROR or UNRESOLVED fails
 this test.
@@ -39,7 +39,8 @@ FILES = [f"gdb.server/{f}.exp" for f in (
     "connect-without-multi-process", "stop-reply-no-thread", "solib-list", "multi-ui-errors",
     "bkpt-other-inferior", "abspath", "reconnect-ctrl-c", "unittest")] + [
     "gdb.base/catch-syscall.exp", "gdb.base/siginfo-obj.exp", "gdb.base/kill-after-signal.exp",
-    "gdb.threads/tls.exp", "gdb.threads/no-unwaited-for-left.exp", "gdb.threads/reconnect-signal.exp"]
+    "gdb.threads/tls.exp", "gdb.threads/no-unwaited-for-left.exp", "gdb.threads/reconnect-signal.exp",
+    "gdb.threads/attach-slow-waitpid.exp"]
 
 
 @unittest.skipUnless(shutil.which("runtest") and glob.glob("/usr/src/gdb*.tar.*"),
