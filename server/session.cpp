@@ -14,7 +14,7 @@ Session::Session(std::unique_ptr<Transport> transport, Target& target, Dispatche
                   SessionHooks{
                       [this](std::string p) { send(std::move(p)); },
                       [this] { ack_mode_ = false; },
-                      [this] { if (this->events().exit_server) this->events().exit_server(); },
+                      [this] { if (this->events().exit_server) this->events().exit_server(); },  // the parameter `events` hides it
                       [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
                       [this](bool on) { log_packets_ = on; },
                       [this](std::string p) { notify(std::move(p)); },

@@ -95,7 +95,6 @@ class StreamSession : public DebugSession, public std::enable_shared_from_this<D
     if (events_.closed) events_.closed();
   }
 
-  bool closing() const { return closing_; }
   bool closed() const { return closed_; }
   SessionEvents& events() { return events_; }
 
