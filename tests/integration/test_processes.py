@@ -158,8 +158,9 @@ class ForkChildTests(Base):
         breakpoint (gdb steps over it first, with vCont;s for the parent
         only). The child's exit must not leave gdb's step-over hanging: the
         parent runs to its end."""
-        # Packets logged: it timed out once in CI (2026-11-27, not
-        # reproduced in 16 runs since); the log says where if it does again.
+        # Packets logged, shown if gdb times out: that log found the race
+        # the next test replays (the child's exit taken for the answer to
+        # the parent's step when it was seen after that step began).
         stub = self.stub("--log-packets", *free_port_args(FORKER))
         parent = stub_pid(stub)
         out = run_gdb(stub, self.START + [
