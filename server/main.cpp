@@ -6,6 +6,7 @@
 #include <asio/signal_set.hpp>
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "server/event_loop.h"
 #include "server/lab_config.h"
@@ -23,7 +24,8 @@ using namespace dbgstub;
 namespace {
 
 // Runs the loop until the target reports its first stop (launch or attach).
-int serve(asio::io_context& io, const Options& opts, Target& target);
+// `bound`: the listening socket main bound first (none with --stdio).
+int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound);
 // A lab of VMs from a JSON file, each on its own port, on the one loop.
 int serve_lab(asio::io_context& io, const Options& opts);
 
@@ -86,9 +88,20 @@ int main(int argc, char** argv) {
                  opts->policy.attach ? "allow-listed" : opts->allow_attach ? "allowed" : "refused",
                  opts->policy.files_root.empty() ? std::string("anywhere") : "beneath " + opts->policy.files_root);
   }
+  // Bound before a program is started or attached, or a VM halted
+  // (gdbserver's order): a bad address or a port in use ends dbgstub first.
+  std::optional<asio::ip::tcp::acceptor> bound;
+  if (!opts->stdio) {
+    auto b = bind_listener(io, opts->host, opts->port);
+    if (!b) {
+      std::cerr << "dbgstub: " << b.error().message << "\n";
+      return 1;
+    }
+    bound = std::move(*b);
+  }
   if (opts->local_kernel) {
     LocalKernelTarget kernel;
-    return serve(io, *opts, kernel);
+    return serve(io, *opts, kernel, std::move(bound));
   }
   if (opts->vm) {
     // Kernel mode on a QEMU VM. Connecting halts the VM (QEMU's gdbstub
@@ -114,7 +127,7 @@ int main(int argc, char** argv) {
     if (linux_guest && linux_guest->ready())
       if (auto st = linux_guest->load_layout(); !st)
         spdlog::warn("the guest's processes will not be available: {}", st.error().message);
-    return serve(io, *opts, vm);
+    return serve(io, *opts, vm, std::move(bound));
   }
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);
@@ -154,12 +167,12 @@ int main(int argc, char** argv) {
     std::cerr << "Attached; pid = " << *opts->attach_pid << std::endl;
   }
 
-  return serve(io, *opts, target);
+  return serve(io, *opts, target, std::move(bound));
 }
 
 namespace {
 
-int serve(asio::io_context& io, const Options& opts, Target& target) {
+int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound) {
   Server server(io, opts, target);
   // Before "Listening on port": from then on a SIGTERM must be a clean stop.
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -168,7 +181,7 @@ int serve(asio::io_context& io, const Options& opts, Target& target) {
     spdlog::info("signal {}: shutting down", sig);
     server.shutdown();
   });
-  if (auto st = opts.stdio ? server.serve_stdio() : server.listen(); !st) {
+  if (auto st = bound ? server.listen(std::move(*bound)) : server.serve_stdio(); !st) {
     std::cerr << "dbgstub: " << st.error().message << "\n";
     target.release_all();
     return 1;

@@ -21,11 +21,37 @@ Server::Server(asio::io_context& io, const Options& options, Target& target)
   });
 }
 
+Result<asio::ip::tcp::acceptor> bind_listener(asio::io_context& io, const std::string& host, uint16_t port) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    // A name, not a number: resolve it (gdbserver's wording on failure).
+    asio::ip::tcp::resolver resolver(io);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty())
+      return make_error(22, host + ":" + std::to_string(port) + ": cannot resolve name: " +
+                                (ec ? ec.message() : "no address"));
+    addr = results.begin()->endpoint().address();
+  }
+  asio::ip::tcp::endpoint ep(addr, port);
+  asio::ip::tcp::acceptor acceptor(io);
+  acceptor.open(ep.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(ep, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
+  return acceptor;
+}
+
 Status Server::listen() {
-  auto port = listen_on(options_.host, options_.port, options_.kd);
-  if (!port) return port.error();
-  port_ = *port;
-  if (options_.kd) kd_port_ = *port;
+  auto bound = bind_listener(io_, options_.host, options_.port);
+  if (!bound) return bound.error();
+  return listen(std::move(*bound));
+}
+
+Status Server::listen(asio::ip::tcp::acceptor bound) {
+  port_ = serve_listener(std::move(bound), options_.kd);
+  if (options_.kd) kd_port_ = port_;
   // GDB's testsuite (and our tests) wait for exactly this line.
   std::cerr << "Listening on port " << port_ << std::endl;
   if (options_.kd)
@@ -34,44 +60,26 @@ Status Server::listen() {
 }
 
 Status Server::listen_kd(const std::string& host, uint16_t port) {
-  auto p = listen_on(host, port, true);
-  if (!p) return p.error();
-  kd_port_ = *p;
+  auto bound = bind_listener(io_, host, port);
+  if (!bound) return bound.error();
+  kd_port_ = serve_listener(std::move(*bound), true);
   std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << kd_port_ << ",port=" << host << std::endl;
   return ok_status();
 }
 
-Result<uint16_t> Server::listen_on(const std::string& host, uint16_t port, bool kd) {
+uint16_t Server::serve_listener(asio::ip::tcp::acceptor acceptor, bool kd) {
   asio::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) {
-    // A name, not a number: resolve it (gdbserver's wording on failure).
-    asio::ip::tcp::resolver resolver(io_);
-    auto results = resolver.resolve(host, std::to_string(port), ec);
-    if (ec || results.empty())
-      return make_error(22, host + ":" + std::to_string(port) + ": cannot resolve name: " +
-                                (ec ? ec.message() : "no address"));
-    addr = results.begin()->endpoint().address();
-  }
-  asio::ip::tcp::endpoint ep(addr, port);
-  auto l = std::make_unique<Listener>(Listener{asio::ip::tcp::acceptor(io_), kd});
-  auto& acceptor = l->acceptor;
-  acceptor.open(ep.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor.bind(ep, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return make_error(ec.value(), "Can't bind address: " + ec.message() + ".");
-  uint16_t bound = acceptor.local_endpoint().port();
-  if (!addr.is_loopback())
+  auto local = acceptor.local_endpoint(ec);
+  if (!local.address().is_loopback())
     spdlog::warn("listening on {}:{}, reachable from other machines: whoever connects can read and write the "
                  "target's memory and registers{}; prefer 127.0.0.1 and SSH port forwarding (README, Security)",
-                 addr.to_string(), bound,
+                 local.address().to_string(), local.port(),
                  options_.allow_run || options_.allow_attach || options_.policy.run || options_.policy.attach
                      ? ", and start or attach to programs"
                      : "");
-  listeners_.push_back(std::move(l));
+  listeners_.push_back(std::make_unique<Listener>(Listener{std::move(acceptor), kd}));
   accept(*listeners_.back());
-  return bound;
+  return local.port();
 }
 
 void Server::accept(Listener& l) {

@@ -17,6 +17,12 @@
 
 namespace dbgstub {
 
+// Resolves host, binds host:port and listens; connections wait in the
+// backlog until a Server accepts them. Apart from Server so that main can
+// bind before it starts or attaches to a program, as gdbserver: a bad
+// address or a port in use fails before any process is created.
+Result<asio::ip::tcp::acceptor> bind_listener(asio::io_context& io, const std::string& host, uint16_t port);
+
 // A server may listen for both front ends at once (a lab VM with "listen"
 // and "kd"): GDB's and WinDbg's clients then share the one session slot, so
 // one debugger at a time is served per target whichever protocol it speaks,
@@ -26,6 +32,8 @@ class Server {
   Server(asio::io_context& io, const Options& options, Target& target);
   // Listens on options.host:port for the front end options.kd names.
   Status listen();
+  // The same on an acceptor bind_listener made for options.host:port.
+  Status listen(asio::ip::tcp::acceptor bound);
   // Also listens on host:port for WinDbg (KD), in front of the same target.
   Status listen_kd(const std::string& host, uint16_t port);
   Status serve_stdio();
@@ -43,7 +51,8 @@ class Server {
     asio::ip::tcp::acceptor acceptor;
     bool kd;
   };
-  Result<uint16_t> listen_on(const std::string& host, uint16_t port, bool kd);
+  // Accepts on a bound acceptor from now on; returns its port.
+  uint16_t serve_listener(asio::ip::tcp::acceptor acceptor, bool kd);
   void accept(Listener& l);
   void start_session(std::unique_ptr<Transport> transport, bool kd);
   // Why a second client is refused: "" when the connected one speaks the

@@ -230,6 +230,24 @@ class LifecycleTest(harness.StubTestCase):
         stub = self.stub("0.0.0.0:0", SPIN)
         self.assertEqual(self.listeners(stub.port), {"0.0.0.0"})
 
+    def test_bad_listen_address_fails_before_the_program_starts(self):
+        # As gdbserver: the address is resolved and bound first, so a name
+        # that doesn't resolve or a port in use creates no process (GDB's
+        # testsuite starts stubs on "udp123:::" and expects just the error).
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        for addr, error in (("udp123::::1", "cannot resolve name"),
+                            (f"127.0.0.1:{taken.getsockname()[1]}", "Can't bind address: Address already in use.")):
+            with self.subTest(addr=addr):
+                r = subprocess.run([harness.DBGSTUB, "--once", addr, SPIN], capture_output=True, text=True,
+                                   timeout=20)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(error, r.stderr)
+                self.assertNotIn("created; pid", r.stderr)
+                self.assertNotIn("launched", r.stderr)
+
     @staticmethod
     def listeners(port):
         """Local addresses in LISTEN state on `port` (IPv4 and IPv6)."""
