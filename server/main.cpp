@@ -1,10 +1,14 @@
 // dbgstub: a debugging stub server. See README.md.
+#include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <optional>
 
@@ -63,7 +67,24 @@ int main(int argc, char** argv) {
     std::cout << "dbgstub 0.1\n";
     return 0;
   }
-  auto logger = spdlog::stderr_color_mt("dbgstub");
+  std::shared_ptr<spdlog::logger> logger;
+  if (opts->log_file.empty()) {
+    logger = spdlog::stderr_color_mt("dbgstub");
+  } else {
+    // Opened here first: spdlog would create missing directories.
+    if (!std::ofstream(opts->log_file, std::ios::app)) {
+      std::cerr << "dbgstub: cannot write the log to " << opts->log_file << ": " << std::strerror(errno) << "\n";
+      return 2;
+    }
+    try {
+      logger = spdlog::basic_logger_mt("dbgstub", opts->log_file);
+    } catch (const spdlog::spdlog_ex& e) {
+      std::cerr << "dbgstub: cannot write the log to " << opts->log_file << ": " << e.what() << "\n";
+      return 2;
+    }
+    // Whoever reads the file (a test, tail -f) sees each line as it happens.
+    logger->flush_on(spdlog::level::trace);
+  }
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
   spdlog::set_level(spdlog::level::from_str(opts->log_level));

@@ -112,6 +112,7 @@ std::string usage() {
          "  --no-disable-randomization   keep ASLR on for programs started here\n"
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
+         "  --log-file=FILE     write the log to FILE (appended) instead of stderr; also --debug-file=FILE\n"
          "  --handshake-timeout=SECONDS  drop a client that sends nothing this long after connecting (30; 0 = never)\n"
          "  --spin=USEC         after each event, poll this long for the next before sleeping (0 = never, the default)\n"
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
@@ -202,6 +203,10 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       } else {
         o.log_level = a.substr(12);
       }
+    } else if (a.rfind("--log-file=", 0) == 0 || a.rfind("--debug-file=", 0) == 0) {
+      // --debug-file is gdbserver's name for it.
+      o.log_file = a.substr(a.find('=') + 1);
+      if (o.log_file.empty()) return make_error(22, a.substr(0, a.find('=')) + " needs a file");
     } else if (a.rfind("--handshake-timeout=", 0) == 0) {
       std::string v = a.substr(20);
       auto secs = whole_number(v, 0, std::numeric_limits<int>::max());

@@ -55,6 +55,7 @@ struct Options {
   std::vector<std::string> wrapper;        // --wrapper ... --: launch prefix  // -o: follow child processes (WinDbg's -o)
   std::string log_level = "info";
   bool log_packets = false;
+  std::string log_file;  // empty: stderr
   int handshake_timeout = 30;  // seconds a new client may stay silent (0 = forever)
   int spin_us = 0;             // poll this long after an event before blocking (see event_loop.h)
   bool help = false;

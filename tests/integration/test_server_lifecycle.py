@@ -3,10 +3,12 @@ when the debugger goes away or dbgstub is told to stop, --once / --multi,
 the default listen address, and robustness against bad input."""
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -247,6 +249,42 @@ class LifecycleTest(harness.StubTestCase):
                 self.assertIn(error, r.stderr)
                 self.assertNotIn("created; pid", r.stderr)
                 self.assertNotIn("launched", r.stderr)
+
+    # -- where the log goes ------------------------------------------------
+
+    def test_log_file_takes_the_log_and_packets_off_the_terminal(self):
+        # What GDB's testsuite reads from the stub's terminal ("Listening on
+        # port", "Process ... created") stays there; log lines and packets
+        # go to the file, appended, each as it happens.
+        path = os.path.join(self.tmpdir(), "stub.log")
+        with open(path, "w") as f:
+            f.write("# earlier line\n")
+        stub = self.stub("--log-packets", f"--debug-file={path}", "127.0.0.1:0", SPIN)
+        c = self.client(stub)
+        c.handshake()
+        self.assertRegex(c.request("?"), r"^[TS][0-9a-f]{2}")
+        with open(path) as f:
+            log = f.read()
+        self.assertTrue(log.startswith("# earlier line\n"), log[:200])
+        self.assertIn("launched", log)
+        self.assertIn("<- $?\n", log)
+        self.assertIn("created; pid", stub.output())
+        self.assertNotIn("launched", stub.output())
+        self.assertNotIn("<- $?", stub.output())
+
+    def test_log_file_that_cannot_be_written(self):
+        # A missing folder is an error, not something to create.
+        path = os.path.join(self.tmpdir(), "missing", "x.log")
+        r = subprocess.run([harness.DBGSTUB, f"--log-file={path}", "127.0.0.1:0", SPIN],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"cannot write the log to {path}: No such file or directory", r.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def tmpdir(self):
+        d = tempfile.mkdtemp(prefix="dbgstub-log-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
 
     @staticmethod
     def listeners(port):

@@ -48,6 +48,19 @@ TEST_CASE("options: errors name the problem") {
   CHECK(e.error().message.find("--log-level") != std::string::npos);
 }
 
+TEST_CASE("options: --log-file, and gdbserver's --debug-file") {
+  auto o = parse_options({"--log-file=/tmp/x.log", ":1", "p"});
+  REQUIRE(o.ok());
+  CHECK(o->log_file == "/tmp/x.log");
+  o = parse_options({"--debug-file=/tmp/y.log", ":1", "p"});
+  REQUIRE(o.ok());
+  CHECK(o->log_file == "/tmp/y.log");
+  CHECK(parse_options({":1", "p"})->log_file.empty());
+  auto e = parse_options({"--log-file=", ":1", "p"});
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message == "--log-file needs a file");
+}
+
 TEST_CASE("options: --vm") {
   auto o = parse_options({"--vm", "gdbstub=127.0.0.1:1234,qga=/tmp/qga.sock,qmp=/tmp/qmp.sock", ":2000"});
   REQUIRE(o.ok());
