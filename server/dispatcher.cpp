@@ -231,20 +231,20 @@ std::string Dispatcher::refuse(int code, const std::string& message) {
 // Threads
 
 int Dispatcher::selected_pid() const {
-  for (auto& p : target_.processes())
-    if (p.pid == selected_pid_) return selected_pid_;
+  for (int pid : target_.process_ids())
+    if (pid == selected_pid_) return selected_pid_;
   return current_pid();
 }
 
 int Dispatcher::current_pid() const {
   if (g_thread_.pid > 0 && target_.thread_alive(g_thread_)) return g_thread_.pid;
-  auto procs = target_.processes();
+  auto pids = target_.process_ids();
   // The thread gdb selected may have exited while its process goes on (gdb
   // reads and writes the memory of running processes in non-stop mode):
   // still that process, as gdbserver (its general thread's pid).
-  for (auto& p : procs)
-    if (g_thread_.pid > 0 && p.pid == g_thread_.pid) return p.pid;
-  if (!procs.empty()) return procs.front().pid;
+  for (int pid : pids)
+    if (g_thread_.pid > 0 && pid == g_thread_.pid) return pid;
+  if (!pids.empty()) return pids.front();
   // A machine lists no processes of its own: its vCPU threads' pid.
   return current_thread().pid;
 }

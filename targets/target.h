@@ -173,6 +173,13 @@ class Target {
   virtual std::vector<ProcessInfo> processes() const = 0;
   // Cheap "is anything being debugged": checked after every packet.
   virtual bool has_processes() const { return !processes().empty(); }
+  // The pids processes() lists, without reading what describes them (a
+  // process target reads each one's /proc files): asked for per packet.
+  virtual std::vector<int> process_ids() const {
+    std::vector<int> out;
+    for (auto& p : processes()) out.push_back(p.pid);
+    return out;
+  }
   virtual std::vector<ThreadRef> threads() const = 0;
   virtual bool thread_alive(ThreadRef t) const = 0;
   virtual std::string thread_name(ThreadRef /*t*/) const { return ""; }

@@ -15,11 +15,13 @@ int hex_digit(char c) {
 }
 
 std::string to_hex(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size() * 2);
+  // Sized once and written by index: every 'm' reply and register dump
+  // comes through here, and a push_back per digit costs a bounds check each.
+  std::string out(bytes.size() * 2, '\0');
+  char* o = out.data();
   for (unsigned char b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 0xf]);
+    *o++ = kDigits[b >> 4];
+    *o++ = kDigits[b & 0xf];
   }
   return out;
 }

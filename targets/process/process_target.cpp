@@ -1435,6 +1435,13 @@ std::vector<ProcessInfo> ProcessTarget::processes() const {
   return out;
 }
 
+std::vector<int> ProcessTarget::process_ids() const {
+  std::vector<int> out;
+  for (auto& [pid, p] : procs_)
+    if (!p.kill_requested) out.push_back(pid);  // as processes()
+  return out;
+}
+
 std::vector<ThreadRef> ProcessTarget::threads() const {
   std::vector<ThreadRef> out;
   for (auto& [tid, t] : threads_) {

@@ -33,6 +33,7 @@ class ProcessTarget : public Target, public ProcessLauncher {
 
   std::vector<ProcessInfo> processes() const override;
   bool has_processes() const override;
+  std::vector<int> process_ids() const override;
   std::vector<ThreadRef> threads() const override;
   bool thread_alive(ThreadRef t) const override;
   std::string thread_name(ThreadRef t) const override;
