@@ -97,3 +97,47 @@ TEST_CASE("dispatcher: range stepping is announced and passed on with its range"
   plain.target.range_steps = false;
   CHECK(plain.request("vCont?") == "vCont;c;C;s;S;t");
 }
+
+namespace {
+
+// Counts the calls that describe processes (for a process target, /proc
+// reads of each one's exe and name), lists their pids without them, as
+// ProcessTarget, and remembers whose memory was read.
+class CountingProcess : public testing::FakeProcessTarget {
+ public:
+  mutable int described = 0;
+  int read_pid = 0;
+  std::vector<ProcessInfo> processes() const override {
+    ++described;
+    return FakeProcessTarget::processes();
+  }
+  std::vector<int> process_ids() const override {
+    std::vector<int> out;
+    for (auto& t : listed)
+      if (t.pid == t.tid) out.push_back(t.pid);
+    return out;
+  }
+  Result<std::string> read_memory(int pid, uint64_t, std::size_t len) override {
+    read_pid = pid;
+    return std::string(len, '\x5a');
+  }
+};
+
+}  // namespace
+
+TEST_CASE("dispatcher: a memory read with no thread selected finds its process without describing processes") {
+  CountingProcess target;
+  target.listed = {{7, 7}, {7, 8}, {9, 9}};
+  std::vector<std::string> sent;
+  Dispatcher d{target, DispatcherConfig{},
+               SessionHooks{[&](std::string p) { sent.push_back(std::move(p)); }, {}, {}, {}, {}, {}}};
+  d.handle_packet("m1000,2");  // lldb reads memory without an Hg first
+  REQUIRE(sent.size() == 1);
+  CHECK(sent.back() == "5a5a");
+  CHECK(target.read_pid == 7);  // the first process, as before
+  CHECK(target.described == 0);
+  d.handle_packet("Hgp9.9");
+  d.handle_packet("m1000,1");
+  CHECK(target.read_pid == 9);
+  CHECK(target.described == 0);
+}
