@@ -2,13 +2,17 @@
 # Builds the libFuzzer targets (tests/fuzz) with clang-14 into build-fuzz/
 # and runs each for a time budget. Exits non-zero if any target crashes.
 #
-#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--jobs J] [--ci] [--no-build] [-- libFuzzer args]
+#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--jobs J] [--workers W] [--ci] [--no-build] [-- libFuzzer args]
 #
 # Seeds come from tests/fuzz/corpus/<target>/ (left untouched); what the
 # fuzzer finds on top accumulates in build-fuzz/corpus/<target>/, crash
 # inputs go to build-fuzz/artifacts/, full logs to build-fuzz/logs/.
 # Reproduce a crash with: build-fuzz/fuzz/<target> build-fuzz/artifacts/<file>
-# --jobs J runs J targets at a time (default 1). --ci is the CI's short
+# --jobs J runs J targets at a time (default 1). --workers W runs W
+# processes of each target on its corpus at once (libFuzzer's -jobs=W
+# -workers=W; -runs then counts per worker, and the summary adds the
+# workers' figures up; their logs are build-fuzz/logs/<target>.workers/).
+# --ci is the CI's short
 # run: every target for ${DBGSTUB_FUZZ_SECONDS:-10} s, two at a time, built
 # into build-fuzz-ci/ at -O0 with line tables only (half the compile time
 # of -O1 -g; stack traces keep file and line; fewer executions per second,
@@ -22,6 +26,7 @@ targets=()
 do_build=1
 extra=()
 jobs=1
+workers=1
 
 usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
@@ -33,6 +38,8 @@ while (($#)); do
     --no-build) do_build=0; shift ;;
     --jobs) jobs="${2:?--jobs needs a value}"; shift 2 ;;
     --jobs=*) jobs="${1#*=}"; shift ;;
+    --workers) workers="${2:?--workers needs a value}"; shift 2 ;;
+    --workers=*) workers="${1#*=}"; shift ;;
     --ci) ci=1; jobs=2; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; extra=("$@"); break ;;
@@ -50,6 +57,7 @@ else
 fi
 [[ "$seconds" =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz.sh: --seconds wants a positive integer" >&2; exit 2; }
 [[ "$jobs" =~ ^[0-9]+$ ]] && ((jobs > 0)) || { echo "fuzz.sh: --jobs wants a positive integer" >&2; exit 2; }
+[[ "$workers" =~ ^[0-9]+$ ]] && ((workers > 0)) || { echo "fuzz.sh: --workers wants a positive integer" >&2; exit 2; }
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
   # Accept "framer" as well as "fuzz_framer".
@@ -84,8 +92,19 @@ run_target() {
   # go up to 255 bytes besides the large ones, and runs between '$' and '#'
   # are copied whole) and halves the executions per second.
   [ "$t" = fuzz_framer ] && own+=(-max_len=1024)
-  "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
-    -artifact_prefix="$build/artifacts/$t-" "${own[@]}" "${extra[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+  if ((workers > 1)); then
+    # libFuzzer writes each worker's log as fuzz-N.log in the current folder.
+    local wdir="$build/logs/$t.workers"
+    rm -rf "$wdir" && mkdir -p "$wdir"
+    own+=(-jobs="$workers" -workers="$workers")
+    (cd "$wdir" && "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
+      -artifact_prefix="$build/artifacts/$t-" "${own[@]}" "${extra[@]}" "${dirs[@]}") >"$log" 2>&1 || rc=$?
+    # The launcher's log says little: append the workers' logs for the summary.
+    cat "$wdir"/fuzz-*.log >>"$log" 2>/dev/null || true
+  else
+    "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
+      -artifact_prefix="$build/artifacts/$t-" "${own[@]}" "${extra[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
+  fi
   echo "$rc" >"$build/logs/$t.rc"
 }
 
@@ -114,8 +133,9 @@ summary=()
 for t in "${names[@]}"; do
   log="$build/logs/$t.log"
   rc=$(cat "$build/logs/$t.rc" 2>/dev/null || echo 1)
-  runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
-  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | tail -1)
+  # Summed over the workers' final stats (one line each without --workers).
+  runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
   if [ -z "$runs" ]; then
     # Without the final stats (a crash), fall back to the last status line.
     runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
@@ -137,7 +157,7 @@ for t in "${names[@]}"; do
 done
 
 echo
-echo "== summary (${seconds}s per target, $jobs at a time)"
+echo "== summary (${seconds}s per target, $jobs at a time$( ((workers > 1)) && echo ", $workers workers each, figures added up"))"
 printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then
   echo "crashes in: ${failed[*]}; inputs in $build/artifacts/" >&2
