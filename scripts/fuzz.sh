@@ -28,7 +28,7 @@ extra=()
 jobs=1
 workers=1
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
   case "$1" in
     --seconds) seconds="${2:?--seconds needs a value}"; shift 2 ;;
