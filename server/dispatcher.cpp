@@ -546,6 +546,12 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             return rsp::to_hex(std::string(buf, static_cast<std::size_t>(n)));
           },
           [&](const rsp::HostFile& f) {
+            if (auto st = ModePolicy::allows(target_.mode(), Operation::HostFiles); !st) {
+              // Empty, as a stub without host I/O: gdb then reads its local files.
+              if (!host_files_refusal_logged_) spdlog::info("vFile refused: {}", st.error().message);
+              host_files_refusal_logged_ = true;
+              return rsp::reply_empty();
+            }
             // gdb asks vFile:pread for as much as PacketSize allows and
             // caches it, though most of its reads (ELF headers, sections)
             // want a few hundred bytes: 64 KiB replies cost gdb ~2 ms each to

@@ -157,6 +157,7 @@ class Dispatcher {
   SessionHooks hooks_;
   Monitor monitor_;
   HostFiles host_files_;
+  bool host_files_refusal_logged_ = false;
   bool multiprocess_ = false;    // client and server agreed on pPID.TID ids
   bool swbreak_ = false, hwbreak_ = false;
   bool error_strings_ = false;   // client accepts "E.message"

@@ -100,8 +100,7 @@ std::string HostFiles::handle(const rsp::HostFile& req, std::size_t max_reply) {
   using Op = rsp::HostFile::Op;
   switch (req.op) {
     case Op::SetFs:
-      // Same mount namespace as every process we debug: nothing to switch.
-      return rsp::build_file_reply(0);
+      return set_fs(req.fd);
     case Op::Open:
       return open(req);
     case Op::Close: {
@@ -187,10 +186,40 @@ std::string HostFiles::open(const rsp::HostFile& req) {
   if (req.flags & 0x200) flags |= O_CREAT;
   if (req.flags & 0x400) flags |= O_TRUNC;
   if (req.flags & 0x800) flags |= O_EXCL;
-  int fd = open_confined(req.path, flags, static_cast<mode_t>(req.mode & 07777));
+  // Non-blocking: opening a FIFO with no writer (or a device that waits
+  // for a carrier) would hold the one event loop every session shares.
+  // No controlling terminal from a tty either.
+  flags |= O_NONBLOCK | O_NOCTTY;
+  // Permission bits only: GDB's File-I/O mode has no setuid, setgid or
+  // sticky bit, and a client must not make set-id programs on this host.
+  int fd = open_confined(req.path, flags, static_cast<mode_t>(req.mode & 0777));
   if (fd < 0) return fail(errno);
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+    // Read at an offset, which a pipe or socket has not; and reading one
+    // would take bytes meant for someone else.
+    spdlog::warn("vFile: refused {}: a pipe or socket", req.path);
+    ::close(fd);
+    return fail(ESPIPE);
+  }
   fds_[fd] = fd;
   return rsp::build_file_reply(fd);
+}
+
+std::string HostFiles::set_fs(int64_t pid) {
+  // gdb names the process whose view of the files it wants. Files are
+  // served from dbgstub's own mount namespace; say so when the process
+  // has another (a container), rather than serve the wrong files.
+  if (pid <= 0) return rsp::build_file_reply(0);
+  struct stat mine{}, theirs{};
+  std::string ns = "/proc/" + std::to_string(pid) + "/ns/mnt";
+  if (::stat("/proc/self/ns/mnt", &mine) != 0 || ::stat(ns.c_str(), &theirs) != 0) return fail(errno);
+  if (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino) {
+    // As a gdbserver that can't switch: ENOSYS, and gdb reads nothing.
+    spdlog::info("vFile:setfs: process {} has another mount namespace; its files are not served", pid);
+    return fail(ENOSYS);
+  }
+  return rsp::build_file_reply(0);
 }
 
 std::string HostFiles::fstat(int fd) {

@@ -28,6 +28,7 @@ class HostFiles {
  private:
   std::string open(const rsp::HostFile& req);
   std::string fstat(int fd);
+  std::string set_fs(int64_t pid);
   // Opens `path` confined to the root (flags as open(2)); -1 and errno.
   int open_confined(const std::string& path, int flags, mode_t mode);
   bool allow_write_;

@@ -18,6 +18,13 @@ KillDecision ModePolicy::kill(Mode mode, KillSource) {
 }
 
 Status ModePolicy::allows(Mode mode, Operation op) {
+  if (op == Operation::HostFiles) {
+    // vFile serves the files of the machine dbgstub runs on. In a user
+    // session those are the debugged programs' files. A VM's are not, and
+    // a VM's (or a local kernel's) debugger has not been given this host.
+    if (mode == Mode::User) return ok_status();
+    return make_error(1, "host file access (vFile) is for user-mode sessions only");
+  }
   if (mode != Mode::LocalKernel) return ok_status();
   switch (op) {
     case Operation::Resume:
@@ -34,6 +41,7 @@ Status ModePolicy::allows(Mode mode, Operation op) {
     case Operation::Attach:
       return make_error(1, "no processes can be started or attached in a local kernel session");
     case Operation::Detach:
+    case Operation::HostFiles:
       return ok_status();
   }
   return ok_status();

@@ -18,7 +18,7 @@ struct KillDecision {
   std::string message;  // shown to the user on Refuse (and logged)
 };
 
-enum class Operation { Resume, Interrupt, WriteMemory, WriteRegisters, Breakpoint, Watchpoint, Detach, Run, Attach };
+enum class Operation { Resume, Interrupt, WriteMemory, WriteRegisters, Breakpoint, Watchpoint, Detach, Run, Attach, HostFiles };
 
 class ModePolicy {
  public:

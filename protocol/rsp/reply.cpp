@@ -152,6 +152,7 @@ int fileio_errno(int e) {
     case ENOSPC: return 28;
     case ESPIPE: return 29;
     case EROFS: return 30;
+    case ENOSYS: return 88;  // not in the manual's list; gdb's fileio.h has it
     case ENAMETOOLONG: return 91;
     default: return 9999;
   }

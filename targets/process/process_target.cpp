@@ -1,6 +1,7 @@
 #include "targets/process/process_target.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/personality.h>
@@ -168,6 +169,11 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
       ::dup2(2, 1);
     }
     if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) ::_exit(127);
+    // dbgstub's own descriptors (its listening socket, the debugger's
+    // connection, host I/O files) must not outlive the exec: a program
+    // left running could accept the next debugger's connection.
+    if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0)
+      for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (spec.exec_fd >= 0 && spec.wrapper.empty()) {
       ::syscall(SYS_execveat, spec.exec_fd, "", argv.data(), envp.data(), AT_EMPTY_PATH);
       // ENOENT: a "#!" script, whose interpreter can't open a close-on-exec

@@ -7,6 +7,7 @@ import re
 import struct
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -129,6 +130,16 @@ class LocalKernelGdb(unittest.TestCase):
         # And a new session afterwards.
         out = self.gdb("monitor .session")
         self.assertIn("mode: local-kernel", out)
+
+
+    def test_no_host_files(self):
+        # Inspection only: no host I/O either, even reads.
+        with tempfile.TemporaryDirectory() as tmp:
+            got = os.path.join(tmp, "got")
+            out = self.gdb(f"remote get /etc/hostname {got}", "monitor .session")
+            self.assertFalse(os.path.exists(got), out)
+        self.assertIn("mode: local-kernel", out)
+        self.assertIn("vFile refused: host file access (vFile) is for user-mode sessions only", self.stub.output())
 
 
 class LocalKernelLldb(unittest.TestCase):

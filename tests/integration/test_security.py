@@ -4,6 +4,7 @@ allowed (the refusals themselves are tested in test_gdb_extended); the
 configuration's allow-lists and files root (Policy)."""
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +33,33 @@ class Security(unittest.TestCase):
         self.assertIn("reachable from other machines", out)
         self.assertIn("start or attach to programs", out)
         self.assertIn("SSH port forwarding", out)
+
+
+def descriptors_beyond_stdio(pid):
+    fds = sorted(int(n) for n in os.listdir(f"/proc/{pid}/fd"))
+    return {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds if fd > 2}
+
+
+class Descriptors(unittest.TestCase):
+    """A started program gets none of dbgstub's descriptors: left running
+    after a detach, it could otherwise accept the next debugger's
+    connection on dbgstub's port, or write into the current one."""
+
+    def test_program_from_the_command_line(self):
+        with Stub("127.0.0.1:0", SPIN) as stub:
+            pid = harness.inferior_pid(stub)
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                self.assertEqual(descriptors_beyond_stdio(pid), {})
+
+    def test_program_started_by_the_debugger(self):
+        with Stub("--multi", "--allow-run", "127.0.0.1:0") as stub:
+            with harness.RspClient(stub.port) as c:
+                c.handshake()
+                r = c.request("vRun;" + SPIN.encode().hex())
+                m = re.search(r"thread:p([0-9a-f]+)\.", r)
+                self.assertTrue(m, r)
+                self.assertEqual(descriptors_beyond_stdio(int(m.group(1), 16)), {})
 
 
 class Policy(unittest.TestCase):

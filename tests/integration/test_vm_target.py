@@ -259,6 +259,18 @@ class VmTarget(harness.GdbTestCase):
         self.assertIn(vm.status(), ("running", "paused"))
         self.assertEqual(stub.proc.poll(), None, "dbgstub ended with the session")
 
+    def test_no_host_files_for_a_vm_debugger(self):
+        """vFile would serve the host's files, which are not the VM's and
+        which a VM's debugger was not given: dbgstub answers as a stub
+        without host I/O, and gdb reads nothing."""
+        vm, stub = self.start()
+        got = os.path.join(self.tmp, "got")
+        out = self.gdb(stub, f"remote get /etc/hostname {got}", "monitor .session")
+        self.assertFalse(os.path.exists(got), out)
+        self.assertIn("mode: kernel", out)
+        self.assertIn("vFile refused: host file access (vFile) is for user-mode sessions only", stub.output())
+        self.assertNotIn("vm -> $vFile", stub.output())
+
     def test_disconnect_leaves_the_vm_running_and_reconnects(self):
         vm, stub = self.start(smp=2)
         self.assertEqual(vm.status(), "prelaunch")  # -S and dbgstub attached: halted

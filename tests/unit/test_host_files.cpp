@@ -1,9 +1,16 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "protocol/rsp/hex.h"
 #include "server/host_files.h"
@@ -201,4 +208,72 @@ TEST_CASE("host I/O with the root / reads what absolute symlinks name") {
   // gdb reads the dynamic loader by this name: an absolute symlink on Debian.
   if (access("/lib64/ld-linux-x86-64.so.2", R_OK) == 0)
     CHECK(opened(open_reply(files, "/lib64/ld-linux-x86-64.so.2")));
+}
+
+TEST_CASE("host I/O creates files with permission bits only, never set-id ones") {
+  Tree t;
+  HostFiles files(true, t.root);
+  rsp::HostFile f;
+  f.op = Op::Open;
+  f.path = t.root + "/suid";
+  f.flags = 0x1 | 0x200;  // WRONLY | CREAT
+  f.mode = 06755;
+  CHECK(opened(files.handle(f, 4096)));
+  struct stat st{};
+  REQUIRE(stat((t.root + "/suid").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07000) == 0);
+  CHECK((st.st_mode & 0700) == 0700);
+}
+
+TEST_CASE("host I/O refuses pipes without waiting for a writer") {
+  // Opening a FIFO for reading blocks until someone writes; dbgstub's one
+  // event loop must not (a blocking open never returns here: no writer).
+  Tree t;
+  std::string fifo = t.root + "/fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  // Should an open block after all, a writer comes after 3 s to end the
+  // test with a failure rather than a hang.
+  std::atomic<bool> done{false};
+  std::thread rescue([&] {
+    for (int i = 0; i < 60 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (done) return;
+    int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (w >= 0) ::close(w);
+  });
+  HostFiles confined(false, t.root), files;
+  CHECK(open_reply(confined, fifo) == "F-1,1d");  // ESPIPE
+  CHECK(open_reply(files, fifo) == "F-1,1d");
+  done = true;
+  rescue.join();
+  // Regular files still read after the non-blocking open.
+  std::string r = open_reply(files, t.root + "/in.txt");
+  REQUIRE(opened(r));
+  rsp::HostFile pr;
+  pr.op = Op::Pread;
+  pr.fd = static_cast<int64_t>(*rsp::parse_hex_u64(r.substr(1)));
+  pr.count = 100;
+  CHECK(files.handle(pr, 4096) == "F6;inside");
+}
+
+TEST_CASE("host I/O: setfs succeeds only for this mount namespace") {
+  HostFiles files;
+  rsp::HostFile f;
+  f.op = Op::SetFs;
+  f.fd = 0;
+  CHECK(files.handle(f, 4096) == "F0");
+  f.fd = getpid();
+  CHECK(files.handle(f, 4096) == "F0");
+  f.fd = 999999999;  // no such process
+  CHECK(files.handle(f, 4096) == "F-1,2");
+  // A process in another mount namespace needs one; unshare(1) needs root.
+  if (geteuid() == 0 && access("/usr/bin/unshare", X_OK) == 0) {
+    FILE* p = popen("exec /usr/bin/unshare -m sh -c 'echo $$; exec sleep 30'", "r");
+    REQUIRE(p);
+    int pid = 0;
+    REQUIRE(fscanf(p, "%d", &pid) == 1);
+    f.fd = pid;
+    CHECK(files.handle(f, 4096) == "F-1,58");  // ENOSYS, as a gdbserver that can't switch
+    kill(pid, SIGKILL);
+    pclose(p);
+  }
 }

@@ -68,6 +68,7 @@ TEST_CASE("operation policy table: mode x request") {
       {Mode::User, Operation::Detach, true, ""},
       {Mode::User, Operation::Run, true, ""},
       {Mode::User, Operation::Attach, true, ""},
+      {Mode::User, Operation::HostFiles, true, ""},
       {Mode::Kernel, Operation::Resume, true, ""},
       {Mode::Kernel, Operation::Interrupt, true, ""},
       {Mode::Kernel, Operation::WriteMemory, true, ""},
@@ -77,6 +78,7 @@ TEST_CASE("operation policy table: mode x request") {
       {Mode::Kernel, Operation::Detach, true, ""},
       {Mode::Kernel, Operation::Run, true, ""},
       {Mode::Kernel, Operation::Attach, true, ""},
+      {Mode::Kernel, Operation::HostFiles, false, "user-mode sessions only"},
       {Mode::LocalKernel, Operation::Resume, false, lk},
       {Mode::LocalKernel, Operation::Interrupt, false, lk},
       {Mode::LocalKernel, Operation::WriteMemory, false, lk},
@@ -86,6 +88,7 @@ TEST_CASE("operation policy table: mode x request") {
       {Mode::LocalKernel, Operation::Detach, true, ""},
       {Mode::LocalKernel, Operation::Run, false, "local kernel session"},
       {Mode::LocalKernel, Operation::Attach, false, "local kernel session"},
+      {Mode::LocalKernel, Operation::HostFiles, false, "user-mode sessions only"},
   };
   for (const auto& r : rows) {
     auto st = ModePolicy::allows(r.mode, r.op);
