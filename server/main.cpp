@@ -2,11 +2,14 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <climits>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -94,6 +97,12 @@ int main(int argc, char** argv) {
     return run_self_tests(std::cout);
   }
 
+  if (!opts->program.empty()) {
+    char cwd[PATH_MAX];
+    const char* path = std::getenv("PATH");
+    if (::getcwd(cwd, sizeof cwd))
+      opts->program[0] = absolute_program(opts->program[0], cwd, path ? path : "/usr/local/bin:/usr/bin:/bin");
+  }
   asio::io_context io;
   if (opts->lab) return serve_lab(io, *opts);
   if (!opts->config.empty()) {

@@ -1,5 +1,7 @@
 #include "server/options.h"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <limits>
 #include <optional>
@@ -282,6 +284,27 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
   }
   if (o.program.empty() && !o.multi) return make_error(22, "missing PROG (or use --multi / --attach)");
   return o;
+}
+
+std::string absolute_program(const std::string& name, const std::string& cwd, const std::string& path_list) {
+  if (name.empty() || name[0] == '/') return name;
+  auto in = [](const std::string& dir, std::string_view file) {
+    std::string_view rest = file.substr(0, 2) == "./" ? file.substr(2) : file;
+    return (dir.empty() || dir.back() == '/' ? dir : dir + "/") + std::string(rest);
+  };
+  std::string here = in(cwd, name);
+  if (name.find('/') != std::string::npos || ::access(here.c_str(), F_OK) == 0) return here;
+  // A bare name not in the working directory: as execvp, the first
+  // executable of that name on PATH (empty entries mean the directory).
+  for (std::size_t b = 0; b <= path_list.size();) {
+    std::size_t e = path_list.find(':', b);
+    if (e == std::string::npos) e = path_list.size();
+    std::string dir = path_list.substr(b, e - b);
+    std::string cand = in(dir.empty() ? cwd : dir[0] == '/' ? dir : in(cwd, dir), name);
+    if (::access(cand.c_str(), X_OK) == 0) return cand;
+    b = e + 1;
+  }
+  return name;
 }
 
 }  // namespace dbgstub

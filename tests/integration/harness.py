@@ -20,10 +20,10 @@ def program(name):
 class Stub:
     """A dbgstub process; `port` is the one it printed on 'Listening on port N'."""
 
-    def __init__(self, *args, wait_listening=True, timeout=20):
+    def __init__(self, *args, wait_listening=True, timeout=20, cwd=None):
         self.args = [DBGSTUB, *args]
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, errors="replace")
+                                     stderr=subprocess.STDOUT, text=True, errors="replace", cwd=cwd)
         self.lines = []
         self.port = None
         self._listening = threading.Event()

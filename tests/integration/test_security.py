@@ -116,6 +116,31 @@ class Policy(unittest.TestCase):
         self.assertTrue(harness.eventually(lambda: harness.running_untraced(allowed.pid), 5))
         self.assertIsNone(stub.proc.poll())
 
+    def test_a_relative_program_on_the_command_line_stays_that_file(self):
+        """The operator's PROG is exempt from allow.run. Named relatively, it
+        must keep naming the file it named when dbgstub started, whatever
+        working directory the debugger sets for the program."""
+        decoy = os.path.join(self.tmp, "decoy")
+        os.makedirs(decoy)
+        shutil.copy(SPIN, os.path.join(decoy, "basic"))  # another program by the same name
+        path = os.path.join(self.tmp, "policy.json")
+        with open(path, "w") as f:
+            json.dump({"allow": {"run": [BASIC]}}, f)
+        stub = Stub("--config", path, "--multi", "127.0.0.1:0", "./basic", cwd=os.path.dirname(BASIC))
+        self.addCleanup(harness.close_stub, stub)
+        with harness.RspClient(stub.port) as c:
+            c.handshake()
+            self.assertEqual(c.request("QEnableErrorStrings"), "OK")
+            self.assertEqual(c.request("QSetWorkingDir:" + decoy.encode().hex()), "OK")
+            r = c.request("vRun;" + b"./basic".hex())  # a relative name is the debugger's: refused
+            self.assertTrue(r.startswith("E"), r)
+            r = c.request("vRun;")  # the command line's program
+            m = re.search(r"thread:p([0-9a-f]+)\.", r)
+            self.assertTrue(m, r)
+            pid = int(m.group(1), 16)
+            self.assertEqual(os.path.realpath(f"/proc/{pid}/exe"), os.path.realpath(BASIC))
+            self.assertEqual(os.readlink(f"/proc/{pid}/cwd"), decoy)  # the working directory still applies
+
     def test_remote_get_only_beneath_the_files_root(self):
         root = os.path.join(self.tmp, "root")
         os.makedirs(os.path.join(root, "sub"))

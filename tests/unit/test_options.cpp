@@ -149,3 +149,15 @@ TEST_CASE("options: --spin") {
   CHECK_FALSE(parse_options({"--spin=1s", ":1", "prog"}).ok());
   CHECK_FALSE(parse_options({"--spin=100001", ":1", "prog"}).ok());
 }
+
+TEST_CASE("options: the command line's program is made absolute at startup") {
+  // Relative names are taken from the working directory dbgstub started in.
+  CHECK(absolute_program("/bin/true", "/tmp", "") == "/bin/true");
+  CHECK(absolute_program("./prog", "/home/me", "") == "/home/me/prog");
+  CHECK(absolute_program("sub/prog", "/home/me/", "") == "/home/me/sub/prog");
+  CHECK(absolute_program("../prog", "/home/me", "") == "/home/me/../prog");
+  // A bare name: the working directory's file if there is one, else PATH's.
+  CHECK(absolute_program("true", "/nonexistent", "/nowhere::/bin") == "/bin/true");
+  CHECK(absolute_program("true", "/bin", "/usr/bin") == "/bin/true");
+  CHECK(absolute_program("no-such-program-here", "/tmp", "/bin") == "no-such-program-here");
+}
