@@ -79,6 +79,13 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
   monitor_.add("set libthread-db-search-path", "[PATH]",
                "Where to look for libthread_db (thread-local storage); no PATH: the default",
                [this](const std::string& a) {
+                 // The library is loaded into dbgstub itself. Where the
+                 // debugger is confined (a policy) or may write files here,
+                 // it must not choose what runs in dbgstub.
+                 if (!config_.policy.empty() || config_.allow_file_write)
+                   return MonitorResult{"libthread-db-search-path can't be set by the debugger when dbgstub has "
+                                        "a policy or allows file writes\n",
+                                        false};
                  std::string now = target_.set_thread_db_search_path(a);
                  return MonitorResult{"libthread-db-search-path set to `" + now + "'\n", true};
                });

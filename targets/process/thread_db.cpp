@@ -7,11 +7,13 @@
 #include <spdlog/spdlog.h>
 #include <sys/ptrace.h>
 #include <sys/reg.h>
+#include <sys/stat.h>
 #include <sys/user.h>
 #include <thread_db.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstring>
 #include <fstream>
@@ -208,6 +210,29 @@ struct ThreadDb::Impl {
   }
 };
 
+namespace {
+
+// A library from the search path runs in dbgstub. The debugger chooses the
+// path; so the library and its folder must be owned by root or dbgstub's
+// user and writable by no one else: a debugged program running as another
+// user can't have planted it (dbgstub may be root, attached to it).
+bool trusted_library(const std::string& library) {
+  auto trusted = [](const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return false;
+    return (st.st_uid == 0 || st.st_uid == ::geteuid()) && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+  };
+  char real[PATH_MAX];
+  if (::realpath(library.c_str(), real)) {  // the file a link leads to, in its own folder
+    std::string file = real, dir = file.substr(0, file.rfind('/'));
+    if (trusted(file) && trusted(dir.empty() ? "/" : dir)) return true;
+  }
+  spdlog::warn("libthread_db: {} skipped: it or its folder is writable by, or belongs to, another user", library);
+  return false;
+}
+
+}  // namespace
+
 ThreadDb::ThreadDb(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ThreadDb::~ThreadDb() = default;
 
@@ -228,7 +253,7 @@ Result<std::unique_ptr<ThreadDb>> ThreadDb::open(pid_t pid, const std::string& s
     b = e + 1;
     if (dir.empty() || dir == "$pdir") continue;
     std::string library = dir == "$sdir" ? std::string("libthread_db.so.1") : dir + "/libthread_db.so.1";
-    if (dir != "$sdir" && ::access(library.c_str(), R_OK) != 0) continue;
+    if (dir != "$sdir" && (::access(library.c_str(), R_OK) != 0 || !trusted_library(library))) continue;
     if (impl->load(library)) return std::unique_ptr<ThreadDb>(new ThreadDb(std::move(impl)));
   }
   return make_error(2, "no libthread_db for process " + std::to_string(pid) + " in '" + search_path + "'");

@@ -5,7 +5,9 @@ syscall_entry/syscall_return stop replies), writing `$_siginfo`
 libthread_db)."""
 import os
 import re
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +136,43 @@ class GdbThreadLocalStorage(harness.GdbTestCase):
         self.assertIn("Remote target failed to process qGetTLSAddr request", out)
         self.assertIn("libthread-db-search-path set to `$pdir:$sdir'", out)
 
+    def test_only_libraries_no_one_else_could_have_planted_are_loaded(self):
+        """The search path names a library that is loaded into dbgstub: one
+        in a folder others can write is skipped (a debugged program of
+        another user could have put it there); the same file in a folder
+        only its owner writes is used."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for mode, works in ((0o777, False), (0o755, True)):
+                lib = os.path.join(tmp, oct(mode))
+                os.makedirs(lib)
+                shutil.copy(SYSTEM_THREAD_DB, lib)
+                os.chmod(lib, mode)
+                with self.subTest(mode=oct(mode)), Stub(*free_port_args(TLS)) as stub:
+                    out = self.gdb_or_fail(stub, [f"monitor set libthread-db-search-path {lib}", "break checkpoint",
+                                                  "continue", "p tls_counter", "kill"], TLS, 30)
+                    stub.wait()
+                    library = os.path.join(lib, "libthread_db.so.1")
+                    if works:
+                        self.assertIn("$1 = 200\n", out)
+                        self.assertIn(f"libthread_db {library} loaded", stub.output())
+                    else:
+                        self.assertIn("Remote target failed to process qGetTLSAddr request", out)
+                        self.assertIn(f"libthread_db: {library} skipped", stub.output())
+
+    def test_search_path_is_not_the_debuggers_under_a_policy(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            policy = os.path.join(tmp, "policy.json")
+            with open(policy, "w") as f:
+                f.write('{"allow": {"run": ["/bin/true"]}}')
+            with Stub("--config", policy, *free_port_args(TLS)) as stub:
+                out = self.gdb_or_fail(stub, ["monitor set libthread-db-search-path /tmp", "break checkpoint",
+                                              "continue", "p tls_counter", "kill"], TLS, 30)
+                stub.wait()
+        self.assertIn("can't be set by the debugger when dbgstub has a policy", out)
+        self.assertIn("$1 = 200\n", out)  # the default path still serves
+
+
+SYSTEM_THREAD_DB = "/lib/x86_64-linux-gnu/libthread_db.so.1"
 
 if __name__ == "__main__":
     harness.main()
