@@ -3,11 +3,16 @@
 #include <limits.h>
 #include <stdlib.h>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -53,31 +58,97 @@ Status check_run(const RunAllowList& allow, const std::string& program) {
   return ok_status();
 }
 
-Result<std::vector<uid_t>> process_uids(int pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  if (!f) return make_error(3, "no process " + std::to_string(pid));
+Result<TaskCredentials> task_credentials(const std::string& status_path) {
+  std::ifstream f(status_path);
+  if (!f) return make_error(3, "cannot read " + status_path);
+  TaskCredentials c;
+  int seen = 0;
   std::string line;
+  auto ids = [](const std::string& rest) {
+    std::istringstream in(rest);
+    std::vector<unsigned> v;
+    unsigned long x;
+    while (in >> x) v.push_back(static_cast<unsigned>(x));
+    return v;
+  };
+  auto caps = [](const std::string& rest) { return std::strtoull(rest.c_str(), nullptr, 16); };
   while (std::getline(f, line)) {
-    if (line.rfind("Uid:", 0) != 0) continue;
-    std::istringstream in(line.substr(4));
-    std::vector<uid_t> uids;
-    unsigned long v;
-    while (uids.size() < 3 && in >> v) uids.push_back(static_cast<uid_t>(v));
-    if (uids.size() == 3) return uids;
-    break;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon), rest = line.substr(colon + 1);
+    if (key == "Tgid") c.tgid = std::atoi(rest.c_str()), seen |= 1;
+    else if (key == "Uid") c.uids = ids(rest), seen |= 2;
+    else if (key == "Gid") c.gids = ids(rest), seen |= 4;
+    else if (key == "Groups") for (unsigned g : ids(rest)) c.gids.push_back(g);
+    else if (key == "CapPrm" || key == "CapEff" || key == "CapAmb") c.capabilities |= caps(rest);
   }
-  return make_error(3, "cannot read the owner of process " + std::to_string(pid));
+  if (seen != 7 || c.uids.size() < 3) return make_error(3, "cannot read the credentials in " + status_path);
+  return c;
 }
 
+Result<std::vector<uid_t>> process_uids(int pid) {
+  auto c = task_credentials("/proc/" + std::to_string(pid) + "/status");
+  if (!c) return make_error(3, "cannot read the owner of process " + std::to_string(pid));
+  return std::vector<uid_t>(c->uids.begin(), c->uids.begin() + 3);
+}
+
+namespace {
+
+// The groups a user's own processes may hold: its primary group and those
+// it is a member of. Empty for a uid with no account.
+std::set<gid_t> user_groups(uid_t uid) {
+  std::vector<char> buf(16384);
+  passwd pw{}, *found = nullptr;
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) return {};
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(n));
+  if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+    groups.resize(static_cast<std::size_t>(n));
+    ::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n);
+  }
+  groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+  return {groups.begin(), groups.end()};
+}
+
+}  // namespace
+
 Status check_attach(const AttachAllowList& allow, int pid) {
+  std::string what = "attaching to process " + std::to_string(pid) + " is not allowed: ";
   if (allow.pids.count(pid)) return ok_status();
-  auto uids = process_uids(pid);
-  if (!uids) return make_error(1, "attaching to process " + std::to_string(pid) + " is not allowed: " +
-                                      uids.error().message);
-  for (uid_t u : *uids)
-    if (!allow.uids.count(u))
-      return make_error(1, "attaching to process " + std::to_string(pid) + " is not allowed: its owner (uid " +
-                               std::to_string(u) + ") is not in the configuration's allow.attach");
+  // Credentials are per thread, and ptrace gets the whole process: every
+  // thread must be what an allowed user's own process could be. Its uids
+  // allowed; no group the user is not in (a set-gid program); no
+  // capability unless the user is root (a program with file capabilities).
+  std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  std::vector<std::string> tasks;
+  if (DIR* d = ::opendir(task_dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') tasks.push_back(task_dir + "/" + e->d_name + "/status");
+    ::closedir(d);
+  }
+  if (tasks.empty()) return make_error(1, what + "no process " + std::to_string(pid));
+  for (const auto& status : tasks) {
+    auto c = task_credentials(status);
+    if (!c) continue;  // a thread that has just ended
+    if (c->tgid != pid)
+      return make_error(1, what + "it is a thread of process " + std::to_string(c->tgid) +
+                               " (attach to the process by its own id)");
+    for (uid_t u : c->uids)
+      if (!allow.uids.count(u))
+        return make_error(1, what + "its owner (uid " + std::to_string(u) +
+                                 ") is not in the configuration's allow.attach");
+    uid_t owner = c->uids[0];
+    if (owner != 0) {
+      auto groups = user_groups(owner);
+      for (gid_t g : c->gids)
+        if (!groups.count(g))
+          return make_error(1, what + "it holds group " + std::to_string(g) + ", which its owner (uid " +
+                                   std::to_string(owner) + ") is not a member of");
+      if (c->capabilities != 0)
+        return make_error(1, what + "it holds capabilities its owner (uid " + std::to_string(owner) +
+                                 ") does not have");
+    }
+  }
   return ok_status();
 }
 

@@ -13,6 +13,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,8 +52,19 @@ struct SecurityPolicy {
 Result<int> open_allowed_program(const RunAllowList& allow, const std::string& program);
 // The same check, the descriptor closed.
 Status check_run(const RunAllowList& allow, const std::string& program);
-// The process vAttach names; its uids come from /proc/PID/status.
+// The process vAttach names: a pid in the list, or a process (not a
+// thread of one) each of whose threads has only allowed uids and nothing
+// beyond what its owner's own processes have (groups, capabilities), as
+// read from /proc/PID/task/*/status.
 Status check_attach(const AttachAllowList& allow, int pid);
+// One thread's credentials, from a /proc status file.
+struct TaskCredentials {
+  int tgid = 0;
+  std::vector<uid_t> uids;    // real, effective, saved, filesystem
+  std::vector<gid_t> gids;    // the same, then the supplementary groups
+  uint64_t capabilities = 0;  // permitted | effective | ambient
+};
+Result<TaskCredentials> task_credentials(const std::string& status_path);
 // Reads a process's real, effective and saved uids.
 Result<std::vector<uid_t>> process_uids(int pid);
 

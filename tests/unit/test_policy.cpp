@@ -2,11 +2,19 @@
 // vRun's program and vAttach's process.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "server/lab_config.h"
 #include "server/options.h"
@@ -138,6 +146,75 @@ TEST_CASE("policy: vAttach by the process's owner or its pid") {
   CHECK(check_attach(others, getpid()));
   others.pids = {};
   CHECK_FALSE(check_attach(mine, 0x7ffffff0));  // no such process
+}
+
+TEST_CASE("policy: vAttach by owner refuses a thread's id, and processes with more than their owner has") {
+  AttachAllowList mine;
+  mine.uids = {getuid()};
+  // A thread of an allowed process is not a process: ptrace would seize
+  // the whole process, whose other threads may have other credentials.
+  std::atomic<int> tid{0};
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    tid = static_cast<int>(::syscall(SYS_gettid));
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  });
+  while (!tid) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto no = check_attach(mine, tid);
+  done = true;
+  t.join();
+  REQUIRE_FALSE(no);
+  CHECK(no.error().message.find("it is a thread of process " + std::to_string(getpid())) != std::string::npos);
+
+  if (geteuid() != 0) return;  // the rest changes credentials
+  // Children that became nobody (65534) in three ways.
+  auto child = [](auto become) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      become();
+      for (;;) pause();
+    }
+    return pid;
+  };
+  pid_t plain = child([] {  // nobody's own group: as nobody's own process
+    setgroups(0, nullptr);
+    setresgid(65534, 65534, 65534);
+    setresuid(65534, 65534, 65534);
+  });
+  pid_t group = child([] {  // kept root's group 0
+    setgroups(0, nullptr);
+    setresuid(65534, 65534, 65534);
+  });
+  pid_t caps = child([] {  // kept its capabilities (permitted)
+    prctl(PR_SET_KEEPCAPS, 1);
+    setgroups(0, nullptr);
+    setresgid(65534, 65534, 65534);
+    setresuid(65534, 65534, 65534);
+  });
+  auto became_nobody = [](pid_t p) {
+    for (int i = 0; i < 200; ++i) {
+      auto u = process_uids(p);
+      if (u && (*u)[0] == 65534) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  };
+  AttachAllowList nobody;
+  nobody.uids = {65534};
+  REQUIRE(became_nobody(plain));
+  REQUIRE(became_nobody(group));
+  REQUIRE(became_nobody(caps));
+  CHECK(check_attach(nobody, plain));
+  auto g = check_attach(nobody, group);
+  CHECK_FALSE(g);
+  if (!g) CHECK(g.error().message.find("it holds group 0") != std::string::npos);
+  auto c = check_attach(nobody, caps);
+  CHECK_FALSE(c);
+  if (!c) CHECK(c.error().message.find("capabilities") != std::string::npos);
+  for (pid_t p : {plain, group, caps}) {
+    kill(p, SIGKILL);
+    waitpid(p, nullptr, 0);
+  }
 }
 
 TEST_CASE("--config with [HOST]:PORT is a user-mode session's policy; without, a lab") {
