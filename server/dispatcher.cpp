@@ -54,6 +54,10 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
       disable_randomization_(config_.disable_randomization) {
   for (char** e = environ; e && *e; ++e) environment_.push_back(*e);
   monitor_.add("exit", "Quit dbgstub", [this](const std::string&) {
+    // One VM's debugger must not end the servers of the lab's other VMs.
+    if (config_.in_lab)
+      return MonitorResult{"exit is refused in a lab: it would end every VM's server (stop dbgstub with a signal)\n",
+                           false};
     if (hooks_.exit_server) hooks_.exit_server();
     return MonitorResult{"", true};
   });
@@ -513,7 +517,15 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
             } else {
               std::string prefix = e.name + "=";
               std::erase_if(environment_, [&](const std::string& s) { return s.rfind(prefix, 0) == 0; });
-              if (!e.unset) environment_.push_back(prefix + e.value);
+              if (!e.unset) {
+                // Bounded as the kernel bounds what exec takes: a client
+                // must not grow dbgstub's memory without end.
+                constexpr std::size_t kMaxEnvironment = 2 << 20;
+                std::size_t total = prefix.size() + e.value.size();
+                for (const auto& s : environment_) total += s.size() + 1;
+                if (total > kMaxEnvironment) return refuse(7, "the environment would exceed 2 MiB");
+                environment_.push_back(prefix + e.value);
+              }
             }
             return rsp::reply_ok();
           },

@@ -34,6 +34,7 @@ struct DispatcherConfig {
   std::vector<std::string> wrapper;        // --wrapper
   bool allow_file_write = false;           // vFile may create, write, delete
   bool redirect_stdio = false;             // the session runs over our stdin/stdout
+  bool in_lab = false;                     // one of several VMs' servers in this process
   // --config (user mode): allow-lists for vRun/vAttach, vFile's root.
   SecurityPolicy policy;
   // Kernel mode: processes scheduled for termination (owned by the server:

@@ -123,6 +123,7 @@ void Server::start_session(std::unique_ptr<Transport> transport, bool kd) {
   cfg.wrapper = options_.wrapper;
   cfg.allow_file_write = options_.allow_file_write || options_.policy.files_write;
   cfg.redirect_stdio = options_.stdio;
+  cfg.in_lab = options_.lab;
   cfg.terminations = &terminations_;
   SessionEvents events{
       [this] { on_session_closed(); },

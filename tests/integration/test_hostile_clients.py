@@ -175,6 +175,22 @@ class Hostile(harness.StubTestCase):
         self.assertTrue(harness.pid_alive(pid))
         self.assertEqual(c.request("qfThreadInfo"), threads)
 
+    def test_environment_is_bounded(self):
+        """QEnvironmentHexEncoded with ever new names: dbgstub keeps at most
+        2 MiB (what exec takes), refuses beyond, and goes on serving."""
+        stub = self.stub("--multi", "127.0.0.1:0")
+        c = self.client(stub)
+        c.handshake()
+        value = "A" * 60000
+        replies = [c.request("QEnvironmentHexEncoded:" + f"V{i}={value}".encode().hex()) for i in range(48)]
+        self.assertIn("OK", replies)
+        self.assertRegex(replies[-1], r"^E")
+        self.assertLess(replies.count("OK"), 40)
+        # Replacing a variable still works, and a reset frees the rest.
+        self.assertEqual(c.request("QEnvironmentHexEncoded:" + b"V0=small".hex()), "OK")
+        self.assertEqual(c.request("QEnvironmentReset"), "OK")
+        self.assertEqual(c.request("QEnvironmentHexEncoded:" + f"V47={value}".encode().hex()), "OK")
+
 
 class Hangups(unittest.TestCase):
     """A client that drops the connection in the middle of a packet."""

@@ -117,6 +117,14 @@ class LabHostile(unittest.TestCase):
         self.assert_vm_serves(0)
         self.assert_vm_serves(1)
 
+    def test_monitor_exit_from_one_vm_does_not_end_the_lab(self):
+        out = self.gdb(self.ports[0], "monitor exit", "monitor .session", "detach")
+        self.assertIn("exit is refused in a lab", out)
+        self.assertIn("mode: kernel", out)  # the session went on
+        self.assertIsNone(self.proc.poll())
+        self.assert_vm_serves(1)
+        self.assert_vm_serves(0)
+
 
 if __name__ == "__main__":
     harness.main()
