@@ -32,7 +32,7 @@ struct RunAllowList {
 };
 
 struct AttachAllowList {
-  std::set<uid_t> uids;  // a process whose real, effective and saved uids are all in here
+  std::set<uid_t> uids;  // a process whose threads have only these uids (and no more than their owner has)
   std::set<int> pids;    // or one of these pids (whatever process has it at the time)
 };
 
