@@ -84,11 +84,13 @@ Dispatcher::Dispatcher(Target& target, DispatcherConfig config, SessionHooks hoo
                "Where to look for libthread_db (thread-local storage); no PATH: the default",
                [this](const std::string& a) {
                  // The library is loaded into dbgstub itself. Where the
-                 // debugger is confined (a policy) or may write files here,
-                 // it must not choose what runs in dbgstub.
-                 if (!config_.policy.empty() || config_.allow_file_write)
+                 // debugger is confined (a policy: it may write beneath a
+                 // files root, say), it must not choose what runs in
+                 // dbgstub. (--allow-file-write alone trusts it with every
+                 // file dbgstub's user may write, which is as much.)
+                 if (!config_.policy.empty())
                    return MonitorResult{"libthread-db-search-path can't be set by the debugger when dbgstub has "
-                                        "a policy or allows file writes\n",
+                                        "a policy\n",
                                         false};
                  std::string now = target_.set_thread_db_search_path(a);
                  return MonitorResult{"libthread-db-search-path set to `" + now + "'\n", true};
@@ -516,16 +518,19 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
               for (char** p = environ; p && *p; ++p) environment_.push_back(*p);
             } else {
               std::string prefix = e.name + "=";
-              std::erase_if(environment_, [&](const std::string& s) { return s.rfind(prefix, 0) == 0; });
+              auto same_name = [&](const std::string& s) { return s.rfind(prefix, 0) == 0; };
               if (!e.unset) {
                 // Bounded as the kernel bounds what exec takes: a client
-                // must not grow dbgstub's memory without end.
+                // must not grow dbgstub's memory without end. Checked
+                // first: a refused value leaves the old one in place.
                 constexpr std::size_t kMaxEnvironment = 2 << 20;
-                std::size_t total = prefix.size() + e.value.size();
-                for (const auto& s : environment_) total += s.size() + 1;
+                std::size_t total = prefix.size() + e.value.size() + 1;
+                for (const auto& s : environment_)
+                  if (!same_name(s)) total += s.size() + 1;
                 if (total > kMaxEnvironment) return refuse(7, "the environment would exceed 2 MiB");
-                environment_.push_back(prefix + e.value);
               }
+              std::erase_if(environment_, same_name);
+              if (!e.unset) environment_.push_back(prefix + e.value);
             }
             return rsp::reply_ok();
           },

@@ -207,17 +207,18 @@ std::string HostFiles::open(const rsp::HostFile& req) {
 }
 
 std::string HostFiles::set_fs(int64_t pid) {
-  // gdb names the process whose view of the files it wants. Files are
-  // served from dbgstub's own mount namespace; say so when the process
-  // has another (a container), rather than serve the wrong files.
-  if (pid <= 0) return rsp::build_file_reply(0);
-  struct stat mine{}, theirs{};
-  std::string ns = "/proc/" + std::to_string(pid) + "/ns/mnt";
-  if (::stat("/proc/self/ns/mnt", &mine) != 0 || ::stat(ns.c_str(), &theirs) != 0) return fail(errno);
-  if (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino) {
-    // As a gdbserver that can't switch: ENOSYS, and gdb reads nothing.
-    spdlog::info("vFile:setfs: process {} has another mount namespace; its files are not served", pid);
-    return fail(ENOSYS);
+  // gdb names the process whose view of the files it wants. They are served
+  // from dbgstub's own mount namespace: usually the same files (a systemd
+  // service with a private /tmp still has the system's programs and
+  // libraries), and refusing would leave gdb with no symbols at all. When
+  // the process's namespace is another, the log says so, once per process.
+  if (pid > 0 && !fs_noted_.count(pid)) {
+    fs_noted_.insert(pid);
+    struct stat mine{}, theirs{};
+    std::string ns = "/proc/" + std::to_string(pid) + "/ns/mnt";
+    if (::stat("/proc/self/ns/mnt", &mine) == 0 && ::stat(ns.c_str(), &theirs) == 0 &&
+        (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino))
+      spdlog::info("vFile:setfs: process {} has another mount namespace; files come from dbgstub's", pid);
   }
   return rsp::build_file_reply(0);
 }

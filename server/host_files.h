@@ -10,6 +10,7 @@
 // it; anything else is refused (EACCES) and logged.
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 
 #include "protocol/rsp/request.h"
@@ -34,7 +35,8 @@ class HostFiles {
   bool allow_write_;
   std::string root_;    // resolved; empty: not confined
   int root_fd_ = -1;
-  std::map<int, int> fds_;  // the client's numbers are our real fds; kept to close them
+  std::map<int, int> fds_;
+  std::set<int64_t> fs_noted_;  // processes whose mount namespace was looked at  // the client's numbers are our real fds; kept to close them
   static constexpr std::size_t kMaxOpen = 64;
 };
 

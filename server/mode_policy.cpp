@@ -41,8 +41,9 @@ Status ModePolicy::allows(Mode mode, Operation op) {
     case Operation::Attach:
       return make_error(1, "no processes can be started or attached in a local kernel session");
     case Operation::Detach:
-    case Operation::HostFiles:
       return ok_status();
+    case Operation::HostFiles:
+      break;  // decided above, for every mode
   }
   return ok_status();
 }

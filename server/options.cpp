@@ -1,5 +1,6 @@
 #include "server/options.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -292,19 +293,23 @@ std::string absolute_program(const std::string& name, const std::string& cwd, co
     std::string_view rest = file.substr(0, 2) == "./" ? file.substr(2) : file;
     return (dir.empty() || dir.back() == '/' ? dir : dir + "/") + std::string(rest);
   };
+  auto program_at = [](const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+  };
   std::string here = in(cwd, name);
-  if (name.find('/') != std::string::npos || ::access(here.c_str(), F_OK) == 0) return here;
-  // A bare name not in the working directory: as execvp, the first
-  // executable of that name on PATH (empty entries mean the directory).
+  if (name.find('/') != std::string::npos || program_at(here)) return here;
+  // A bare name not in the working directory: the first program of that
+  // name on PATH (an empty entry means the working directory).
   for (std::size_t b = 0; b <= path_list.size();) {
     std::size_t e = path_list.find(':', b);
     if (e == std::string::npos) e = path_list.size();
     std::string dir = path_list.substr(b, e - b);
     std::string cand = in(dir.empty() ? cwd : dir[0] == '/' ? dir : in(cwd, dir), name);
-    if (::access(cand.c_str(), X_OK) == 0) return cand;
+    if (program_at(cand)) return cand;
     b = e + 1;
   }
-  return name;
+  return here;  // found nowhere: the start fails, and no later directory can change that
 }
 
 }  // namespace dbgstub

@@ -68,8 +68,9 @@ Result<Options> parse_options(const std::vector<std::string>& args);
 // The command line's PROG as an absolute name, fixed at startup: a relative
 // name must not come to mean another file once the debugger has set the
 // working directory (QSetWorkingDir) or the environment's PATH for the
-// program. Relative to `cwd`; a bare name not in `cwd` is looked up in
-// `path_list` (PATH), and left as it is if not found (the start then fails).
+// program. Relative to `cwd`; a bare name that is not a program in `cwd`
+// is looked up in `path_list` (PATH), and taken from `cwd` if not found
+// there either (the start then fails).
 std::string absolute_program(const std::string& name, const std::string& cwd, const std::string& path_list);
 std::string usage();
 

@@ -15,6 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 
 namespace dbgstub {
@@ -95,19 +98,19 @@ Result<std::vector<uid_t>> process_uids(int pid) {
 namespace {
 
 // The groups a user's own processes may hold: its primary group and those
-// it is a member of. Empty for a uid with no account.
-std::set<gid_t> user_groups(uid_t uid) {
+// it is a member of. Nothing for a uid with no account.
+std::optional<std::set<gid_t>> user_groups(uid_t uid) {
   std::vector<char> buf(16384);
   passwd pw{}, *found = nullptr;
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) return {};
+  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) return std::nullopt;
   int n = 64;
   std::vector<gid_t> groups(static_cast<std::size_t>(n));
-  if (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+  while (::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+    if (static_cast<std::size_t>(n) <= groups.size()) return std::set<gid_t>{pw.pw_gid};  // can't list them
     groups.resize(static_cast<std::size_t>(n));
-    ::getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n);
   }
   groups.resize(static_cast<std::size_t>(std::max(n, 0)));
-  return {groups.begin(), groups.end()};
+  return std::set<gid_t>(groups.begin(), groups.end());
 }
 
 }  // namespace
@@ -126,10 +129,12 @@ Status check_attach(const AttachAllowList& allow, int pid) {
       if (e->d_name[0] != '.') tasks.push_back(task_dir + "/" + e->d_name + "/status");
     ::closedir(d);
   }
-  if (tasks.empty()) return make_error(1, what + "no process " + std::to_string(pid));
+  std::map<uid_t, std::optional<std::set<gid_t>>> groups_of;  // looked up once per owner
+  std::size_t read = 0;
   for (const auto& status : tasks) {
     auto c = task_credentials(status);
     if (!c) continue;  // a thread that has just ended
+    ++read;
     if (c->tgid != pid)
       return make_error(1, what + "it is a thread of process " + std::to_string(c->tgid) +
                                " (attach to the process by its own id)");
@@ -138,17 +143,21 @@ Status check_attach(const AttachAllowList& allow, int pid) {
         return make_error(1, what + "its owner (uid " + std::to_string(u) +
                                  ") is not in the configuration's allow.attach");
     uid_t owner = c->uids[0];
-    if (owner != 0) {
-      auto groups = user_groups(owner);
-      for (gid_t g : c->gids)
-        if (!groups.count(g))
-          return make_error(1, what + "it holds group " + std::to_string(g) + ", which its owner (uid " +
-                                   std::to_string(owner) + ") is not a member of");
-      if (c->capabilities != 0)
-        return make_error(1, what + "it holds capabilities its owner (uid " + std::to_string(owner) +
-                                 ") does not have");
-    }
+    if (owner == 0) continue;
+    auto it = groups_of.find(owner);
+    if (it == groups_of.end()) it = groups_of.emplace(owner, user_groups(owner)).first;
+    // A uid with no account: only the process's own real group, no others.
+    std::set<gid_t> groups = it->second ? *it->second : std::set<gid_t>{c->gids.empty() ? gid_t(-1) : c->gids[0]};
+    for (gid_t g : c->gids)
+      if (!groups.count(g))
+        return make_error(1, what + "it holds group " + std::to_string(g) + ", which its owner (uid " +
+                                 std::to_string(owner) + ") is not a member of");
+    if (c->capabilities != 0)
+      return make_error(1, what + "it holds capabilities its owner (uid " + std::to_string(owner) +
+                               ") does not have");
   }
+  // Fail closed: a process that ended meanwhile, or one whose threads can't be read.
+  if (read == 0) return make_error(1, what + "no process " + std::to_string(pid));
   return ok_status();
 }
 

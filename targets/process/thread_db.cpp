@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -213,22 +214,30 @@ struct ThreadDb::Impl {
 namespace {
 
 // A library from the search path runs in dbgstub. The debugger chooses the
-// path; so the library and its folder must be owned by root or dbgstub's
-// user and writable by no one else: a debugged program running as another
-// user can't have planted it (dbgstub may be root, attached to it).
-bool trusted_library(const std::string& library) {
-  auto trusted = [](const std::string& path) {
+// path; so the library and every folder above it (links resolved) must be
+// owned by root or dbgstub's user and writable by no one else (a sticky
+// folder such as /tmp aside: others can't rename what is in it). Then no
+// debugged program running as another user can have planted it, or swap
+// it before it is loaded (by its resolved name). Returns that name.
+std::optional<std::string> trusted_library(const std::string& library) {
+  auto trusted = [](const std::string& path, bool folder) {
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0) return false;
-    return (st.st_uid == 0 || st.st_uid == ::geteuid()) && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+    bool owner = st.st_uid == 0 || st.st_uid == ::geteuid();
+    bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !(folder && (st.st_mode & S_ISVTX));
+    return owner && !others_write;
   };
   char real[PATH_MAX];
-  if (::realpath(library.c_str(), real)) {  // the file a link leads to, in its own folder
-    std::string file = real, dir = file.substr(0, file.rfind('/'));
-    if (trusted(file) && trusted(dir.empty() ? "/" : dir)) return true;
+  if (::realpath(library.c_str(), real)) {
+    std::string file = real;
+    bool ok = trusted(file, false);
+    for (auto slash = file.rfind('/'); ok && slash != std::string::npos && slash > 0; slash = file.rfind('/', slash - 1))
+      ok = trusted(file.substr(0, slash), true);
+    if (ok && trusted("/", true)) return file;
   }
-  spdlog::warn("libthread_db: {} skipped: it or its folder is writable by, or belongs to, another user", library);
-  return false;
+  spdlog::warn("libthread_db: {} skipped: it or a folder above it is writable by, or belongs to, another user",
+               library);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -253,7 +262,12 @@ Result<std::unique_ptr<ThreadDb>> ThreadDb::open(pid_t pid, const std::string& s
     b = e + 1;
     if (dir.empty() || dir == "$pdir") continue;
     std::string library = dir == "$sdir" ? std::string("libthread_db.so.1") : dir + "/libthread_db.so.1";
-    if (dir != "$sdir" && (::access(library.c_str(), R_OK) != 0 || !trusted_library(library))) continue;
+    if (dir != "$sdir") {
+      if (::access(library.c_str(), R_OK) != 0) continue;
+      auto resolved = trusted_library(library);
+      if (!resolved) continue;
+      library = *resolved;
+    }
     if (impl->load(library)) return std::unique_ptr<ThreadDb>(new ThreadDb(std::move(impl)));
   }
   return make_error(2, "no libthread_db for process " + std::to_string(pid) + " in '" + search_path + "'");

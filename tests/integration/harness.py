@@ -21,7 +21,7 @@ class Stub:
     """A dbgstub process; `port` is the one it printed on 'Listening on port N'."""
 
     def __init__(self, *args, wait_listening=True, timeout=20, cwd=None):
-        self.args = [DBGSTUB, *args]
+        self.args = [os.path.abspath(DBGSTUB), *args]
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace", cwd=cwd)
         self.lines = []

@@ -139,7 +139,7 @@ class Policy(unittest.TestCase):
             self.assertTrue(m, r)
             pid = int(m.group(1), 16)
             self.assertEqual(os.path.realpath(f"/proc/{pid}/exe"), os.path.realpath(BASIC))
-            self.assertEqual(os.readlink(f"/proc/{pid}/cwd"), decoy)  # the working directory still applies
+            self.assertEqual(os.readlink(f"/proc/{pid}/cwd"), os.path.realpath(decoy))  # the working directory still applies
 
     def test_remote_get_only_beneath_the_files_root(self):
         root = os.path.join(self.tmp, "root")

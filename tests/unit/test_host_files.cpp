@@ -6,8 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -231,18 +229,23 @@ TEST_CASE("host I/O refuses pipes without waiting for a writer") {
   Tree t;
   std::string fifo = t.root + "/fifo";
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
-  // Should an open block after all, a writer comes after 3 s to end the
-  // test with a failure rather than a hang.
+  // Each open must return at once. Should one block after all, writers
+  // come from 2 s on, so that the test fails rather than hangs.
   std::atomic<bool> done{false};
   std::thread rescue([&] {
-    for (int i = 0; i < 60 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (done) return;
-    int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
-    if (w >= 0) ::close(w);
+    for (int i = 0; !done; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (i < 40) continue;
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) ::close(w);
+    }
   });
   HostFiles confined(false, t.root), files;
-  CHECK(open_reply(confined, fifo) == "F-1,1d");  // ESPIPE
-  CHECK(open_reply(files, fifo) == "F-1,1d");
+  for (HostFiles* h : {&confined, &files}) {
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(open_reply(*h, fifo) == "F-1,1d");  // ESPIPE
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+  }
   done = true;
   rescue.join();
   // Regular files still read after the non-blocking open.
@@ -255,25 +258,12 @@ TEST_CASE("host I/O refuses pipes without waiting for a writer") {
   CHECK(files.handle(pr, 4096) == "F6;inside");
 }
 
-TEST_CASE("host I/O: setfs succeeds only for this mount namespace") {
+TEST_CASE("host I/O: setfs serves dbgstub's view for any process") {
   HostFiles files;
   rsp::HostFile f;
   f.op = Op::SetFs;
-  f.fd = 0;
-  CHECK(files.handle(f, 4096) == "F0");
-  f.fd = getpid();
-  CHECK(files.handle(f, 4096) == "F0");
-  f.fd = 999999999;  // no such process
-  CHECK(files.handle(f, 4096) == "F-1,2");
-  // A process in another mount namespace needs one; unshare(1) needs root.
-  if (geteuid() == 0 && access("/usr/bin/unshare", X_OK) == 0) {
-    FILE* p = popen("exec /usr/bin/unshare -m sh -c 'echo $$; exec sleep 30'", "r");
-    REQUIRE(p);
-    int pid = 0;
-    REQUIRE(fscanf(p, "%d", &pid) == 1);
+  for (int64_t pid : {int64_t{0}, int64_t{getpid()}, int64_t{999999999}}) {
     f.fd = pid;
-    CHECK(files.handle(f, 4096) == "F-1,58");  // ENOSYS, as a gdbserver that can't switch
-    kill(pid, SIGKILL);
-    pclose(p);
+    CHECK(files.handle(f, 4096) == "F0");
   }
 }

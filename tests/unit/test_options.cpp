@@ -159,5 +159,7 @@ TEST_CASE("options: the command line's program is made absolute at startup") {
   // A bare name: the working directory's file if there is one, else PATH's.
   CHECK(absolute_program("true", "/nonexistent", "/nowhere::/bin") == "/bin/true");
   CHECK(absolute_program("true", "/bin", "/usr/bin") == "/bin/true");
-  CHECK(absolute_program("no-such-program-here", "/tmp", "/bin") == "no-such-program-here");
+  CHECK(absolute_program("no-such-program-here", "/tmp", "/bin") == "/tmp/no-such-program-here");
+  // Only a program counts, not a directory or another file of that name.
+  CHECK(absolute_program("passwd", "/etc", "/usr/bin") == "/usr/bin/passwd");  // /etc/passwd is no program
 }

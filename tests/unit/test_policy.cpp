@@ -168,42 +168,47 @@ TEST_CASE("policy: vAttach by owner refuses a thread's id, and processes with mo
 
   if (geteuid() != 0) return;  // the rest changes credentials
   // Children that became nobody (65534) in three ways.
-  auto child = [](auto become) {
+  auto child = [](auto fn) {
     pid_t pid = fork();
     if (pid == 0) {
-      become();
+      fn();
       for (;;) pause();
     }
     return pid;
   };
-  pid_t plain = child([] {  // nobody's own group: as nobody's own process
-    setgroups(0, nullptr);
-    setresgid(65534, 65534, 65534);
-    setresuid(65534, 65534, 65534);
+  auto become = [](uid_t uid, bool change_group, bool keep_caps) {
+    if (keep_caps && prctl(PR_SET_KEEPCAPS, 1) != 0) _exit(1);
+    if (setgroups(0, nullptr) != 0) _exit(1);
+    if (change_group && setresgid(uid, uid, uid) != 0) _exit(1);
+    if (setresuid(uid, uid, uid) != 0) _exit(1);
+  };
+  pid_t plain = child([&] { become(65534, true, false); });  // nobody's own group: as nobody's own process
+  pid_t group = child([&] { become(65534, false, false); });  // kept root's group 0
+  pid_t caps = child([&] { become(65534, true, true); });     // kept its capabilities (permitted)
+  // A uid with no account (as in containers): its own group only.
+  pid_t bare = child([&] { become(54321, true, false); });
+  pid_t bare_group = child([] {  // as a set-gid program: real group its own, effective root's
+    if (setgroups(0, nullptr) != 0 || setresgid(54321, 0, 0) != 0 || setresuid(54321, 54321, 54321) != 0) _exit(1);
   });
-  pid_t group = child([] {  // kept root's group 0
-    setgroups(0, nullptr);
-    setresuid(65534, 65534, 65534);
-  });
-  pid_t caps = child([] {  // kept its capabilities (permitted)
-    prctl(PR_SET_KEEPCAPS, 1);
-    setgroups(0, nullptr);
-    setresgid(65534, 65534, 65534);
-    setresuid(65534, 65534, 65534);
-  });
-  auto became_nobody = [](pid_t p) {
+  auto became = [](pid_t p, uid_t uid) {
     for (int i = 0; i < 200; ++i) {
       auto u = process_uids(p);
-      if (u && (*u)[0] == 65534) return true;
+      if (u && (*u)[0] == uid) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     return false;
   };
   AttachAllowList nobody;
   nobody.uids = {65534};
-  REQUIRE(became_nobody(plain));
-  REQUIRE(became_nobody(group));
-  REQUIRE(became_nobody(caps));
+  REQUIRE(became(plain, 65534));
+  REQUIRE(became(group, 65534));
+  REQUIRE(became(caps, 65534));
+  REQUIRE(became(bare, 54321));
+  REQUIRE(became(bare_group, 54321));
+  AttachAllowList accountless;
+  accountless.uids = {54321};
+  CHECK(check_attach(accountless, bare));
+  CHECK_FALSE(check_attach(accountless, bare_group));
   CHECK(check_attach(nobody, plain));
   auto g = check_attach(nobody, group);
   CHECK_FALSE(g);
@@ -211,7 +216,7 @@ TEST_CASE("policy: vAttach by owner refuses a thread's id, and processes with mo
   auto c = check_attach(nobody, caps);
   CHECK_FALSE(c);
   if (!c) CHECK(c.error().message.find("capabilities") != std::string::npos);
-  for (pid_t p : {plain, group, caps}) {
+  for (pid_t p : {plain, group, caps, bare, bare_group}) {
     kill(p, SIGKILL);
     waitpid(p, nullptr, 0);
   }
