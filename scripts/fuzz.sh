@@ -99,8 +99,8 @@ run_target() {
     own+=(-jobs="$workers" -workers="$workers")
     (cd "$wdir" && "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
       -artifact_prefix="$build/artifacts/$t-" "${own[@]}" "${extra[@]}" "${dirs[@]}") >"$log" 2>&1 || rc=$?
-    # The launcher's log says little: append the workers' logs for the summary.
-    cat "$wdir"/fuzz-*.log >>"$log" 2>/dev/null || true
+    # The summary reads the workers' own logs (the launcher's copies a
+    # worker's log only when it ends, so counting both counted twice).
   else
     "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=25 -rss_limit_mb=4096 \
       -artifact_prefix="$build/artifacts/$t-" "${own[@]}" "${extra[@]}" "${dirs[@]}" >"$log" 2>&1 || rc=$?
@@ -134,8 +134,10 @@ for t in "${names[@]}"; do
   log="$build/logs/$t.log"
   rc=$(cat "$build/logs/$t.rc" 2>/dev/null || echo 1)
   # Summed over the workers' final stats (one line each without --workers).
-  runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
-  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
+  stats=("$log")
+  ((workers > 1)) && stats=("$build/logs/$t.workers"/fuzz-*.log)
+  runs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "${stats[@]}" | awk '{s+=$1} END {if (NR) print s}')
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *\([0-9]*\).*/\1/p' "${stats[@]}" | awk '{s+=$1} END {if (NR) print s}')
   if [ -z "$runs" ]; then
     # Without the final stats (a crash), fall back to the last status line.
     runs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
@@ -146,7 +148,11 @@ for t in "${names[@]}"; do
   fi
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | tr -dc '0-9')
   line=$(printf '%-20s %10s exec/s %12s execs  cov %6s' "$t" "${eps:-?}" "${runs:-?}" "${cov:-?}")
-  if ((rc != 0)); then
+  if ((rc != 0)) && ! grep -qE 'ERROR:|runtime error|Test unit written' "$log" "${stats[@]}" &&
+     grep -q 'run interrupted' "${stats[@]}" "$log"; then
+    line+="  INTERRUPTED (exit $rc, no crash)"
+    failed+=("$t")
+  elif ((rc != 0)); then
     line+="  CRASH (exit $rc)"
     failed+=("$t")
     echo "-- $t failed; end of its log:"
@@ -160,6 +166,6 @@ echo
 echo "== summary (${seconds}s per target, $jobs at a time$( ((workers > 1)) && echo ", $workers workers each, figures added up"))"
 printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then
-  echo "crashes in: ${failed[*]}; inputs in $build/artifacts/" >&2
+  echo "crashed or interrupted: ${failed[*]}; crash inputs in $build/artifacts/" >&2
   exit 1
 fi
