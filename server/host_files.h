@@ -35,8 +35,8 @@ class HostFiles {
   bool allow_write_;
   std::string root_;    // resolved; empty: not confined
   int root_fd_ = -1;
-  std::map<int, int> fds_;
-  std::set<int64_t> fs_noted_;  // processes whose mount namespace was looked at  // the client's numbers are our real fds; kept to close them
+  std::map<int, int> fds_;  // the client's numbers are our real fds; kept to close them
+  std::set<int64_t> fs_noted_;  // processes whose mount namespace was looked at
   static constexpr std::size_t kMaxOpen = 64;
 };
 

@@ -9,12 +9,12 @@
 #include <climits>
 #include <cerrno>
 #include <csignal>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
 
+#include "common/program_search.h"
 #include "server/event_loop.h"
 #include "server/lab_config.h"
 #include "server/options.h"
@@ -99,13 +99,12 @@ int main(int argc, char** argv) {
 
   if (!opts->program.empty()) {
     char cwd[PATH_MAX];
-    const char* path = std::getenv("PATH");
     if (!::getcwd(cwd, sizeof cwd) && opts->program[0][0] != '/') {
       std::cerr << "dbgstub: cannot find the working directory for " << opts->program[0] << ": "
                 << std::strerror(errno) << "\n";
       return 2;
     }
-    opts->program[0] = absolute_program(opts->program[0], cwd, path ? path : "/usr/local/bin:/usr/bin:/bin");
+    opts->program[0] = absolute_program(opts->program[0], cwd, search_path_list());
   }
   asio::io_context io;
   if (opts->lab) return serve_lab(io, *opts);

@@ -1,12 +1,11 @@
 #include "server/options.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <charconv>
 #include <limits>
 #include <optional>
 #include <string_view>
+
+#include "common/program_search.h"
 
 namespace dbgstub {
 namespace {
@@ -289,27 +288,12 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
 
 std::string absolute_program(const std::string& name, const std::string& cwd, const std::string& path_list) {
   if (name.empty() || name[0] == '/') return name;
-  auto in = [](const std::string& dir, std::string_view file) {
-    std::string_view rest = file.substr(0, 2) == "./" ? file.substr(2) : file;
-    return (dir.empty() || dir.back() == '/' ? dir : dir + "/") + std::string(rest);
-  };
-  auto program_at = [](const std::string& path) {
-    struct stat st{};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-  };
-  std::string here = in(cwd, name);
-  if (name.find('/') != std::string::npos || program_at(here)) return here;
-  // A bare name not in the working directory: the first program of that
-  // name on PATH (an empty entry means the working directory).
-  for (std::size_t b = 0; b <= path_list.size();) {
-    std::size_t e = path_list.find(':', b);
-    if (e == std::string::npos) e = path_list.size();
-    std::string dir = path_list.substr(b, e - b);
-    std::string cand = in(dir.empty() ? cwd : dir[0] == '/' ? dir : in(cwd, dir), name);
-    if (program_at(cand)) return cand;
-    b = e + 1;
-  }
-  return here;  // found nowhere: the start fails, and no later directory can change that
+  std::string here = path_in(cwd, name);
+  if (name.find('/') != std::string::npos || is_program(here)) return here;
+  // A bare name that is no program in the working directory: PATH's, else
+  // the working directory's all the same (the start fails, and no later
+  // directory can change that).
+  return find_on_path(name, path_list, cwd).value_or(here);
 }
 
 }  // namespace dbgstub

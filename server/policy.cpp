@@ -85,7 +85,7 @@ Result<TaskCredentials> task_credentials(const std::string& status_path) {
     else if (key == "Groups") for (unsigned g : ids(rest)) c.gids.push_back(g);
     else if (key == "CapPrm" || key == "CapEff" || key == "CapAmb") c.capabilities |= caps(rest);
   }
-  if (seen != 7 || c.uids.size() < 3) return make_error(3, "cannot read the credentials in " + status_path);
+  if (seen != 7 || c.uids.size() < 3 || c.gids.empty()) return make_error(3, "cannot read the credentials in " + status_path);
   return c;
 }
 
@@ -147,9 +147,9 @@ Status check_attach(const AttachAllowList& allow, int pid) {
     auto it = groups_of.find(owner);
     if (it == groups_of.end()) it = groups_of.emplace(owner, user_groups(owner)).first;
     // A uid with no account: only the process's own real group, no others.
-    std::set<gid_t> groups = it->second ? *it->second : std::set<gid_t>{c->gids.empty() ? gid_t(-1) : c->gids[0]};
+    auto member = [&](gid_t g) { return it->second ? it->second->count(g) > 0 : g == c->gids[0]; };
     for (gid_t g : c->gids)
-      if (!groups.count(g))
+      if (!member(g))
         return make_error(1, what + "it holds group " + std::to_string(g) + ", which its owner (uid " +
                                  std::to_string(owner) + ") is not a member of");
     if (c->capabilities != 0)

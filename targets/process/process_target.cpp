@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/program_search.h"
 #include "targets/local_kernel/local_kernel_internal.h"
 #include "targets/process/process_documents.h"
 
@@ -115,18 +116,7 @@ Status ProcessTarget::launch(const LaunchSpec& spec) {
   std::vector<std::string> full = spec.wrapper;
   if (!full.empty() && full[0].find('/') == std::string::npos) {
     // Like execvp: find the wrapper on PATH (before fork, not in the child).
-    const char* path = std::getenv("PATH");
-    std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
-    for (std::size_t b = 0; b <= dirs.size();) {
-      std::size_t e = dirs.find(':', b);
-      if (e == std::string::npos) e = dirs.size();
-      std::string cand = dirs.substr(b, e - b) + "/" + full[0];
-      if (::access(cand.c_str(), X_OK) == 0) {
-        full[0] = cand;
-        break;
-      }
-      b = e + 1;
-    }
+    if (auto found = find_on_path(full[0], search_path_list(), ".")) full[0] = *found;
   }
   full.insert(full.end(), spec.argv.begin(), spec.argv.end());
   // The child waits on `gate` until we have seized it, so that the exec is

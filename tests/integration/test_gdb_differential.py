@@ -120,7 +120,9 @@ def facts(output, drop_extra=(), program_output=(), special=None):
             if m:
                 fs.append(("exit", m.group(1)))
                 continue
-            m = re.match(r"^(\*?)\s*(\d+)\s+Thread TID(?: \"([^\"]*)\")? (.*)$", n)
+            # gdb pads the Target Id column to its widest row, which
+            # depends on how many digits each thread's id has.
+            m = re.match(r"^(\*?)\s*(\d+)\s+Thread TID(?: \"([^\"]*)\")?\s+(.*)$", n)
             if m and cmd.startswith("info threads"):
                 rows.append(("thread", m.group(1) == "*", m.group(3), m.group(4) if m.group(1) else None))
                 continue
