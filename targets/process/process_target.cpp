@@ -84,6 +84,19 @@ bool thread_dying(pid_t pid, pid_t tid) {
   return dying;
 }
 
+// The process (thread group) `tid` belongs to, from /proc/TID/status; 0 if
+// it can't be read. /proc/TID exists for every thread, listed or not.
+pid_t thread_group_of(pid_t tid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(tid) + "/status").c_str(), "r");
+  if (!f) return 0;
+  char line[256];
+  pid_t tgid = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "Tgid:", 5) == 0) tgid = static_cast<pid_t>(std::atoi(line + 5));
+  std::fclose(f);
+  return tgid;
+}
+
 }  // namespace
 
 ProcessTarget::ProcessTarget(asio::io_context& io, ChildEvents& events)
@@ -204,6 +217,12 @@ Status ProcessTarget::attach(int pid) {
   std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
   std::error_code ec;
   if (!std::filesystem::exists(task_dir, ec)) return make_error(3, "no such process " + std::to_string(pid));
+  // A thread's id names its whole thread group in /proc/TID/task: seizing
+  // that would register the process under the thread's id, which gdb
+  // never sees in a stop reply. Name the process instead, as ps does.
+  if (pid_t tgid = thread_group_of(pid); tgid && tgid != pid)
+    return make_error(3, std::to_string(pid) + " is a thread of process " + std::to_string(tgid) +
+                             ", not a process: attach to " + std::to_string(tgid));
   Process p;
   p.pid = pid;
   p.attached = true;

@@ -4,6 +4,7 @@ keeps running untraced."""
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -210,6 +211,52 @@ class SignalBehindInterruptTest(unittest.TestCase):
         time.sleep(0.5)
         self.assertIsNone(target.poll(), "the program died after the detach")
         self.assertIn(process_state(target.pid), ("S", "R", "D"))  # D: in the vfork wait
+
+
+class ThreadIdTest(unittest.TestCase):
+    """A thread's id is not a process. /proc/TID/task lists the whole thread
+    group, so dbgstub used to seize the process and register it under the
+    thread's id; now the attach is refused and names the process to use.
+    The program is Python with one extra thread, which prints its id."""
+
+    def setUp(self):
+        code = ("import threading, time\n"
+                "def worker():\n"
+                "    print(threading.get_native_id(), flush=True)\n"
+                "    time.sleep(600)\n"
+                "threading.Thread(target=worker, daemon=True).start()\n"
+                "time.sleep(600)\n")
+        self.target = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(harness.reap, self.target)
+        self.tid = int(self.target.stdout.readline())
+        self.assertNotEqual(self.tid, self.target.pid)
+        self.why = f"{self.tid} is a thread of process {self.target.pid}, not a process: attach to {self.target.pid}"
+
+    def assert_untouched(self):
+        self.assertEqual(tracer_of(self.target.pid), 0)
+        self.assertEqual(tracer_of(self.tid), 0)
+        self.assertIsNone(self.target.poll())
+
+    def test_command_line(self):
+        stub = Stub("--attach", "127.0.0.1:0", str(self.tid), wait_listening=False)
+        self.addCleanup(harness.close_stub, stub)
+        self.assertNotEqual(stub.wait(15), 0)
+        self.assertIn(self.why, stub.output())
+        self.assert_untouched()
+
+    def test_gdb_attach(self):
+        stub = Stub("--multi", "--allow-attach", "127.0.0.1:0")
+        self.addCleanup(harness.close_stub, stub)
+        out = harness.gdb_run([f"attach {self.tid}", "monitor help"],
+                              pre=[f"target extended-remote 127.0.0.1:{stub.port}"])
+        self.assertIn(f"Attaching to process {self.tid} failed", out)
+        self.assertIn("The following monitor commands are supported:", out)  # the session goes on
+        self.assertTrue(harness.eventually(lambda: self.why in stub.output(), 5), stub.output())
+        self.assert_untouched()
+        # The process itself is still welcome.
+        out = harness.gdb_run([f"attach {self.target.pid}", "detach"],
+                              pre=[f"target extended-remote 127.0.0.1:{stub.port}"])
+        self.assertIn(f"[Inferior 1 (process {self.target.pid}) detached]", out)
 
 
 if __name__ == "__main__":
