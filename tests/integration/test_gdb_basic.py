@@ -112,7 +112,11 @@ class GdbBasic(harness.GdbTestCase):
             "p $ymm0.v8_int32", "p/x $xmm1.v4_int32[2]",
         ])
         self.assertNoErrors(out)
-        self.assertEqual(out.count("= {7, 0, 0, 0, 0, 0, 0, 42}"), 2, out)
+        # Lanes 1-6 keep what libc left there (zeros on some machines, not
+        # on those where it uses AVX-512 string functions): only unchanged.
+        ymm0 = re.findall(r"= \{7, ((?:-?\d+, ){6})42\}", out)
+        self.assertEqual(len(ymm0), 2, out)
+        self.assertEqual(ymm0[0], ymm0[1], out)
         self.assertEqual(out.count("= 0x12345678\n"), 2, out)
         self.assertIn("$3 = 7\n", out)
 
@@ -149,6 +153,7 @@ class GdbBasic(harness.GdbTestCase):
         self.assertIn("compute=35 buffer=Jello from basic", stub.output())
 
     def test_hardware_watchpoint(self):
+        harness.skip_unless_hardware_watchpoints_fire(self)
         out, _ = self.run_gdb(["break compute", "continue", "watch watched", "continue", "bt 1",
                                "continue"])
         self.assertNoErrors(out)
@@ -159,6 +164,7 @@ class GdbBasic(harness.GdbTestCase):
         self.assertNotIn("Software watchpoint", out)
 
     def test_read_watchpoint_ignores_writes(self):
+        harness.skip_unless_hardware_watchpoints_fire(self)
         # x86 can't watch reads only: dbgstub refuses Z3 as gdbserver does
         # and gdb emulates it with an access watchpoint, reporting only
         # accesses that leave the value alone. The write in compute() must

@@ -81,6 +81,40 @@ ThreadRegisters fetch_ok(pid_t pid) {
   return std::move(r).value();
 }
 
+// waitpid(pid) for at most `ms` milliseconds: the status, or -1 if the
+// child did not change state in time (a test then fails instead of hanging).
+int wait_within(pid_t pid, int ms) {
+  for (int waited = 0; waited <= ms; waited += 10) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return -1;
+    usleep(10000);
+  }
+  return -1;
+}
+
+// Whether this machine delivers debug-register traps to a traced process
+// at all, checked without our DebugRegisterState: DR0 and DR7 set by hand
+// (write, 4 bytes, slot 0). Some hypervisors (seen: Firecracker with PVM)
+// accept the registers and never trap; native gdb's `watch` never fires
+// there either.
+bool machine_delivers_debug_traps() {
+  static const bool works = [] {
+    Child c(write_body);
+    const uint64_t dr7 = 1 | (1u << 16) | (3u << 18);
+    auto poke = [&](int i, uint64_t v) {
+      return ptrace(PTRACE_POKEUSER, c.pid, reinterpret_cast<void*>(offsetof(struct user, u_debugreg) + i * sizeof(long)),
+                    reinterpret_cast<void*>(v)) == 0;
+    };
+    if (!poke(0, reinterpret_cast<uintptr_t>(&g_watched)) || !poke(7, dr7)) return false;
+    if (ptrace(PTRACE_CONT, c.pid, nullptr, nullptr) != 0) return false;
+    int status = wait_within(c.pid, 2000);
+    return status != -1 && WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP;
+  }();
+  return works;
+}
+
 std::string run(const std::string& cmd) {
   std::string out;
   FILE* f = popen(cmd.c_str(), "r");
@@ -273,6 +307,11 @@ TEST_CASE("'g' read_all / write_all round-trip unchanged; G prefix and errors") 
 }
 
 TEST_CASE("hardware write watchpoint fires in slot 0") {
+  if (!machine_delivers_debug_traps()) {
+    MESSAGE("SKIPPED: this machine does not deliver debug-register traps (a hand-set DR0/DR7 write watch on a "
+            "child never fired); the DR7 encoding test still runs");
+    return;
+  }
   Child c(write_body);
   DebugRegisterState dr;
   CHECK(dr.empty());
@@ -284,8 +323,8 @@ TEST_CASE("hardware write watchpoint fires in slot 0") {
   auto st = dr.apply(c.pid);
   REQUIRE_MESSAGE(st.ok(), (st.ok() ? "" : st.error().message));
   REQUIRE(ptrace(PTRACE_CONT, c.pid, nullptr, nullptr) == 0);
-  int status = 0;
-  REQUIRE(waitpid(c.pid, &status, 0) == c.pid);
+  int status = wait_within(c.pid, 10000);
+  REQUIRE(status != -1);
   REQUIRE(WIFSTOPPED(status));
   CHECK(WSTOPSIG(status) == SIGTRAP);
   CHECK(DebugRegisterState::hit_slot(c.pid) == 0);
