@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include "common/program_search.h"
 #include "targets/local_kernel/local_kernel_internal.h"
@@ -61,39 +62,44 @@ char task_state(pid_t pid, pid_t tid) {
   return close && close[1] == ' ' ? close[2] : 0;
 }
 
+// Calls fn(key, value) for each "Key:\tvalue" line of a /proc status file
+// (value starts after the colon); false if the file can't be opened.
+template <class Fn>
+bool each_status_field(const std::string& path, Fn fn) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char line[256];
+  while (std::fgets(line, sizeof line, f))
+    if (const char* colon = std::strchr(line, ':')) fn(std::string_view(line, colon - line), colon + 1);
+  std::fclose(f);
+  return true;
+}
+
 // Thread `tid` of `pid` is dying or dead: ended, or SIGKILL pending (a
 // group exit kills every thread with it, stopped ones too).
 bool thread_dying(pid_t pid, pid_t tid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
-  FILE* f = std::fopen((dir + "/status").c_str(), "r");
-  if (!f) return true;
-  char line[256];
   bool dying = false;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "State:", 6) == 0) {
-      const char* st = line + 6;
-      while (*st == ' ' || *st == '\t') ++st;
-      if (*st == 'Z' || *st == 'X') dying = true;
+  auto field = [&](std::string_view key, const char* value) {
+    if (key == "State") {
+      while (*value == ' ' || *value == '\t') ++value;
+      if (*value == 'Z' || *value == 'X') dying = true;
     }
-    if (std::strncmp(line, "SigPnd:", 7) == 0 || std::strncmp(line, "ShdPnd:", 7) == 0) {
-      uint64_t pending = std::strtoull(line + 7, nullptr, 16);
+    if (key == "SigPnd" || key == "ShdPnd") {
+      uint64_t pending = std::strtoull(value, nullptr, 16);
       if (pending & (uint64_t{1} << (SIGKILL - 1))) dying = true;
     }
-  }
-  std::fclose(f);
-  return dying;
+  };
+  std::string path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/status";
+  return !each_status_field(path, field) || dying;
 }
 
 // The process (thread group) `tid` belongs to, from /proc/TID/status; 0 if
 // it can't be read. /proc/TID exists for every thread, listed or not.
 pid_t thread_group_of(pid_t tid) {
-  FILE* f = std::fopen(("/proc/" + std::to_string(tid) + "/status").c_str(), "r");
-  if (!f) return 0;
-  char line[256];
   pid_t tgid = 0;
-  while (std::fgets(line, sizeof line, f))
-    if (std::strncmp(line, "Tgid:", 5) == 0) tgid = static_cast<pid_t>(std::atoi(line + 5));
-  std::fclose(f);
+  each_status_field("/proc/" + std::to_string(tid) + "/status", [&](std::string_view key, const char* value) {
+    if (key == "Tgid") tgid = static_cast<pid_t>(std::atoi(value));
+  });
   return tgid;
 }
 
@@ -1311,14 +1317,10 @@ bool ProcessTarget::deliver_fatal_signal(Process& p) {
   static const std::set<int> kIgnoredByDefault = {SIGCHLD, SIGCONT, SIGURG, SIGWINCH, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU};
   if (kIgnoredByDefault.count(sig)) return false;
   uint64_t caught = 0, ignored = 0;
-  if (FILE* f = std::fopen(("/proc/" + std::to_string(p.pid) + "/status").c_str(), "r")) {
-    char line[256];
-    while (std::fgets(line, sizeof line, f)) {
-      if (std::strncmp(line, "SigCgt:", 7) == 0) caught = std::strtoull(line + 7, nullptr, 16);
-      if (std::strncmp(line, "SigIgn:", 7) == 0) ignored = std::strtoull(line + 7, nullptr, 16);
-    }
-    std::fclose(f);
-  }
+  each_status_field("/proc/" + std::to_string(p.pid) + "/status", [&](std::string_view key, const char* value) {
+    if (key == "SigCgt") caught = std::strtoull(value, nullptr, 16);
+    if (key == "SigIgn") ignored = std::strtoull(value, nullptr, 16);
+  });
   uint64_t bit = 1ULL << (sig - 1);
   if ((caught | ignored) & bit) return false;
   // Resuming with the signal makes the kernel deliver it at once; its
