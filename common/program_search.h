@@ -1,6 +1,6 @@
 // Finding a program by name as execvp does, but before a fork (PATH is read
 // in dbgstub, not in the child). Shared by the command line's PROG
-// (server/options.cpp) and --wrapper (targets/process).
+// (server/app/options.cpp) and --wrapper (targets/process).
 #pragma once
 #include <sys/stat.h>
 #include <unistd.h>

@@ -7,7 +7,7 @@
 //    gdb sends it ("Z0,addr,kind;X3,220027;cmds:0,X..."): it goes through
 //    rsp::parse_request (which decodes the expressions with
 //    agent::parse_expression) and each condition and command is run, as
-//    server/breakpoint_agent.cpp does at a hit;
+//    server/gdb/breakpoint_agent.cpp does at a hit;
 //  - otherwise byte 0 picks the mode (bit 0: a condition, which must leave
 //    a value; bit 1: small limits) and the rest is raw bytecode.
 // Also, any input is offered to agent::parse_expression directly.

@@ -35,7 +35,7 @@
 
 #include "protocol/rsp/framing.h"
 #include "protocol/rsp/request.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "targets/process/child_events.h"
 #include "targets/process/process_target.h"
 

@@ -42,7 +42,7 @@
 #include "protocol/kd/framing.h"
 #include "protocol/kd/manipulate.h"
 #include "protocol/kd/structs.h"
-#include "server/kd_dispatcher.h"
+#include "server/kd/kd_dispatcher.h"
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/x86_registers.h"
 

@@ -6,7 +6,7 @@
 
 #include <thread>
 
-#include "server/backlog.h"
+#include "server/plumbing/backlog.h"
 
 using dbgstub::Backlog;
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;

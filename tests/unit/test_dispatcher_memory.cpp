@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "protocol/rsp/hex.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;

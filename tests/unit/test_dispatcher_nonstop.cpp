@@ -1,4 +1,4 @@
-// Non-stop mode (server/non_stop.cpp) against a fake all-stop target whose
+// Non-stop mode (server/gdb/non_stop.cpp) against a fake all-stop target whose
 // thread list and stops the test controls.
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <vector>
 
-#include "server/event_loop.h"
+#include "server/plumbing/event_loop.h"
 
 using namespace dbgstub;
 using namespace std::chrono_literals;

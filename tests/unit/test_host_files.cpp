@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "protocol/rsp/hex.h"
-#include "server/host_files.h"
+#include "server/gdb/host_files.h"
 
 using namespace dbgstub;
 using Op = rsp::HostFile::Op;

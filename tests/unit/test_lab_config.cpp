@@ -1,8 +1,8 @@
 // The lab file (--config): every mistake names its field.
 #include <doctest/doctest.h>
 
-#include "server/lab_config.h"
-#include "server/options.h"
+#include "server/lab/lab_config.h"
+#include "server/app/options.h"
 
 using namespace dbgstub;
 

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "server/options.h"
+#include "server/app/options.h"
 
 using namespace dbgstub;
 

@@ -3,7 +3,7 @@
 // is what a client that stops reading looks like from dbgstub's side.
 #include <doctest/doctest.h>
 
-#include "server/output_queue.h"
+#include "server/plumbing/output_queue.h"
 
 using namespace dbgstub;
 

@@ -16,8 +16,8 @@
 #include <fstream>
 #include <thread>
 
-#include "server/lab_config.h"
-#include "server/options.h"
+#include "server/lab/lab_config.h"
+#include "server/app/options.h"
 #include "server/policy.h"
 
 using namespace dbgstub;

@@ -5,7 +5,7 @@
 
 #include <sstream>
 
-#include "server/self_test.h"
+#include "server/app/self_test.h"
 
 using namespace dbgstub;
 

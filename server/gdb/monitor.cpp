@@ -1,4 +1,4 @@
-#include "server/monitor.h"
+#include "server/gdb/monitor.h"
 
 #include <algorithm>
 

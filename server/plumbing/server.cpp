@@ -1,4 +1,4 @@
-#include "server/server.h"
+#include "server/plumbing/server.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,7 +9,7 @@
 #include "protocol/kd/framing.h"
 #include "protocol/kd/structs.h"
 #include "protocol/rsp/framing.h"
-#include "server/kd_session.h"
+#include "server/kd/kd_session.h"
 
 namespace dbgstub {
 

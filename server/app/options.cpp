@@ -1,4 +1,4 @@
-#include "server/options.h"
+#include "server/app/options.h"
 
 #include <charconv>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "server/session.h"
+#include "server/gdb/session.h"
 
 #include <spdlog/spdlog.h>
 

@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocol/rsp/reply.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "server/mode_policy.h"
 
 namespace dbgstub {

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "protocol/rsp/reply.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "server/mode_policy.h"
 
 namespace dbgstub {

@@ -16,10 +16,10 @@
 #include <string_view>
 #include <vector>
 
-#include "server/backlog.h"
-#include "server/debug_session.h"
-#include "server/output_queue.h"
-#include "server/transport.h"
+#include "server/plumbing/backlog.h"
+#include "server/plumbing/debug_session.h"
+#include "server/plumbing/output_queue.h"
+#include "server/plumbing/transport.h"
 
 namespace dbgstub {
 

@@ -1,4 +1,4 @@
-#include "server/kd_session.h"
+#include "server/kd/kd_session.h"
 
 #include <spdlog/spdlog.h>
 

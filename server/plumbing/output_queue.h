@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "server/transport.h"
+#include "server/plumbing/transport.h"
 
 namespace dbgstub {
 

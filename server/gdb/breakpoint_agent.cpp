@@ -16,7 +16,7 @@
 
 #include "protocol/agent/agent_expr.h"
 #include "protocol/rsp/hex.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 
 namespace dbgstub {
 namespace {

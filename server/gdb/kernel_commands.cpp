@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "protocol/rsp/reply.h"
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 #include "server/termination_schedule.h"
 #include "targets/local_kernel/local_kernel_internal.h"
 

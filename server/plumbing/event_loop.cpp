@@ -1,4 +1,4 @@
-#include "server/event_loop.h"
+#include "server/plumbing/event_loop.h"
 
 #include <fcntl.h>
 #include <sched.h>

@@ -1,4 +1,4 @@
-#include "server/output_queue.h"
+#include "server/plumbing/output_queue.h"
 
 #include <spdlog/spdlog.h>
 

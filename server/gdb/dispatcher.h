@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "protocol/rsp/request.h"
-#include "server/host_files.h"
+#include "server/gdb/host_files.h"
 #include "server/policy.h"
-#include "server/monitor.h"
-#include "server/non_stop.h"
+#include "server/gdb/monitor.h"
+#include "server/gdb/non_stop.h"
 #include "targets/target.h"
 
 namespace dbgstub {

@@ -16,8 +16,8 @@
 
 #include "protocol/kd/framing.h"
 #include "protocol/kd/session_state.h"
-#include "server/kd_dispatcher.h"
-#include "server/stream_session.h"
+#include "server/kd/kd_dispatcher.h"
+#include "server/plumbing/stream_session.h"
 
 namespace dbgstub {
 

@@ -1,4 +1,4 @@
-#include "server/transport.h"
+#include "server/plumbing/transport.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "server/self_test.h"
+#include "server/app/self_test.h"
 
 #include <unistd.h>
 

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "protocol/rsp/framing.h"
-#include "server/dispatcher.h"
-#include "server/stream_session.h"
+#include "server/gdb/dispatcher.h"
+#include "server/plumbing/stream_session.h"
 
 namespace dbgstub {
 

@@ -15,11 +15,11 @@
 #include <optional>
 
 #include "common/program_search.h"
-#include "server/event_loop.h"
-#include "server/lab_config.h"
-#include "server/options.h"
-#include "server/self_test.h"
-#include "server/server.h"
+#include "server/plumbing/event_loop.h"
+#include "server/lab/lab_config.h"
+#include "server/app/options.h"
+#include "server/app/self_test.h"
+#include "server/plumbing/server.h"
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/child_events.h"
 #include "targets/process/process_target.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/result.h"
-#include "server/options.h"
+#include "server/app/options.h"
 #include "server/policy.h"
 
 namespace dbgstub {

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "server/options.h"
-#include "server/debug_session.h"
-#include "server/session.h"
+#include "server/app/options.h"
+#include "server/plumbing/debug_session.h"
+#include "server/gdb/session.h"
 #include "server/termination_schedule.h"
 #include "targets/target.h"
 

@@ -1,4 +1,4 @@
-#include "server/dispatcher.h"
+#include "server/gdb/dispatcher.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>

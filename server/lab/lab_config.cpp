@@ -1,4 +1,4 @@
-#include "server/lab_config.h"
+#include "server/lab/lab_config.h"
 
 #include <limits.h>
 #include <pwd.h>

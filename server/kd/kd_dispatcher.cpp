@@ -1,4 +1,4 @@
-#include "server/kd_dispatcher.h"
+#include "server/kd/kd_dispatcher.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "server/host_files.h"
+#include "server/gdb/host_files.h"
 
 #include <fcntl.h>
 #include <limits.h>
