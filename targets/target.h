@@ -155,6 +155,8 @@ class GuestProcesses {
   // Ends `p` inside the running guest; `done` gets the outcome (a process
   // that has already gone: error code ESRCH).
   virtual void terminate(const GuestProcess& p, std::function<void(Status)> done) = 0;
+  // Monitor commands on the guest OS (e.g. its kernel's symbols).
+  virtual std::vector<TargetCommand> commands() { return {}; }
 };
 
 class Target {

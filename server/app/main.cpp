@@ -143,21 +143,21 @@ int main(int argc, char** argv) {
     vm.set_log_packets(opts->log_packets);
     // The guest's processes: symbols come through the guest agent, which
     // answers only while the VM runs, so before connecting halts it.
-    std::unique_ptr<guest::LinuxGuest> linux_guest;
-    if (!opts->vm->qga.empty()) {
-      linux_guest = std::make_unique<guest::LinuxGuest>(
-          io, opts->vm->qga, [&vm](uint64_t addr, std::size_t len) { return vm.read_memory(0, addr, len); });
+    auto linux_guest = std::make_unique<guest::LinuxGuest>(
+        io, opts->vm->qga, [&vm](uint64_t addr, std::size_t len) { return vm.read_memory(0, addr, len); });
+    if (!opts->vm->qga.empty())
       if (auto st = linux_guest->fetch_symbols(std::chrono::seconds(20)); !st)
-        spdlog::warn("the guest's processes will not be available: {}", st.error().message);
-      else
-        vm.set_guest(linux_guest.get());
-    }
+        spdlog::warn("no symbols through the guest agent: {}", st.error().message);
     if (auto st = vm.connect(); !st) {
       std::cerr << "dbgstub: " << st.error().message << "\n";
       return 1;
     }
     std::cerr << "Connected to the " << vm.describe() << std::endl;
-    if (linux_guest && linux_guest->ready())
+    // Halted now: the kernel's symbols from its memory (no agent needed).
+    if (auto st = linux_guest->find_symbols_in_memory(vm); !st)
+      spdlog::warn("the guest kernel's symbols were not found in its memory: {}", st.error().message);
+    if (linux_guest->ready()) vm.set_guest(linux_guest.get());
+    if (linux_guest->ready())
       if (auto st = linux_guest->load_layout(); !st)
         spdlog::warn("the guest's processes will not be available: {}", st.error().message);
     return serve(io, *opts, vm, std::move(bound));
@@ -247,20 +247,20 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     e.vm = std::make_unique<VmTarget>(io, v.vm.gdbstub_host, v.vm.gdbstub_port);
     e.vm->set_log_packets(opts.log_packets);
     VmTarget* vm = e.vm.get();
-    if (!v.vm.qga.empty()) {
-      e.guest = std::make_unique<guest::LinuxGuest>(
-          io, v.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
+    e.guest = std::make_unique<guest::LinuxGuest>(
+        io, v.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
+    if (!v.vm.qga.empty())
       if (auto st = e.guest->fetch_symbols(std::chrono::seconds(20)); !st)
-        spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
-      else
-        vm->set_guest(e.guest.get());
-    }
+        spdlog::warn("{}: no symbols through the guest agent: {}", v.name, st.error().message);
     if (auto st = vm->connect(); !st) {
       std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
       return 1;
     }
     std::cerr << v.name << ": connected to the " << vm->describe() << std::endl;
-    if (e.guest && e.guest->ready())
+    if (auto st = e.guest->find_symbols_in_memory(*vm); !st)
+      spdlog::warn("{}: the guest kernel's symbols were not found in its memory: {}", v.name, st.error().message);
+    if (e.guest->ready()) vm->set_guest(e.guest.get());
+    if (e.guest->ready())
       if (auto st = e.guest->load_layout(); !st)
         spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
     vm->release_all();  // runs on until its debugger comes
