@@ -268,6 +268,7 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     o.host = v.host;
     o.port = v.port;
     o.kd = false;
+    o.clients = v.clients;
     // GDB's port and/or WinDbg's: one server, so one debugger at a time
     // across both, and one target and termination schedule.
     e.server = std::make_unique<Server>(io, o, *vm);
