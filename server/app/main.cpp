@@ -11,12 +11,15 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
 
 #include "common/program_search.h"
 #include "server/plumbing/event_loop.h"
 #include "server/lab/lab_config.h"
+#include "server/lab/vm_recovery.h"
+#include "server/lab/vm_state.h"
 #include "server/app/options.h"
 #include "server/app/self_test.h"
 #include "server/plumbing/server.h"
@@ -32,7 +35,9 @@ namespace {
 
 // Runs the loop until the target reports its first stop (launch or attach).
 // `bound`: the listening socket main bound first (none with --stdio).
-int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound);
+// `setup` (if any) sees the server before it listens.
+int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound,
+          const std::function<void(Server&)>& setup = {});
 // A lab of VMs from a JSON file, each on its own port, on the one loop.
 int serve_lab(asio::io_context& io, const Options& opts);
 
@@ -139,14 +144,27 @@ int main(int argc, char** argv) {
   if (opts->vm) {
     // Kernel mode on a QEMU VM. Connecting halts the VM (QEMU's gdbstub
     // does that for any client) until a debugger resumes it.
+    // What a dbgstub that died holding this VM left (server/lab/vm_state.h);
+    // made before the target, so it outlives the target's last release.
+    std::string where = opts->vm->gdbstub_host + ":" + std::to_string(opts->vm->gdbstub_port);
+    VmStateFile state(opts->state_dir.empty() ? kDefaultStateDir : opts->state_dir,
+                      {"gdbstub-" + opts->vm->gdbstub_host + "-" + std::to_string(opts->vm->gdbstub_port), where});
+    VmState prior = state.load();
     VmTarget vm(io, opts->vm->gdbstub_host, opts->vm->gdbstub_port);
     vm.set_log_packets(opts->log_packets);
+    record_hold(vm, state);
     // The guest's processes: symbols come through the guest agent, which
     // answers only while the VM runs, so before connecting halts it.
     std::unique_ptr<guest::LinuxGuest> linux_guest;
-    if (!opts->vm->qga.empty()) {
+    if (!opts->vm->qga.empty())
       linux_guest = std::make_unique<guest::LinuxGuest>(
           io, opts->vm->qga, [&vm](uint64_t addr, std::size_t len) { return vm.read_memory(0, addr, len); });
+    // First: a VM left halted would keep the agent from answering.
+    if (auto st = recover_vm(io, vm, state, prior, linux_guest.get()); !st) {
+      std::cerr << "dbgstub: " << st.error().message << "\n";
+      return 1;
+    }
+    if (linux_guest) {
       if (auto st = linux_guest->fetch_symbols(std::chrono::seconds(20)); !st)
         spdlog::warn("the guest's processes will not be available: {}", st.error().message);
       else
@@ -160,7 +178,11 @@ int main(int argc, char** argv) {
     if (linux_guest && linux_guest->ready())
       if (auto st = linux_guest->load_layout(); !st)
         spdlog::warn("the guest's processes will not be available: {}", st.error().message);
-    return serve(io, *opts, vm, std::move(bound));
+    // After a recovery the VM is left running until a debugger comes, as
+    // in a lab: nobody asked for it to be halted this time.
+    if (prior.needs_recovery()) vm.release_all();
+    return serve(io, *opts, vm, std::move(bound),
+                 [&state](Server& server) { record_terminations(server.terminations(), state); });
   }
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);
@@ -205,8 +227,10 @@ int main(int argc, char** argv) {
 
 namespace {
 
-int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound) {
+int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound,
+          const std::function<void(Server&)>& setup) {
   Server server(io, opts, target);
+  if (setup) setup(server);
   // Before "Listening on port": from then on a SIGTERM must be a clean stop.
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& ec, int sig) {
@@ -237,6 +261,7 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     return 2;
   }
   struct LabEntry {
+    std::unique_ptr<VmStateFile> state;
     std::unique_ptr<VmTarget> vm;
     std::unique_ptr<guest::LinuxGuest> guest;
     std::unique_ptr<Server> server;
@@ -247,9 +272,22 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     e.vm = std::make_unique<VmTarget>(io, v.vm.gdbstub_host, v.vm.gdbstub_port);
     e.vm->set_log_packets(opts.log_packets);
     VmTarget* vm = e.vm.get();
-    if (!v.vm.qga.empty()) {
+    std::string state_dir = !opts.state_dir.empty() ? opts.state_dir
+                            : !cfg->state_dir.empty() ? cfg->state_dir
+                                                      : std::string(kDefaultStateDir);
+    e.state = std::make_unique<VmStateFile>(
+        state_dir, VmIdentity{v.name, v.vm.gdbstub_host + ":" + std::to_string(v.vm.gdbstub_port)});
+    VmState prior = e.state->load();
+    record_hold(*vm, *e.state);
+    if (!v.vm.qga.empty())
       e.guest = std::make_unique<guest::LinuxGuest>(
           io, v.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
+    // First: a VM left halted would keep the agent from answering.
+    if (auto st = recover_vm(io, *vm, *e.state, prior, e.guest.get()); !st) {
+      std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
+      return 1;
+    }
+    if (e.guest) {
       if (auto st = e.guest->fetch_symbols(std::chrono::seconds(20)); !st)
         spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
       else
@@ -271,6 +309,7 @@ int serve_lab(asio::io_context& io, const Options& opts) {
     // GDB's port and/or WinDbg's: one server, so one debugger at a time
     // across both, and one target and termination schedule.
     e.server = std::make_unique<Server>(io, o, *vm);
+    record_terminations(e.server->terminations(), *e.state);
     if (v.gdb) {
       std::cerr << v.name << ": ";
       if (auto st = e.server->listen(); !st) {

@@ -49,6 +49,7 @@ struct VmTarget::Impl {
   Link link = Link::Released;
   std::string lost_reason;
   StopHandler on_stop;
+  HoldObserver on_hold;
 
   // Learned at the handshake.
   StubOffer offer;
@@ -85,6 +86,7 @@ struct VmTarget::Impl {
   Status select(ThreadRef t);
   Result<uint64_t> read_pc(ThreadRef t);
   void forget_session();
+  void report_hold();
 
   // vm_execution.cpp
   Result<std::string> resume_request(const std::vector<ResumeAction>& actions);
