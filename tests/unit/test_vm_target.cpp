@@ -516,3 +516,25 @@ TEST_CASE("vm target description: registers numbered as gdb does") {
   CHECK(odd[0].name == "c");
   CHECK(odd[0].regno == 2);
 }
+
+TEST_CASE("vm target: the hold observer hears attach, breakpoints and the detach") {
+  FakeStub stub;
+  asio::io_context io;
+  VmTarget vm(io, "127.0.0.1", stub.port());
+  std::vector<VmHold> seen;
+  vm.set_hold_observer([&](const VmHold& h) { seen.push_back(h); });
+  REQUIRE(vm.connect().ok());
+  REQUIRE(vm.insert_breakpoint(0, BreakpointType::Software, 0x1234, 1).ok());
+  REQUIRE(vm.insert_breakpoint(0, BreakpointType::Hardware, 0xfe05b, 1).ok());
+  REQUIRE(vm.remove_breakpoint(0, BreakpointType::Software, 0x1234, 1).ok());
+  vm.release_all();
+  REQUIRE(seen.size() == 5);
+  CHECK(seen[0].attached);
+  CHECK(seen[0].breakpoints.empty());
+  CHECK(seen[2].breakpoints.size() == 2);
+  REQUIRE(seen[3].breakpoints.size() == 1);
+  CHECK(seen[3].breakpoints[0].addr == 0xfe05b);
+  CHECK(seen[3].breakpoints[0].type == BreakpointType::Hardware);
+  CHECK_FALSE(seen[4].attached);  // detached: the VM runs on
+  CHECK(seen[4].breakpoints.empty());
+}
