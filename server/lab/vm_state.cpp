@@ -238,8 +238,25 @@ void VmStateFile::set_terminations(std::vector<PendingTermination> terminations)
   (void)save();
 }
 
+Status remove_file_durably(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return ok_status();
+    return sys_error("cannot remove " + path);
+  }
+  auto slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return sys_error("cannot open the folder " + dir);
+  int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return sys_error("cannot sync the folder " + dir);
+  return ok_status();
+}
+
 Status VmStateFile::save() {
-  auto st = write_file_atomically(path_, serialize_vm_state(state_, id_));
+  // Nothing to undo: no file (a folder of VMs seen once stays empty).
+  auto st = state_.needs_recovery() ? write_file_atomically(path_, serialize_vm_state(state_, id_))
+                                    : remove_file_durably(path_);
   if (!st) {
     if (st.error().message != last_error_)
       spdlog::warn("{}: cannot record the VM's state (a restart after a crash could not recover it): {}", id_.name,

@@ -7,7 +7,8 @@
 // One JSON file per VM in the state folder (--state-dir, lab file
 // "state_dir", default /var/lib/dbgstub), replaced atomically (a temporary
 // file in the same folder, fsync, rename, fsync of the folder) at every
-// change, so a crash leaves either the old state or the new one. A file
+// change, so a crash leaves either the old state or the new one; with
+// nothing left to undo the file is removed. A file
 // that is damaged (bad JSON, wrong version) or foreign (another VM's name
 // or gdbstub) is never trusted: it is logged and renamed aside
 // (NAME.json.damaged-TIMESTAMP).
@@ -91,7 +92,8 @@ class VmStateFile {
   void set_hold(bool held, std::vector<PlantedBreakpoint> breakpoints);
   void set_terminations(std::vector<PendingTermination> terminations);
 
-  // Writes the state in memory (atomically, as described above).
+  // Writes the state in memory (atomically, as described above); a state
+  // with nothing to undo removes the file instead.
   Status save();
 
  private:
@@ -106,5 +108,7 @@ class VmStateFile {
 // rename over `path`, fsync of the folder. Creates the folder (0700) if
 // missing.
 Status write_file_atomically(const std::string& path, const std::string& text);
+// Removes `path` (none is fine) and syncs its folder.
+Status remove_file_durably(const std::string& path);
 
 }  // namespace dbgstub

@@ -72,11 +72,14 @@ TEST_CASE("vm state: round trip through text and through the file") {
   VmStateFile again(dir.path, kVm1);
   CHECK(again.load() == sample());
   CHECK(again.load().needs_recovery());
-  f.set_hold(false, {});
-  f.set_terminations({});
-  CHECK_FALSE(VmStateFile(dir.path, kVm1).load().needs_recovery());
   // No temporary file is left behind.
   CHECK(dir.files() == std::vector<std::string>{"vm1.json"});
+  f.set_hold(false, {});
+  CHECK(dir.files() == std::vector<std::string>{"vm1.json"});  // terminations still pending
+  f.set_terminations({});
+  CHECK_FALSE(VmStateFile(dir.path, kVm1).load().needs_recovery());
+  // Nothing to undo: no file at all.
+  CHECK(dir.files().empty());
 }
 
 TEST_CASE("vm state: atomic replace leaves the old or the new file, never a mix") {
