@@ -9,7 +9,8 @@ getpid loop, qemu-ga), booted once for the file:
   started again with the same --state-dir resumes it within 15 s with no
   debugger connected, takes the breakpoint out (the getpid loop would hit
   it at once), ends the victim and no one else;
-- a damaged state file is reported, set aside and not trusted.
+- a damaged state file is reported, set aside and not trusted;
+- a lab (--config with "state_dir") recovers its VM the same way.
 
 Skipped only where qemu-system-x86_64 is not installed."""
 import json
@@ -166,6 +167,40 @@ class VmRecovery(unittest.TestCase):
         self.assertTrue(self.state()["held"])
         stub.stop()
         self.assertTrue(harness.eventually(lambda: self.status() == "running", timeout=10), self.status())
+        self.assertFalse(os.path.exists(self.state_path))
+
+    def test_4_a_lab_recovers_its_vm_too(self):
+        """The same in a lab (--config, "state_dir" in the file): the VM's
+        file is NAME.json."""
+        g = self.guest
+        port = guest.free_port()
+        lab = os.path.join(self.state_dir, "lab.json")
+        with open(lab, "w") as f:
+            json.dump({"state_dir": self.state_dir,
+                       "vms": [{"name": "vm1", "listen": f"127.0.0.1:{port}",
+                                "gdbstub": f"127.0.0.1:{g.gdb_port}", "qga": g.qga_path}]}, f)
+        self.state_path = os.path.join(self.state_dir, "vm1.json")
+
+        def start():
+            stub = Stub("--config", lab, wait_listening=False)
+            self.addCleanup(stub.stop)
+            self.assertTrue(harness.eventually(lambda: "Listening on port" in stub.output(), timeout=90),
+                            stub.output())
+            return stub
+
+        stub = start()
+        self.assertFalse(os.path.exists(self.state_path))  # a lab lets its VMs run until a debugger comes
+        with RspClient(port) as c:
+            c.handshake()
+            self.assertEqual(c.request("Hgp0.0"), "OK")
+            self.assertTrue(self.state()["held"])
+            stub.proc.kill()
+            stub.proc.wait()
+        time.sleep(1)
+        self.assertNotEqual(self.status(), "running")
+        stub = start()
+        self.assertTrue(harness.eventually(lambda: self.status() == "running", timeout=15), stub.output())
+        self.assertIn("vm1: an earlier dbgstub ended without letting the VM go", stub.output())
         self.assertFalse(os.path.exists(self.state_path))
 
 
