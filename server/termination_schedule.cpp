@@ -53,7 +53,7 @@ void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const st
       spdlog::info("{}", line.substr(0, line.size() - 1));
       outcomes_.push_back(line);
       if (report) report(line);
-    });
+    }, report);
   }
 }
 

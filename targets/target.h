@@ -153,8 +153,10 @@ class GuestProcesses {
   // The process CPU `cpu` (from 0) was running when the machine stopped.
   virtual Result<GuestProcess> current(unsigned cpu) = 0;
   // Ends `p` inside the running guest; `done` gets the outcome (a process
-  // that has already gone: error code ESRCH).
-  virtual void terminate(const GuestProcess& p, std::function<void(Status)> done) = 0;
+  // that has already gone: error code ESRCH). `notice` gets lines worth
+  // showing the debugger meanwhile (a busy guest agent); it may be empty.
+  virtual void terminate(const GuestProcess& p, std::function<void(Status)> done,
+                         std::function<void(const std::string&)> notice) = 0;
 };
 
 class Target {

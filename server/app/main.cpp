@@ -16,6 +16,7 @@
 
 #include "common/program_search.h"
 #include "server/plumbing/event_loop.h"
+#include "server/lab/lab.h"
 #include "server/lab/lab_config.h"
 #include "server/app/options.h"
 #include "server/app/self_test.h"
@@ -23,8 +24,6 @@
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/child_events.h"
 #include "targets/process/process_target.h"
-#include "targets/guest/linux_guest.h"
-#include "targets/vm/vm_target.h"
 
 using namespace dbgstub;
 
@@ -33,8 +32,6 @@ namespace {
 // Runs the loop until the target reports its first stop (launch or attach).
 // `bound`: the listening socket main bound first (none with --stdio).
 int serve(asio::io_context& io, const Options& opts, Target& target, std::optional<asio::ip::tcp::acceptor> bound);
-// A lab of VMs from a JSON file, each on its own port, on the one loop.
-int serve_lab(asio::io_context& io, const Options& opts);
 
 bool wait_first_stop(asio::io_context& io, Target& target) {
   bool stopped = false;
@@ -106,8 +103,10 @@ int main(int argc, char** argv) {
     }
     opts->program[0] = absolute_program(opts->program[0], cwd, search_path_list());
   }
+  // Kernel mode on VMs: each VM on a thread of its own (server/lab).
+  if (opts->lab) return serve_lab(*opts);
+  if (opts->vm) return serve_vm(*opts);
   asio::io_context io;
-  if (opts->lab) return serve_lab(io, *opts);
   if (!opts->config.empty()) {
     // A user-mode session's policy: allow-lists and the vFile root.
     auto cfg = load_policy_config(opts->config);
@@ -121,7 +120,7 @@ int main(int argc, char** argv) {
                  opts->policy.attach ? "allow-listed" : opts->allow_attach ? "allowed" : "refused",
                  opts->policy.files_root.empty() ? std::string("anywhere") : "beneath " + opts->policy.files_root);
   }
-  // Bound before a program is started or attached, or a VM halted
+  // Bound before a program is started or attached
   // (gdbserver's order): a bad address or a port in use ends dbgstub first.
   std::optional<asio::ip::tcp::acceptor> bound;
   if (!opts->stdio) {
@@ -135,32 +134,6 @@ int main(int argc, char** argv) {
   if (opts->local_kernel) {
     LocalKernelTarget kernel;
     return serve(io, *opts, kernel, std::move(bound));
-  }
-  if (opts->vm) {
-    // Kernel mode on a QEMU VM. Connecting halts the VM (QEMU's gdbstub
-    // does that for any client) until a debugger resumes it.
-    VmTarget vm(io, opts->vm->gdbstub_host, opts->vm->gdbstub_port);
-    vm.set_log_packets(opts->log_packets);
-    // The guest's processes: symbols come through the guest agent, which
-    // answers only while the VM runs, so before connecting halts it.
-    std::unique_ptr<guest::LinuxGuest> linux_guest;
-    if (!opts->vm->qga.empty()) {
-      linux_guest = std::make_unique<guest::LinuxGuest>(
-          io, opts->vm->qga, [&vm](uint64_t addr, std::size_t len) { return vm.read_memory(0, addr, len); });
-      if (auto st = linux_guest->fetch_symbols(std::chrono::seconds(20)); !st)
-        spdlog::warn("the guest's processes will not be available: {}", st.error().message);
-      else
-        vm.set_guest(linux_guest.get());
-    }
-    if (auto st = vm.connect(); !st) {
-      std::cerr << "dbgstub: " << st.error().message << "\n";
-      return 1;
-    }
-    std::cerr << "Connected to the " << vm.describe() << std::endl;
-    if (linux_guest && linux_guest->ready())
-      if (auto st = linux_guest->load_layout(); !st)
-        spdlog::warn("the guest's processes will not be available: {}", st.error().message);
-    return serve(io, *opts, vm, std::move(bound));
   }
   ChildEvents child_events(io);
   ProcessTarget target(io, child_events);
@@ -225,77 +198,4 @@ int serve(asio::io_context& io, const Options& opts, Target& target, std::option
   return 0;
 }
 
-// One VmTarget, guest view and Server per VM. Each VM is connected once at
-// start (to check it is there and learn its vCPUs and registers), then let
-// go, so it runs until its debugger comes; a debugger's first request
-// connects again. VMs don't wait on each other: their sockets are all read
-// asynchronously, and a halted VM's stub answers within its deadline.
-int serve_lab(asio::io_context& io, const Options& opts) {
-  auto cfg = load_lab_config(opts.config);
-  if (!cfg) {
-    std::cerr << "dbgstub: " << cfg.error().message << "\n";
-    return 2;
-  }
-  struct LabEntry {
-    std::unique_ptr<VmTarget> vm;
-    std::unique_ptr<guest::LinuxGuest> guest;
-    std::unique_ptr<Server> server;
-  };
-  std::vector<LabEntry> lab;
-  for (auto& v : cfg->vms) {
-    LabEntry e;
-    e.vm = std::make_unique<VmTarget>(io, v.vm.gdbstub_host, v.vm.gdbstub_port);
-    e.vm->set_log_packets(opts.log_packets);
-    VmTarget* vm = e.vm.get();
-    if (!v.vm.qga.empty()) {
-      e.guest = std::make_unique<guest::LinuxGuest>(
-          io, v.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
-      if (auto st = e.guest->fetch_symbols(std::chrono::seconds(20)); !st)
-        spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
-      else
-        vm->set_guest(e.guest.get());
-    }
-    if (auto st = vm->connect(); !st) {
-      std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
-      return 1;
-    }
-    std::cerr << v.name << ": connected to the " << vm->describe() << std::endl;
-    if (e.guest && e.guest->ready())
-      if (auto st = e.guest->load_layout(); !st)
-        spdlog::warn("{}: the guest's processes will not be available: {}", v.name, st.error().message);
-    vm->release_all();  // runs on until its debugger comes
-    Options o = opts;
-    o.host = v.host;
-    o.port = v.port;
-    o.kd = false;
-    // GDB's port and/or WinDbg's: one server, so one debugger at a time
-    // across both, and one target and termination schedule.
-    e.server = std::make_unique<Server>(io, o, *vm);
-    if (v.gdb) {
-      std::cerr << v.name << ": ";
-      if (auto st = e.server->listen(); !st) {
-        std::cerr << "dbgstub: " << v.name << ": " << st.error().message << "\n";
-        return 1;
-      }
-    }
-    if (v.kd) {
-      std::cerr << v.name << ": ";
-      if (auto st = e.server->listen_kd(v.kd_host, v.kd_port); !st) {
-        std::cerr << "dbgstub: " << v.name << " (kd): " << st.error().message << "\n";
-        return 1;
-      }
-    }
-    lab.push_back(std::move(e));
-  }
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const asio::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: shutting down", sig);
-    for (auto& e : lab) e.server->shutdown();
-  });
-  run_event_loop(io, std::chrono::microseconds(opts.spin_us));
-  for (auto& e : lab) e.server->finish();
-  std::cerr << "dbgstub: exiting" << std::endl;
-  return 0;
-}
 }  // namespace

@@ -13,7 +13,10 @@ Session::Session(std::unique_ptr<Transport> transport, Target& target, Dispatche
       dispatcher_(target, config,
                   SessionHooks{
                       [this](std::string p) { send(std::move(p)); },
-                      [this] { ack_mode_ = false; },
+                      [this] {
+                        ack_mode_ = false;
+                        this->transport().set_ack_mode(false);
+                      },
                       [this] { if (this->events().exit_server) this->events().exit_server(); },  // the parameter `events` hides it
                       [](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); },
                       [this](bool on) { log_packets_ = on; },
@@ -29,14 +32,14 @@ void Session::handle_event(rsp::FrameEvent& e) {
     case K::Packet:
       heard();
       if (log_packets_) spdlog::info("<- ${}", rsp::printable(e.payload, 512));
-      if (ack_mode_) write_raw("+");
+      if (ack_mode_ && !transport().acknowledges()) write_raw("+");
       dispatcher_.handle_packet(e.payload);
       maybe_finish();
       break;
     case K::Ack:
       break;
     case K::Nack:
-      if (ack_mode_ && !last_packet_.empty()) {
+      if (ack_mode_ && !last_packet_.empty() && !transport().acknowledges()) {
         spdlog::debug("debugger asked for a retransmission");
         write_raw(last_packet_);
       }
@@ -47,11 +50,11 @@ void Session::handle_event(rsp::FrameEvent& e) {
       break;
     case K::BadChecksum:
       spdlog::warn("packet with a bad checksum{}", ack_mode_ ? ", retransmission requested" : " dropped");
-      if (ack_mode_) write_raw("-");
+      if (ack_mode_ && !transport().acknowledges()) write_raw("-");
       break;
     case K::Oversize:
       spdlog::warn("packet longer than {} bytes dropped", framer_.max_packet());
-      if (ack_mode_) write_raw("-");
+      if (ack_mode_ && !transport().acknowledges()) write_raw("-");
       break;
     case K::Malformed:
       spdlog::warn("malformed input: {}", e.payload);  // the framer's own words, log-safe already

@@ -13,13 +13,17 @@
 
 namespace dbgstub {
 
-Server::Server(asio::io_context& io, const Options& options, Target& target)
-    : io_(io), options_(options), target_(target), release_timer_(io) {
+Server::Server(asio::io_context& io, const Options& options, Target& target, FrontDoor* door)
+    : io_(io), options_(options), target_(target), door_(door), release_timer_(io) {
   target_.set_stop_handler([this](const StopEvent& ev) {
     if (session_) session_->on_stop(ev);
     else maybe_finish();
   });
 }
+
+// The front door's accept handlers refer to this server: its acceptors are
+// closed (and so their handlers done with it) before it goes.
+Server::~Server() { close_listeners(); }
 
 Result<asio::ip::tcp::acceptor> bind_listener(asio::io_context& io, const std::string& host, uint16_t port) {
   asio::error_code ec;
@@ -43,28 +47,43 @@ Result<asio::ip::tcp::acceptor> bind_listener(asio::io_context& io, const std::s
   return acceptor;
 }
 
-Status Server::listen() {
-  auto bound = bind_listener(io_, options_.host, options_.port);
+Status Server::listen(bool announce) {
+  auto bound = bind_listener(door_ ? door_->io() : io_, options_.host, options_.port);
   if (!bound) return bound.error();
-  return listen(std::move(*bound));
+  return listen(std::move(*bound), announce);
 }
 
-Status Server::listen(asio::ip::tcp::acceptor bound) {
+Status Server::listen(asio::ip::tcp::acceptor bound, bool announce) {
   port_ = serve_listener(std::move(bound), options_.kd);
-  if (options_.kd) kd_port_ = port_;
-  // GDB's testsuite (and our tests) wait for exactly this line.
-  std::cerr << "Listening on port " << port_ << std::endl;
-  if (options_.kd)
-    std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << port_ << ",port=" << options_.host << std::endl;
+  if (options_.kd) {
+    kd_port_ = port_;
+    kd_host_ = options_.host;
+  }
+  if (announce) this->announce();
   return ok_status();
 }
 
-Status Server::listen_kd(const std::string& host, uint16_t port) {
-  auto bound = bind_listener(io_, host, port);
+Status Server::listen_kd(const std::string& host, uint16_t port, bool announce) {
+  auto bound = bind_listener(door_ ? door_->io() : io_, host, port);
   if (!bound) return bound.error();
   kd_port_ = serve_listener(std::move(*bound), true);
-  std::cerr << "KD (WinDbg) front end: windbg -k com:ipport=" << kd_port_ << ",port=" << host << std::endl;
+  kd_host_ = host;
+  if (announce) std::cerr << kd_line("") << std::flush;
   return ok_status();
+}
+
+std::string Server::kd_line(const std::string& prefix) const {
+  return prefix + "KD (WinDbg) front end: windbg -k com:ipport=" + std::to_string(kd_port_) + ",port=" + kd_host_ +
+         "\n";
+}
+
+// One write for all lines: a lab's VMs start on threads of their own.
+void Server::announce(const std::string& prefix) const {
+  std::string lines;
+  // GDB's testsuite (and our tests) wait for exactly this line.
+  if (port_) lines += prefix + "Listening on port " + std::to_string(port_) + "\n";
+  if (kd_port_) lines += kd_line(prefix);
+  std::cerr << lines << std::flush;
 }
 
 uint16_t Server::serve_listener(asio::ip::tcp::acceptor acceptor, bool kd) {
@@ -78,7 +97,10 @@ uint16_t Server::serve_listener(asio::ip::tcp::acceptor acceptor, bool kd) {
                      ? ", and start or attach to programs"
                      : "");
   listeners_.push_back(std::make_unique<Listener>(Listener{std::move(acceptor), kd}));
-  accept(*listeners_.back());
+  Listener& l = *listeners_.back();
+  // The acceptor is the front door's: only its thread touches it.
+  if (door_) door_->post([this, &l] { accept(l); });
+  else accept(l);
   return local.port();
 }
 
@@ -89,18 +111,44 @@ void Server::accept(Listener& l) {
       return;
     }
     asio::error_code e2;
-    auto remote = socket.remote_endpoint(e2);
-    if (session_) {
-      if (l.kd) refuse_busy_kd(std::move(socket), busy_reason(true));
-      else refuse_busy(std::move(socket), busy_reason(false));
-      accept(l);
-      return;
+    auto ep = socket.remote_endpoint(e2);
+    std::string remote = e2 ? "?" : ep.address().to_string() + ", port " + std::to_string(ep.port());
+    if (door_) {
+      // On the front door's thread: relayed (and read) from now on, handed
+      // to this server's thread.
+      auto t = make_relay(*door_, std::move(socket), io_, l.kd ? Relayed::Bytes : Relayed::Rsp,
+                          DispatcherConfig{}.packet_size);
+      asio::post(io_, [this, t = std::move(t), kd = l.kd, remote]() mutable {
+        on_accepted(std::move(t), kd, remote);
+      });
+    } else {
+      on_accepted(std::make_unique<TcpTransport>(std::move(socket)), l.kd, remote);
     }
-    std::cerr << "Remote debugging from host " << remote.address().to_string() << ", port " << remote.port()
-              << (l.kd && !options_.kd ? " (KD)" : "") << std::endl;
-    start_session(std::make_unique<TcpTransport>(std::move(socket)), l.kd);
     accept(l);
   });
+}
+
+void Server::on_accepted(std::unique_ptr<Transport> transport, bool kd, const std::string& remote) {
+  if (exiting_) return;  // closes it
+  if (!ready_) {
+    waiting_.push_back({std::move(transport), kd, remote});
+    return;
+  }
+  if (session_) {
+    if (kd) refuse_busy_kd(std::move(transport), remote, busy_reason(true));
+    else refuse_busy(std::move(transport), remote, busy_reason(false));
+    return;
+  }
+  std::cerr << "Remote debugging from host " << remote << (kd && !options_.kd ? " (KD)" : "") << std::endl;
+  start_session(std::move(transport), kd);
+}
+
+void Server::set_ready() {
+  if (ready_) return;
+  ready_ = true;
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  for (auto& w : waiting) on_accepted(std::move(w.transport), w.kd, w.remote);
 }
 
 std::string Server::busy_reason(bool kd) const {
@@ -151,20 +199,19 @@ namespace {
 // A connection refused because a debugger is already connected: it is told
 // why, given a moment to read that, and closed (after 3 s at the latest).
 struct Refusal {
-  asio::ip::tcp::socket sock;
+  std::unique_ptr<Transport> transport;
   asio::steady_timer timer;
   std::array<char, 512> buf{};
   std::string reply;
+  bool closed = false;
 
-  Refusal(asio::ip::tcp::socket s, std::string r)
-      : sock(std::move(s)), timer(sock.get_executor()), reply(std::move(r)) {}
+  Refusal(std::unique_ptr<Transport> t, asio::io_context& io, std::string r)
+      : transport(std::move(t)), timer(io), reply(std::move(r)) {}
 
-  static std::shared_ptr<Refusal> start(asio::ip::tcp::socket socket, std::string reply, const char* who) {
-    asio::error_code ec;
-    auto remote = socket.remote_endpoint(ec);
-    spdlog::warn("refused a second {} from {}: another one is connected", who,
-                 ec ? "?" : remote.address().to_string());
-    auto r = std::make_shared<Refusal>(std::move(socket), std::move(reply));
+  static std::shared_ptr<Refusal> start(std::unique_ptr<Transport> t, asio::io_context& io, const std::string& remote,
+                                        std::string reply, const char* who) {
+    spdlog::warn("refused a second {} from {}: another one is connected", who, remote);
+    auto r = std::make_shared<Refusal>(std::move(t), io, std::move(reply));
     r->timer.expires_after(std::chrono::seconds(3));
     r->timer.async_wait([r](const asio::error_code& e) {
       if (!e) r->close();
@@ -172,21 +219,21 @@ struct Refusal {
     return r;
   }
   void close() {
-    asio::error_code ec;
+    if (closed) return;
+    closed = true;
     timer.cancel();
-    sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    sock.close(ec);
+    transport->close();
   }
   // Sends the reply, then `after` (unless the write failed).
   static void send(const std::shared_ptr<Refusal>& r, std::function<void()> after) {
-    asio::async_write(r->sock, asio::buffer(r->reply), [r, after](const asio::error_code& e, std::size_t) {
+    r->transport->write_all(asio::buffer(r->reply), [r, after](const asio::error_code& e, std::size_t) {
       if (e) return r->close();
       after();
     });
   }
   // Reads until the client hangs up (or the timer ends it).
   static void drain(const std::shared_ptr<Refusal>& r) {
-    r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
+    r->transport->read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
       if (e) return r->close();
       drain(r);
     });
@@ -198,15 +245,16 @@ struct Refusal {
 // A second debugger gets its first packet answered with an error that says
 // why, then the connection is closed. Answering before it has spoken would
 // be lost: gdb drops packets that arrive while it waits for its own ack.
-void Server::refuse_busy(asio::ip::tcp::socket socket, const std::string& why) {
-  auto r = Refusal::start(
-      std::move(socket),
-      "+" + rsp::frame_packet("E.dbgstub: another debugger is already connected to this target" + why), "debugger");
-  r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
+// (Through a front door the packet has been acknowledged already.)
+void Server::refuse_busy(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why) {
+  std::string reply = rsp::frame_packet("E.dbgstub: another debugger is already connected to this target" + why);
+  if (!transport->acknowledges()) reply = "+" + reply;
+  auto r = Refusal::start(std::move(transport), io_, remote, std::move(reply), "debugger");
+  r->transport->read_some(asio::buffer(r->buf), [r](const asio::error_code& e, std::size_t) {
     if (e) return r->close();
     Refusal::send(r, [r] {
       // Let the client read the reply and hang up first (or time out).
-      r->sock.async_read_some(asio::buffer(r->buf), [r](const asio::error_code&, std::size_t) { r->close(); });
+      r->transport->read_some(asio::buffer(r->buf), [r](const asio::error_code&, std::size_t) { r->close(); });
     });
   });
 }
@@ -215,12 +263,12 @@ void Server::refuse_busy(asio::ip::tcp::socket socket, const std::string& why) {
 // so the refusal goes out at once, as a debug print (the one thing WinDbg
 // shows from a target it is not synchronized with), then the connection
 // is closed.
-void Server::refuse_busy_kd(asio::ip::tcp::socket socket, const std::string& why) {
+void Server::refuse_busy_kd(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why) {
   auto msg = kd::make_print_string("dbgstub: another debugger is already connected to this target" + why + "\n");
   auto framed = kd::frame_data_packet(kd::kPacketTypeKdDebugIo, kd::kInitialPacketId | kd::kSyncPacketId,
                                       kd::serialize_debug_io(msg));
-  auto r = Refusal::start(std::move(socket), framed ? std::string(framed->begin(), framed->end()) : std::string(),
-                          "KD debugger");
+  auto r = Refusal::start(std::move(transport), io_, remote,
+                          framed ? std::string(framed->begin(), framed->end()) : std::string(), "KD debugger");
   // Let the client read it and hang up first (or time out).
   Refusal::send(r, [r] { Refusal::drain(r); });
 }
@@ -284,10 +332,20 @@ void Server::finish() {
   io_.poll();
 }
 
+void Server::close_listeners() {
+  auto close_all = [this] {
+    asio::error_code ec;
+    for (auto& l : listeners_) l->acceptor.close(ec);
+  };
+  if (door_) door_->run(close_all);
+  else close_all();
+}
+
 void Server::shutdown() {
   exiting_ = true;
-  asio::error_code ec;
-  for (auto& l : listeners_) l->acceptor.close(ec);
+  close_listeners();
+  for (auto& w : waiting_) w.transport->close();
+  waiting_.clear();
   if (session_) {
     auto s = session_;
     s->close_when_flushed();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "server/app/options.h"
+#include "server/plumbing/front_door.h"
 #include "server/plumbing/debug_session.h"
 #include "server/gdb/session.h"
 #include "server/termination_schedule.h"
@@ -27,16 +28,31 @@ Result<asio::ip::tcp::acceptor> bind_listener(asio::io_context& io, const std::s
 // and "kd"): GDB's and WinDbg's clients then share the one session slot, so
 // one debugger at a time is served per target whichever protocol it speaks,
 // and the target and its termination schedule are the same for both.
+//
+// With a FrontDoor (kernel mode), listening sockets and connections live on
+// the front door's thread and reach this server, which runs on `io` (the
+// target's thread), through relays; without one, everything is on `io`.
 class Server {
  public:
-  Server(asio::io_context& io, const Options& options, Target& target);
-  // Listens on options.host:port for the front end options.kd names.
-  Status listen();
+  Server(asio::io_context& io, const Options& options, Target& target, FrontDoor* door = nullptr);
+  ~Server();
+  // Listens on options.host:port for the front end options.kd names, and
+  // says so ("Listening on port N") unless `announce` is false.
+  Status listen(bool announce = true);
   // The same on an acceptor bind_listener made for options.host:port.
-  Status listen(asio::ip::tcp::acceptor bound);
+  Status listen(asio::ip::tcp::acceptor bound, bool announce = true);
   // Also listens on host:port for WinDbg (KD), in front of the same target.
-  Status listen_kd(const std::string& host, uint16_t port);
+  Status listen_kd(const std::string& host, uint16_t port, bool announce = true);
+  // The lines listen() prints: `prefix` (a lab VM's "name: ") before each.
+  void announce(const std::string& prefix = "") const;
+  std::string kd_line(const std::string& prefix) const;
   Status serve_stdio();
+  // Until then, connections are accepted (and, through a front door, their
+  // packets acknowledged) but wait: their first requests are handled once
+  // the target is ready, not raced against its start-up. Ready at once
+  // unless hold_until_ready() was called first.
+  void hold_until_ready() { ready_ = false; }
+  void set_ready();
   uint16_t port() const { return port_; }
   uint16_t kd_port() const { return kd_port_; }
   // Release the target (kill launched, detach attached) and stop the loop.
@@ -54,12 +70,15 @@ class Server {
   // Accepts on a bound acceptor from now on; returns its port.
   uint16_t serve_listener(asio::ip::tcp::acceptor acceptor, bool kd);
   void accept(Listener& l);
+  // A connection, on this server's thread (from either kind of listener).
+  void on_accepted(std::unique_ptr<Transport> transport, bool kd, const std::string& remote);
   void start_session(std::unique_ptr<Transport> transport, bool kd);
   // Why a second client is refused: "" when the connected one speaks the
   // same protocol, else which front end it is on.
   std::string busy_reason(bool kd) const;
-  void refuse_busy(asio::ip::tcp::socket socket, const std::string& why);
-  void refuse_busy_kd(asio::ip::tcp::socket socket, const std::string& why);
+  void refuse_busy(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why);
+  void refuse_busy_kd(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why);
+  void close_listeners();
   void on_session_closed();
   bool keeps_program_for_next_debugger(bool was_non_stop) const;
   void maybe_finish();
@@ -68,6 +87,14 @@ class Server {
   asio::io_context& io_;
   Options options_;
   Target& target_;
+  FrontDoor* door_;
+  bool ready_ = true;
+  struct Waiting {
+    std::unique_ptr<Transport> transport;
+    bool kd;
+    std::string remote;
+  };
+  std::vector<Waiting> waiting_;  // accepted before the target was ready
   std::vector<std::unique_ptr<Listener>> listeners_;
   asio::steady_timer release_timer_;
   std::shared_ptr<DebugSession> session_;
@@ -77,6 +104,7 @@ class Server {
   void release_target();
   uint16_t port_ = 0;
   uint16_t kd_port_ = 0;
+  std::string kd_host_;
   bool exiting_ = false;
   int release_polls_ = 0;
 };

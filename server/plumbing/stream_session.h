@@ -97,6 +97,7 @@ class StreamSession : public DebugSession, public std::enable_shared_from_this<D
 
   bool closed() const { return closed_; }
   SessionEvents& events() { return events_; }
+  Transport& transport() { return *transport_; }
 
  private:
   Derived& derived() { return static_cast<Derived&>(*this); }

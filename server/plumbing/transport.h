@@ -17,6 +17,12 @@ class Transport {
   virtual void close() = 0;
   // Runs `f` later on the connection's event loop (not from inside this call).
   virtual void defer(std::function<void()> f) = 0;
+  // True when the transport itself acknowledges GDB's packets and answers
+  // its '-' (the front door's relay): the session then writes no '+'/'-'.
+  virtual bool acknowledges() const { return false; }
+  // QStartNoAckMode was accepted (or, with false, not): for a transport
+  // that acknowledges.
+  virtual void set_ack_mode(bool /*on*/) {}
 };
 
 class TcpTransport : public Transport {

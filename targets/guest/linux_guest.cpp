@@ -109,28 +109,37 @@ Result<GuestProcess> LinuxGuest::current(unsigned cpu) {
   return p;
 }
 
-void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> done) {
+void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> done,
+                           std::function<void(const std::string&)> notice) {
   // The pid is checked against the name first: a process that ended while
-  // the VM was halted may have left its pid to another one.
+  // the VM was halted may have left its pid to another one. A zombie (it
+  // has exited, its parent has not reaped it yet) has ended: it is not
+  // waited for, and not reported as still running.
   std::string pid = std::to_string(p.pid);
+  std::string zombie = "grep -q '^State:[[:space:]]*Z' /proc/" + pid + "/status 2>/dev/null";
   std::string script = "c=$(cat /proc/" + pid + "/comm 2>/dev/null) || exit 3; "
-                       "[ \"$c\" = \"$1\" ] || exit 4; kill -9 " + pid + " || exit 5; "
-                       "i=0; while [ -e /proc/" + pid + " ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done; "
-                       "[ -e /proc/" + pid + " ] && exit 6; exit 0";
-  qga_.exec({"/bin/sh", "-c", script, "sh", p.name}, std::chrono::seconds(30),
-            [p, done](Result<ExecResult> r) {
-              if (!r) return done(make_error(r.error().code, r.error().message));
-              switch (r->exit_code) {
-                case 0: return done(ok_status());
-                case 3: return done(make_error(ESRCH, "it had already gone"));
-                case 4: return done(make_error(ESRCH, "it had already gone (pid " + std::to_string(p.pid) +
-                                                          " is another program now)"));
-                case 6: return done(make_error(EBUSY, "it was sent SIGKILL but has not ended yet"));
-                default:
-                  return done(make_error(EIO, "kill failed in the guest (exit code " + std::to_string(r->exit_code) +
-                                                  ")" + (r->err.empty() ? "" : ": " + r->err)));
-              }
-            });
+                       "[ \"$c\" = \"$1\" ] || exit 4; " + zombie + " && exit 7; kill -9 " + pid + " || exit 5; "
+                       "i=0; while [ -e /proc/" + pid + " ] && ! " + zombie + " && [ $i -lt 100 ]; do "
+                       "i=$((i+1)); sleep 0.05; done; "
+                       "[ -e /proc/" + pid + " ] && ! " + zombie + " && exit 6; exit 0";
+  qga_.exec(
+      {"/bin/sh", "-c", script, "sh", p.name}, std::chrono::seconds(30),
+      [p, done](Result<ExecResult> r) {
+        if (!r) return done(make_error(r.error().code, r.error().message));
+        switch (r->exit_code) {
+          case 0: return done(ok_status());
+          case 3: return done(make_error(ESRCH, "it had already gone"));
+          case 4:
+            return done(make_error(ESRCH, "it had already gone (pid " + std::to_string(p.pid) +
+                                              " is another program now)"));
+          case 7: return done(make_error(ESRCH, "it had already ended (a zombie its parent has not reaped yet)"));
+          case 6: return done(make_error(EBUSY, "it was sent SIGKILL but has not ended yet"));
+          default:
+            return done(make_error(EIO, "kill failed in the guest (exit code " + std::to_string(r->exit_code) + ")" +
+                                            (r->err.empty() ? "" : ": " + r->err)));
+        }
+      },
+      std::move(notice));
 }
 
 }  // namespace dbgstub::guest

@@ -35,7 +35,8 @@ class LinuxGuest : public GuestProcesses {
   Result<std::vector<GuestProcess>> list() override;
   Result<GuestProcess> at(uint64_t address) override;
   Result<GuestProcess> current(unsigned cpu) override;
-  void terminate(const GuestProcess& p, std::function<void(Status)> done) override;
+  void terminate(const GuestProcess& p, std::function<void(Status)> done,
+                 std::function<void(const std::string&)> notice) override;
 
  private:
   static GuestProcess from_task(const GuestTask& t);

@@ -46,20 +46,23 @@ struct QgaClient::Op {
   std::vector<std::string> argv;
   std::chrono::milliseconds timeout{};
   ExecDone done;
+  Notice notice;
   uint64_t sync_id = 0;
   int64_t guest_pid = 0;
 };
 
 QgaClient::QgaClient(asio::io_context& io, std::string socket_path)
-    : io_(io), path_(std::move(socket_path)), socket_(io), deadline_(io), poll_timer_(io) {}
+    : io_(io), path_(std::move(socket_path)), socket_(io), deadline_(io), poll_timer_(io), busy_timer_(io) {}
 
 QgaClient::~QgaClient() { *alive_ = false; }
 
-void QgaClient::exec(std::vector<std::string> argv, std::chrono::milliseconds timeout, ExecDone done) {
+void QgaClient::exec(std::vector<std::string> argv, std::chrono::milliseconds timeout, ExecDone done,
+                     Notice notice) {
   auto op = std::make_shared<Op>();
   op->argv = std::move(argv);
   op->timeout = timeout;
   op->done = std::move(done);
+  op->notice = std::move(notice);
   queue_.push_back(op);
   if (!op_) start_next();
 }
@@ -81,7 +84,9 @@ void QgaClient::start_next() {
   auto alive = alive_;
   deadline_.async_wait([this, alive, op = op_](const asio::error_code& ec) {
     if (ec || !*alive || op_ != op) return;
-    finish(make_error(110, "the guest agent did not answer in time (is the VM running, with qemu-ga started?)"));
+    finish(make_error(110, "the guest agent at " + path_ + " did not answer within " +
+                               std::to_string(op->timeout.count() / 1000) +
+                               " s (busy with another client, or the VM halted or without qemu-ga?)"));
   });
   if (!socket_.is_open()) {
     asio::error_code ec;
@@ -101,9 +106,11 @@ void QgaClient::finish(Result<ExecResult> r) {
   op_.reset();
   deadline_.cancel();
   poll_timer_.cancel();
-  if (!r) {
-    // Late replies of this operation must not be read as the next one's:
-    // start the next from a fresh connection (and a fresh sync).
+  busy_timer_.cancel();
+  // Closed after every operation that fails (its late replies must not be
+  // read as the next one's) and whenever no other is queued (the agent is
+  // shared: never held while idle).
+  if (!r || queue_.empty()) {
     asio::error_code ec;
     socket_.close(ec);
     in_.consume(in_.size());
@@ -144,9 +151,19 @@ void QgaClient::sync() {
 }
 
 void QgaClient::await_sync() {
+  busy_timer_.expires_after(kBusyAfter);
+  auto alive = alive_;
+  busy_timer_.async_wait([this, alive, op = op_](const asio::error_code& ec) {
+    if (ec || !*alive || op_ != op) return;
+    std::string text = "the guest agent at " + path_ + " is busy with another client (or its guest is halted): waiting "
+                       "up to " + std::to_string(op->timeout.count() / 1000) + " s for it";
+    spdlog::warn("{}", text);
+    if (op->notice) op->notice(text + "\n");
+  });
   read_reply([this](Result<std::string> line) {
     auto j = json::parse(*line, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.contains("return") && j["return"] == op_->sync_id) {
+      busy_timer_.cancel();
       launch();
       return;
     }

@@ -7,6 +7,14 @@
 // one at a time on the event loop (never blocking it); each starts with a
 // guest-sync-delimited exchange, which also drops late replies of an
 // operation that timed out.
+//
+// The agent is shared: QEMU's agent channel serves one client at a time,
+// and the lab's management layer, backups (guest-fsfreeze-*) and scripts
+// use it too. So the socket is connected for an operation (or a burst of
+// queued ones) and closed as soon as none is left: dbgstub never holds it
+// while idle. An agent that does not answer the sync at once is busy with
+// another client (or its guest is halted): that is logged and told to
+// the operation's `notice`, and waited for up to the operation's deadline.
 #pragma once
 #include <asio/io_context.hpp>
 #include <asio/local/stream_protocol.hpp>
@@ -41,7 +49,10 @@ class QgaClient {
   const std::string& path() const { return path_; }
 
   // Runs argv[0] with its arguments in the guest and collects its output.
-  void exec(std::vector<std::string> argv, std::chrono::milliseconds timeout, ExecDone done);
+  using Notice = std::function<void(const std::string&)>;
+  void exec(std::vector<std::string> argv, std::chrono::milliseconds timeout, ExecDone done, Notice notice = nullptr);
+  // How long the sync may take before the agent counts as busy.
+  static constexpr std::chrono::milliseconds kBusyAfter{2000};
 
   // The same, for use before the event loop serves anything (startup):
   // runs the loop until the answer is in.
@@ -62,7 +73,7 @@ class QgaClient {
   std::string path_;
   asio::local::stream_protocol::socket socket_;
   asio::streambuf in_;
-  asio::steady_timer deadline_, poll_timer_;
+  asio::steady_timer deadline_, poll_timer_, busy_timer_;
   std::deque<std::shared_ptr<Op>> queue_;
   std::shared_ptr<Op> op_;  // the one running
   uint64_t next_sync_id_ = 1;

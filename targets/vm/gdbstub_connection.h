@@ -46,6 +46,7 @@ class GdbstubConnection {
   void stop_acks() { ack_mode_ = false; }
   bool ack_mode() const { return ack_mode_; }
   void set_log_packets(bool on) { log_packets_ = on; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   // Sends `payload` and returns the stub's reply. Any failure (timeout,
   // closed socket, garbage) closes the connection.

@@ -84,7 +84,7 @@ Status VmTarget::resume(const std::vector<ResumeAction>& actions) {
   auto payload = m.resume_request(actions);
   if (!payload) return payload.error();
   if (auto st = m.conn.send(*payload); !st) {
-    m.mark_lost(st.error().message);
+    m.mark_lost(st.error());
     return st;
   }
   m.running = true;
@@ -122,7 +122,7 @@ void VmTarget::Impl::on_stop_packet(Result<std::string> packet) {
   if (!packet) {
     // The VM may even run on; we can't tell. The debugger learns that its
     // target is gone ("terminated by SIGHUP": the line hung up).
-    mark_lost(packet.error().message);
+    mark_lost(packet.error());
     ev.kind = StopEvent::Kind::Terminated;
     ev.signal = SIGHUP;
   } else if (is_console_output(*packet)) {
@@ -144,6 +144,8 @@ void VmTarget::Impl::on_stop_packet(Result<std::string> packet) {
       conn.close();
       link = Link::Lost;
       lost_reason = "the VM has ended";
+      lost_to_timeout = false;
+      silent_since = std::chrono::steady_clock::now();
     }
   }
   running = false;

@@ -41,7 +41,15 @@ Status VmTarget::Impl::attach() {
   if (auto st = handshake(); !st) {
     conn.close();
     forget_session();
-    return make_error(st.error().code, "the VM's gdbstub at " + where() + ": " + st.error().message);
+    Error e = make_error(st.error().code, "the VM's gdbstub at " + where() + ": " + st.error().message);
+    // A stub that accepts but does not answer (QEMU stopped or stuck):
+    // lost until this debugger leaves, not asked again per request.
+    if (e.code == ETIMEDOUT) {
+      spdlog::error("{}: connected but not answering: {}", who(), e.message);
+      mark_lost(e);
+      return not_attached();
+    }
+    return e;
   }
   link = Link::Attached;
   lost_reason.clear();

@@ -24,15 +24,27 @@ constexpr const char* kNoKill =
 // Impl helpers
 
 Error VmTarget::Impl::not_attached() const {
-  if (link == Link::Lost) return make_error(ENOTCONN, "the connection to the VM's gdbstub was lost: " + lost_reason);
-  return make_error(ENOTCONN, "not connected to the VM's gdbstub at " + where());
+  if (link == Link::Lost) {
+    auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - silent_since);
+    if (lost_to_timeout)
+      return make_error(ETIMEDOUT, who() + " has not answered for " + std::to_string(secs.count()) +
+                                       " s; requests to it fail until its debugger reconnects");
+    return make_error(ENOTCONN, who() + ": the connection was lost " + std::to_string(secs.count()) +
+                                    " s ago: " + lost_reason);
+  }
+  return make_error(ENOTCONN, "not connected to " + who());
 }
 
-void VmTarget::Impl::mark_lost(const std::string& reason) {
-  if (link == Link::Attached) spdlog::error("VM: lost the gdbstub at {}: {}", where(), reason);
+// A link fails once: every request after fails at once with the reason,
+// so a frozen VM costs its debugger one deadline, not one per request
+// (gdb gives a reply up after 6 s).
+void VmTarget::Impl::mark_lost(const Error& why) {
+  if (link == Link::Attached) spdlog::error("{}: lost: {}", who(), why.message);
   conn.close();
+  lost_to_timeout = why.code == ETIMEDOUT;
+  silent_since = std::chrono::steady_clock::now() - (lost_to_timeout ? conn.timeout() : std::chrono::milliseconds(0));
   link = Link::Lost;
-  lost_reason = reason;
+  lost_reason = why.message;
   running = false;
   g_thread.reset();
 }
@@ -42,7 +54,7 @@ void VmTarget::Impl::mark_lost(const std::string& reason) {
 Result<std::string> VmTarget::Impl::request(std::string_view payload) {
   if (link != Link::Attached) return not_attached();
   auto r = conn.request(payload);
-  if (!r && !conn.is_open()) mark_lost(r.error().message);
+  if (!r && !conn.is_open()) mark_lost(r.error());
   return r;
 }
 
@@ -115,8 +127,10 @@ Status VmTarget::connect() { return impl_->attach(); }
 
 void VmTarget::set_log_packets(bool on) { impl_->conn.set_log_packets(on); }
 
+void VmTarget::set_name(std::string name) { impl_->name = std::move(name); }
+
 std::string VmTarget::describe() const {
-  std::string s = "VM through the gdbstub at " + impl_->where();
+  std::string s = "VM " + impl_->name + " through the gdbstub at " + impl_->where();
   if (impl_->link == Impl::Link::Attached)
     s += " (" + std::to_string(impl_->threads.size()) + " vCPU" + (impl_->threads.size() == 1 ? "" : "s") + ")";
   return s;

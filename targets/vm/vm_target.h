@@ -33,6 +33,8 @@ class VmTarget : public Target {
   // The VM is halted afterwards: QEMU stops it when a client connects.
   Status connect();
   void set_log_packets(bool on);
+  // The VM's name in errors and the log (a lab entry's name; "vm" alone).
+  void set_name(std::string name);
 
   Mode mode() const override { return Mode::Kernel; }
   std::string describe() const override;

@@ -3,6 +3,7 @@
 // learning what the stub offers), vm_execution.cpp (resume, stops,
 // interrupt, release).
 #pragma once
+#include <chrono>
 #include <compare>
 #include <map>
 #include <optional>
@@ -47,7 +48,12 @@ struct VmTarget::Impl {
   uint16_t port;
   vm::GdbstubConnection conn;
   Link link = Link::Released;
+  std::string name = "vm";
   std::string lost_reason;
+  // When the stub was last heard from before the link was lost (a
+  // timeout: its deadline earlier than the loss).
+  std::chrono::steady_clock::time_point silent_since;
+  bool lost_to_timeout = false;
   StopHandler on_stop;
 
   // Learned at the handshake.
@@ -67,6 +73,8 @@ struct VmTarget::Impl {
   std::set<Breakpoint> breakpoints;   // inserted by dbgstub, removed on release
 
   std::string where() const { return host + ":" + std::to_string(port); }
+  // "VM lab1 (gdbstub 127.0.0.1:1234)": how errors and log lines name it.
+  std::string who() const { return "VM " + name + " (gdbstub " + where() + ")"; }
 
   // vm_handshake.cpp
   Status attach();
@@ -78,7 +86,7 @@ struct VmTarget::Impl {
   // vm_target.cpp
   Result<std::string> request(std::string_view payload);
   Status request_ok(std::string_view payload);
-  void mark_lost(const std::string& reason);
+  void mark_lost(const Error& why);
   Error not_attached() const;
   rsp::ThreadId wire(ThreadRef t) const;
   ThreadRef from_wire(const rsp::ThreadId& id) const;

@@ -35,13 +35,10 @@ Bytes from_hex(const std::string& s) {
 
 std::filesystem::path capture_path() {
   // $DBGSTUB_KD_VECTORS overrides; otherwise the copy kept in the
-  // repository (tests/data/kd, from shared/kd), found from this file's
-  // path (CMake passes __FILE__ absolute; a relative one is taken from the
-  // current directory).
+  // repository (tests/data/kd, from shared/kd), from the source folder
+  // CMake names (not __FILE__: a compiler cache may make it relative).
   if (const char* env = std::getenv("DBGSTUB_KD_VECTORS"); env && *env) return env;
-  std::filesystem::path self = std::filesystem::absolute(__FILE__);
-  std::filesystem::path tests = self.parent_path().parent_path();
-  return tests / "data" / "kd" / "windbg-session.tsv";
+  return std::filesystem::path(DBGSTUB_SOURCE_DIR) / "tests" / "data" / "kd" / "windbg-session.tsv";
 }
 
 const std::vector<Row>& capture() {

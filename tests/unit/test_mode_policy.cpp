@@ -108,7 +108,8 @@ struct RecordingGuest : GuestProcesses {
   Result<std::vector<GuestProcess>> list() override { return std::vector<GuestProcess>{}; }
   Result<GuestProcess> at(uint64_t) override { return make_error(3, "none"); }
   Result<GuestProcess> current(unsigned) override { return make_error(3, "none"); }
-  void terminate(const GuestProcess& p, std::function<void(Status)> done) override {
+  void terminate(const GuestProcess& p, std::function<void(Status)> done,
+                 std::function<void(const std::string&)>) override {
     if (gone.count(p.pid)) return done(make_error(ESRCH, "it had already gone"));
     ended.push_back(p.pid);
     done(ok_status());

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -337,6 +338,24 @@ TEST_CASE("vm target: release takes breakpoints out and detaches; never k") {
   CHECK(stub.connections() == 2);
 }
 
+TEST_CASE("vm target: a stub that accepts but never answers costs one deadline, not one per request") {
+  // QEMU stopped (SIGSTOP): its socket still accepts, nothing answers.
+  asio::io_context io;
+  asio::ip::tcp::acceptor silent(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  VmTarget vm(io, "127.0.0.1", silent.local_endpoint().port(), 300ms);
+  vm.set_name("lab-a");
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(vm.threads().empty());  // the first query tries, and waits its deadline
+  CHECK(vm.target_xml().empty());
+  auto r = vm.read_registers({1, 1});
+  auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("VM lab-a (gdbstub 127.0.0.1:") != std::string::npos);
+  CHECK(r.error().message.find("has not answered for") != std::string::npos);
+  CHECK(took < 900ms);  // one 300 ms deadline, not three
+  vm.release_all();
+}
+
 TEST_CASE("vm target: a stub that stops answering is lost, within the deadline") {
   std::atomic<bool> mute{false};
   FakeStub stub([&](const std::string& p) -> std::optional<std::string> {
@@ -354,9 +373,10 @@ TEST_CASE("vm target: a stub that stops answering is lost, within the deadline")
   CHECK(r.error().message.find("did not answer") != std::string::npos);
   CHECK(took < 2s);
   CHECK_FALSE(vm.has_processes());
-  auto again = vm.read_memory(0, 0, 4);  // fails at once, saying why
+  auto again = vm.read_memory(0, 0, 4);  // fails at once, saying why: the VM and how long
   REQUIRE_FALSE(again.ok());
-  CHECK(again.error().message.find("lost") != std::string::npos);
+  CHECK(again.error().message.find("VM vm (gdbstub 127.0.0.1:") != std::string::npos);
+  CHECK(again.error().message.find("has not answered for 0 s") != std::string::npos);
   // The debugger leaves; the next one gets a fresh connection.
   vm.release_all();
   mute = false;

@@ -1,0 +1,73 @@
+// One VM served on a thread of its own: its event loop, its VmTarget (the
+// gdbstub client), its guest view (symbols, processes, the guest agent)
+// and its Server. Nothing one VM does (a gdbstub that hangs for its
+// deadline, a slow start-up, an agent busy with another client) holds
+// another VM's thread; the debuggers' sockets are on the FrontDoor, so
+// even this VM's own debugger is acknowledged while its thread waits.
+#pragma once
+#include <asio/io_context.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "server/app/options.h"
+#include "server/plumbing/front_door.h"
+#include "server/plumbing/server.h"
+#include "targets/guest/linux_guest.h"
+#include "targets/vm/vm_target.h"
+
+namespace dbgstub {
+
+struct VmHostConfig {
+  std::string name;     // in errors and log lines
+  Options options;      // options.host:port for GDB (with gdb), spin, logging...
+  bool gdb = true;      // listen for GDB on options.host:port
+  bool kd = false;      // listen for WinDbg on kd_host:kd_port
+  std::string kd_host;
+  uint16_t kd_port = 0;
+  VmOptions vm;
+  bool lab = false;     // a lab entry: its lines start with "NAME: ", it
+                        // runs until its debugger comes, and a VM that
+                        // can't be reached at start is served anyway
+  std::function<void()> on_ended;  // on the VM's thread, when it stops serving
+};
+
+class VmHost {
+ public:
+  VmHost(FrontDoor& door, VmHostConfig cfg);
+  ~VmHost();
+  VmHost(const VmHost&) = delete;
+  VmHost& operator=(const VmHost&) = delete;
+
+  // Binds the listening sockets (now, on the caller's thread, so a port in
+  // use is an error at once). Connections are taken and acknowledged from
+  // then on, and wait for start() to have found the VM.
+  Status listen();
+  // On the VM's own thread: start-up (the guest's symbols through the
+  // agent, connecting to the gdbstub, the kernel's types), then serving
+  // until shutdown().
+  void start();
+  // From any thread.
+  void shutdown();
+  void join();
+  // After join(): false when a single VM (not a lab's) could not be reached.
+  bool started() const { return started_; }
+  const std::string& name() const { return cfg_.name; }
+
+ private:
+  void run();
+  bool start_up();
+
+  FrontDoor& door_;
+  VmHostConfig cfg_;
+  asio::io_context io_;
+  std::unique_ptr<VmTarget> vm_;
+  std::unique_ptr<guest::LinuxGuest> guest_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  std::atomic<bool> started_{false};
+};
+
+}  // namespace dbgstub
