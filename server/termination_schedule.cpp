@@ -25,6 +25,7 @@ Result<std::string> TerminationSchedule::schedule(const GuestProcess& p) {
     if (q.address == p.address)
       return describe_guest_process(p) + " is already scheduled for termination.\n" + pending_text();
   pending_.push_back(p);
+  notify();
   spdlog::info("{} scheduled for termination", describe_guest_process(p));
   std::string text = describe_guest_process(p) + " will be terminated the next time the target runs.\n";
   if (pending_.size() > 1) text += pending_text();
@@ -41,11 +42,18 @@ std::string TerminationSchedule::pending_text() const {
 void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const std::string&)> report) {
   std::vector<GuestProcess> now;
   now.swap(pending_);
+  in_flight_list_.insert(in_flight_list_.end(), now.begin(), now.end());
   for (auto& p : now) {
     spdlog::info("terminating {} in the guest", describe_guest_process(p));
     ++in_flight_;
     guest.terminate(p, [this, p, report](Status st) {
       --in_flight_;
+      for (auto it = in_flight_list_.begin(); it != in_flight_list_.end(); ++it)
+        if (it->address == p.address && it->pid == p.pid) {
+          in_flight_list_.erase(it);
+          break;
+        }
+      notify();
       std::string line;
       if (st) line = describe_guest_process(p) + " was terminated.\n";
       else if (st.error().code == ESRCH) line = describe_guest_process(p) + " was not terminated: " + st.error().message + ".\n";
@@ -55,6 +63,13 @@ void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const st
       if (report) report(line);
     }, report);
   }
+}
+
+void TerminationSchedule::notify() const {
+  if (!observer_) return;
+  std::vector<GuestProcess> all = in_flight_list_;
+  all.insert(all.end(), pending_.begin(), pending_.end());
+  observer_(all);
 }
 
 std::vector<std::string> TerminationSchedule::take_outcomes() {

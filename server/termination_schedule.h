@@ -16,6 +16,12 @@ namespace dbgstub {
 
 class TerminationSchedule {
  public:
+  // Told the processes still to be ended (pending, and started but not yet
+  // answered) after every change: a state file keeps them across a crash
+  // (server/lab/vm_state.h).
+  using Observer = std::function<void(const std::vector<GuestProcess>&)>;
+  void set_observer(Observer o) { observer_ = std::move(o); }
+
   // Records `p`. The text says exactly what will happen (or, for a kernel
   // thread or an idle task, why it can't).
   Result<std::string> schedule(const GuestProcess& p);
@@ -32,9 +38,13 @@ class TerminationSchedule {
   std::vector<std::string> take_outcomes();
 
  private:
+  void notify() const;
+
   std::vector<GuestProcess> pending_;
+  std::vector<GuestProcess> in_flight_list_;
   std::vector<std::string> outcomes_;
   int in_flight_ = 0;
+  Observer observer_;
 };
 
 // "Process ffff8880041b8000 (sleep, pid 85)"

@@ -48,7 +48,9 @@ bool wait_first_stop(asio::io_context& io, Target& target) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+// main, inside a handler (below) so that a fatal error unwinds it: each
+// VmTarget's destructor then lets its VM go.
+static int run_dbgstub(int argc, char** argv) {
   // Before any thread exists: ptrace stops arrive through a signalfd.
   block_sigchld();
   std::signal(SIGPIPE, SIG_IGN);
@@ -199,3 +201,15 @@ int serve(asio::io_context& io, const Options& opts, Target& target, std::option
 }
 
 }  // namespace
+
+// A fatal error that escapes (an exception out of the event loop) must not
+// leave a VM halted behind a dead dbgstub: caught here, it unwinds
+// run_dbgstub, whose targets release their VMs on the way (issue #25).
+int main(int argc, char** argv) {
+  try {
+    return run_dbgstub(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dbgstub: fatal error: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -115,6 +115,8 @@ std::string usage() {
          "  --log-level LEVEL   trace, debug, info, warn, error, off (default info)\n"
          "  --log-packets       log every packet in both directions\n"
          "  --log-file=FILE     write the log to FILE (appended) instead of stderr; also --debug-file=FILE\n"
+         "  --state-dir DIR     kernel mode: keep each VM's state here, so a restart after a crash resumes\n"
+         "                      the VMs dbgstub held and carries out pending .kill's (default /var/lib/dbgstub)\n"
          "  --handshake-timeout=SECONDS  drop a client that sends nothing this long after connecting (30; 0 = never)\n"
          "  --spin=USEC         after each event, poll this long for the next before sleeping (0 = never, the default)\n"
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
@@ -205,6 +207,14 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
       } else {
         o.log_level = a.substr(12);
       }
+    } else if (a == "--state-dir" || a.rfind("--state-dir=", 0) == 0) {
+      if (a == "--state-dir") {
+        if (++i >= args.size()) return make_error(22, "--state-dir needs a folder");
+        o.state_dir = args[i];
+      } else {
+        o.state_dir = a.substr(12);
+      }
+      if (o.state_dir.empty()) return make_error(22, "--state-dir needs a folder");
     } else if (a.rfind("--log-file=", 0) == 0 || a.rfind("--debug-file=", 0) == 0) {
       // --debug-file is gdbserver's name for it.
       o.log_file = a.substr(a.find('=') + 1);

@@ -56,6 +56,7 @@ struct Options {
   std::string log_level = "info";
   bool log_packets = false;
   std::string log_file;  // empty: stderr
+  std::string state_dir;  // --state-dir DIR: kernel mode's state files (server/lab/vm_state.h); empty: not given
   int handshake_timeout = 30;  // seconds a new client may stay silent (0 = forever)
   int spin_us = 0;             // poll this long after an event before blocking (see event_loop.h)
   bool help = false;

@@ -50,6 +50,8 @@ int serve_vm(const Options& opts) {
   c.options = opts;
   c.gdb = true;
   c.vm = *opts.vm;
+  c.state_dir = opts.state_dir;
+  c.state_name = "gdbstub-" + opts.vm->gdbstub_host + "-" + std::to_string(opts.vm->gdbstub_port);
   std::vector<std::unique_ptr<VmHost>> hosts;
   hosts.push_back(std::make_unique<VmHost>(door, std::move(c)));
   return run_hosts(door, hosts);
@@ -76,6 +78,7 @@ int serve_lab(const Options& opts) {
     c.kd_port = v.kd_port;
     c.vm = v.vm;
     c.lab = true;
+    c.state_dir = !opts.state_dir.empty() ? opts.state_dir : cfg->state_dir;
     c.on_ended = [&door, &hosts] { door.post([&hosts] { for (auto& h : hosts) h->shutdown(); }); };
     hosts.push_back(std::make_unique<VmHost>(door, std::move(c)));
   }

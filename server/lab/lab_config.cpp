@@ -210,15 +210,23 @@ Result<LabConfig> parse_config(std::string_view text) {
   if (doc.is_discarded()) return make_error(22, "the configuration is not valid JSON");
   if (!doc.is_object())
     return make_error(22, "the configuration must be a JSON object with \"vms\" (a lab) or \"allow\"/\"files\"");
-  if (auto st = known_fields(doc, "", {"vms", "allow", "files"}); !st) return st.error();
+  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir"}); !st) return st.error();
   LabConfig cfg;
   if (doc.contains("vms")) {
     for (const char* k : {"allow", "files"})
       if (doc.contains(k))
         return field_error(k, "applies to a user-mode session, not to a lab of VMs (\"vms\")");
     if (auto st = parse_vms(doc, cfg); !st) return st.error();
+    // Where the VMs' state files go (server/lab/vm_state.h).
+    if (doc.contains("state_dir")) {
+      const json& d = doc["state_dir"];
+      if (!d.is_string() || d.get<std::string>().empty() || d.get<std::string>()[0] != '/')
+        return field_error("state_dir", "must be an absolute path (a string)");
+      cfg.state_dir = d.get<std::string>();
+    }
     return cfg;
   }
+  if (doc.contains("state_dir")) return field_error("state_dir", "applies to a lab of VMs (\"vms\")");
   if (auto st = parse_policy(doc, cfg.policy); !st) return st.error();
   return cfg;
 }

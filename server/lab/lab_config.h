@@ -32,6 +32,7 @@ struct LabVm {
 struct LabConfig {
   std::vector<LabVm> vms;    // a lab ("vms")
   SecurityPolicy policy;     // a user-mode session ("allow", "files")
+  std::string state_dir;     // a lab's "state_dir" (server/lab/vm_state.h); empty: not given
 };
 
 // Either kind; "vms" and the policy's fields don't go together.

@@ -6,18 +6,25 @@
 #include <asio/post.hpp>
 #include <iostream>
 
+#include "server/lab/vm_recovery.h"
 #include "server/plumbing/event_loop.h"
 
 namespace dbgstub {
 
 VmHost::VmHost(FrontDoor& door, VmHostConfig cfg) : door_(door), cfg_(std::move(cfg)) {
+  std::string where = cfg_.vm.gdbstub_host + ":" + std::to_string(cfg_.vm.gdbstub_port);
+  state_ = std::make_unique<VmStateFile>(cfg_.state_dir.empty() ? std::string(kDefaultStateDir) : cfg_.state_dir,
+                                         VmIdentity{cfg_.state_name.empty() ? cfg_.name : cfg_.state_name, where});
+  prior_ = state_->load();
   vm_ = std::make_unique<VmTarget>(io_, cfg_.vm.gdbstub_host, cfg_.vm.gdbstub_port);
-  vm_->set_name(cfg_.name);
+  if (cfg_.lab) vm_->set_name(cfg_.name);
   vm_->set_log_packets(cfg_.options.log_packets);
+  record_hold(*vm_, *state_);
   Options o = cfg_.options;
   if (cfg_.lab) o.kd = false;  // a lab VM's KD port comes from listen_kd
   server_ = std::make_unique<Server>(io_, o, *vm_, &door_);
   server_->hold_until_ready();
+  record_terminations(server_->terminations(), *state_);
 }
 
 VmHost::~VmHost() {
@@ -73,6 +80,14 @@ bool VmHost::start_up() {
     VmTarget* vm = vm_.get();
     guest_ = std::make_unique<guest::LinuxGuest>(
         io_, cfg_.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
+  }
+  // First: a VM an earlier dbgstub left halted would keep the agent from
+  // answering (issue #25).
+  if (auto st = recover_vm(io_, *vm_, *state_, prior_, guest_.get()); !st) {
+    std::cerr << "dbgstub: " + prefix + st.error().message + "\n" << std::flush;
+    if (!cfg_.lab) return false;
+  }
+  if (guest_) {
     if (auto st = guest_->fetch_symbols(std::chrono::seconds(20)); !st)
       spdlog::warn("{}the guest's processes will not be available: {}", prefix, st.error().message);
     else
@@ -92,7 +107,9 @@ bool VmHost::start_up() {
   if (guest_ && guest_->ready())
     if (auto st = guest_->load_layout(); !st)
       spdlog::warn("{}the guest's processes will not be available: {}", prefix, st.error().message);
-  if (cfg_.lab) vm_->release_all();  // runs on until its debugger comes
+  // A lab VM runs on until its debugger comes; so does one recovered after
+  // a crash: nobody asked for it to be halted this time.
+  if (cfg_.lab || prior_.needs_recovery()) vm_->release_all();
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "server/app/options.h"
+#include "server/lab/vm_state.h"
 #include "server/plumbing/front_door.h"
 #include "server/plumbing/server.h"
 #include "targets/guest/linux_guest.h"
@@ -32,6 +33,10 @@ struct VmHostConfig {
                         // runs until its debugger comes, and a VM that
                         // can't be reached at start is served anyway
   std::function<void()> on_ended;  // on the VM's thread, when it stops serving
+  // Where the VM's state file goes (server/lab/vm_state.h) and its name
+  // there: a lab entry's name, or "gdbstub-HOST-PORT" for --vm.
+  std::string state_dir;
+  std::string state_name;
 };
 
 class VmHost {
@@ -63,6 +68,9 @@ class VmHost {
   FrontDoor& door_;
   VmHostConfig cfg_;
   asio::io_context io_;
+  // Made before the target, so it outlives the target's last release.
+  std::unique_ptr<VmStateFile> state_;
+  VmState prior_;  // what a dbgstub that died holding this VM left
   std::unique_ptr<VmTarget> vm_;
   std::unique_ptr<guest::LinuxGuest> guest_;
   std::unique_ptr<Server> server_;

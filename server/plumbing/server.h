@@ -55,6 +55,9 @@ class Server {
   void set_ready();
   uint16_t port() const { return port_; }
   uint16_t kd_port() const { return kd_port_; }
+  // Kernel mode's scheduled terminations (main records them in the VM's
+  // state file, server/lab/vm_state.h).
+  TerminationSchedule& terminations() { return terminations_; }
   // Release the target (kill launched, detach attached) and stop the loop.
   void shutdown();
   // After the loop has stopped: closes a session still open and runs what

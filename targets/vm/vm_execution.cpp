@@ -254,6 +254,9 @@ void VmTarget::Impl::release() {
   conn.close();
   link = Link::Released;
   forget_session();
+  // Held no more only if the detach went through: otherwise the VM may be
+  // halted still, and a restart must see to it.
+  if (ok) report_hold();
 }
 
 }  // namespace dbgstub

@@ -53,6 +53,7 @@ Status VmTarget::Impl::attach() {
   }
   link = Link::Attached;
   lost_reason.clear();
+  report_hold();
   spdlog::info("VM: attached to the gdbstub at {}: {} vCPU{}, {} registers; it offered '{}'", where(),
                threads.size(), threads.size() == 1 ? "" : "s", registers.size(), offer.supported_reply);
   return ok_status();

@@ -112,6 +112,14 @@ void VmTarget::Impl::forget_session() {
   breakpoints.clear();
 }
 
+void VmTarget::Impl::report_hold() {
+  if (!on_hold) return;
+  VmHold h;
+  h.attached = link == Link::Attached;
+  for (const auto& b : breakpoints) h.breakpoints.push_back({b.type, b.addr, b.kind});
+  on_hold(h);
+}
+
 // ---------------------------------------------------------------------------
 // Target
 
@@ -128,9 +136,10 @@ Status VmTarget::connect() { return impl_->attach(); }
 void VmTarget::set_log_packets(bool on) { impl_->conn.set_log_packets(on); }
 
 void VmTarget::set_name(std::string name) { impl_->name = std::move(name); }
+void VmTarget::set_hold_observer(HoldObserver o) { impl_->on_hold = std::move(o); }
 
 std::string VmTarget::describe() const {
-  std::string s = "VM " + impl_->name + " through the gdbstub at " + impl_->where();
+  std::string s = (impl_->name.empty() ? "VM" : "VM " + impl_->name) + " through the gdbstub at " + impl_->where();
   if (impl_->link == Impl::Link::Attached)
     s += " (" + std::to_string(impl_->threads.size()) + " vCPU" + (impl_->threads.size() == 1 ? "" : "s") + ")";
   return s;
@@ -250,13 +259,16 @@ Status VmTarget::insert_breakpoint(int, BreakpointType type, uint64_t addr, uint
   auto st = impl_->request_ok(client::breakpoint_request(true, static_cast<int>(type), addr, kind));
   if (!st) return st;
   impl_->breakpoints.insert({type, addr, kind});
+  impl_->report_hold();
   return ok_status();
 }
 
 Status VmTarget::remove_breakpoint(int, BreakpointType type, uint64_t addr, uint64_t kind) {
   if (auto st = impl_->ensure_attached(); !st) return st;
   impl_->breakpoints.erase({type, addr, kind});
-  return impl_->request_ok(client::breakpoint_request(false, static_cast<int>(type), addr, kind));
+  auto st = impl_->request_ok(client::breakpoint_request(false, static_cast<int>(type), addr, kind));
+  impl_->report_hold();
+  return st;
 }
 
 Status VmTarget::kill_process(int, const KillOptions&) { return make_error(EPERM, kNoKill); }

@@ -16,6 +16,7 @@
 #pragma once
 #include <asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,8 +24,23 @@
 
 namespace dbgstub {
 
+// dbgstub's hold on a VM, for whoever must be able to undo it after a crash
+// (server/lab/vm_state.h): QEMU keeps a VM halted once its gdbstub client
+// is gone, and keeps the breakpoints it was given.
+struct VmHold {
+  struct Breakpoint {
+    BreakpointType type;
+    uint64_t addr;
+    uint64_t kind;
+  };
+  bool attached = false;  // dbgstub is the gdbstub's client
+  std::vector<Breakpoint> breakpoints;
+};
+
 class VmTarget : public Target {
  public:
+  using HoldObserver = std::function<void(const VmHold&)>;
+
   VmTarget(asio::io_context& io, std::string host, uint16_t port,
            std::chrono::milliseconds timeout = std::chrono::seconds(3));
   ~VmTarget() override;
@@ -33,8 +49,11 @@ class VmTarget : public Target {
   // The VM is halted afterwards: QEMU stops it when a client connects.
   Status connect();
   void set_log_packets(bool on);
-  // The VM's name in errors and the log (a lab entry's name; "vm" alone).
+  // The VM's name in errors and the log (a lab entry's name; none alone).
   void set_name(std::string name);
+  // Told after every change of the hold: attached, breakpoints planted or
+  // removed, detached.
+  void set_hold_observer(HoldObserver o);
 
   Mode mode() const override { return Mode::Kernel; }
   std::string describe() const override;

@@ -48,13 +48,14 @@ struct VmTarget::Impl {
   uint16_t port;
   vm::GdbstubConnection conn;
   Link link = Link::Released;
-  std::string name = "vm";
+  std::string name;  // a lab entry's name; empty for a VM served alone
   std::string lost_reason;
   // When the stub was last heard from before the link was lost (a
   // timeout: its deadline earlier than the loss).
   std::chrono::steady_clock::time_point silent_since;
   bool lost_to_timeout = false;
   StopHandler on_stop;
+  HoldObserver on_hold;
 
   // Learned at the handshake.
   StubOffer offer;
@@ -73,8 +74,9 @@ struct VmTarget::Impl {
   std::set<Breakpoint> breakpoints;   // inserted by dbgstub, removed on release
 
   std::string where() const { return host + ":" + std::to_string(port); }
-  // "VM lab1 (gdbstub 127.0.0.1:1234)": how errors and log lines name it.
-  std::string who() const { return "VM " + name + " (gdbstub " + where() + ")"; }
+  // "VM lab1 (gdbstub 127.0.0.1:1234)": how errors and log lines name it
+  // ("the VM (gdbstub ...)" when it has no name).
+  std::string who() const { return (name.empty() ? "the VM" : "VM " + name) + " (gdbstub " + where() + ")"; }
 
   // vm_handshake.cpp
   Status attach();
@@ -93,6 +95,7 @@ struct VmTarget::Impl {
   Status select(ThreadRef t);
   Result<uint64_t> read_pc(ThreadRef t);
   void forget_session();
+  void report_hold();
 
   // vm_execution.cpp
   Result<std::string> resume_request(const std::vector<ResumeAction>& actions);

@@ -33,7 +33,7 @@ TEST_CASE("lab config: errors name the field") {
   CHECK(error_of("[]").find("JSON object") != std::string::npos);
   CHECK(error_of("{}") == "vms: missing");
   CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
-  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, files, vms)");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, files, state_dir, vms)");
   CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
   CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
   CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") ==
@@ -84,4 +84,20 @@ TEST_CASE("--config takes no port or program") {
   CHECK_FALSE(parse_options({"--config", "lab.json", ":1234"}));
   CHECK_FALSE(parse_options({"--config"}));
   CHECK_FALSE(parse_options({"--config", "lab.json", "--local-kernel"}));
+}
+
+TEST_CASE("lab config: state_dir, an absolute folder, for a lab only") {
+  auto cfg = parse_lab_config(R"({"state_dir": "/run/dbgstub-state",
+      "vms": [{"name": "vm1", "listen": "127.0.0.1:2345", "gdbstub": "127.0.0.1:1234"}]})");
+  REQUIRE(cfg);
+  CHECK(cfg->state_dir == "/run/dbgstub-state");
+  CHECK(parse_lab_config(R"({"vms": [{"name": "vm1", "listen": "127.0.0.1:2345", "gdbstub": "127.0.0.1:1234"}]})")
+            ->state_dir.empty());
+  CHECK(error_of(R"({"state_dir": "relative", "vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"}]})") ==
+        "state_dir: must be an absolute path (a string)");
+  CHECK(error_of(R"({"state_dir": 5, "vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"}]})") ==
+        "state_dir: must be an absolute path (a string)");
+  auto policy = parse_config(R"({"state_dir": "/x", "files": {"root": "/tmp"}})");
+  REQUIRE_FALSE(policy);
+  CHECK(policy.error().message.find("state_dir") != std::string::npos);
 }

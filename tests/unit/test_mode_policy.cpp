@@ -161,3 +161,31 @@ TEST_CASE("termination schedule: kernel threads and idle tasks are refused with 
   CHECK(i.error().message.find("idle task") != std::string::npos);
   CHECK(s.empty());
 }
+
+namespace {
+// Answers only when told: the time between run() and the guest's answer.
+struct SlowGuest : RecordingGuest {
+  std::vector<std::function<void(Status)>> waiting;
+  void terminate(const GuestProcess&, std::function<void(Status)> done) override { waiting.push_back(done); }
+};
+}  // namespace
+
+TEST_CASE("termination schedule: the observer hears every process still to be ended, until the guest answers") {
+  TerminationSchedule s;
+  std::vector<std::vector<int>> seen;
+  s.set_observer([&](const std::vector<GuestProcess>& ps) {
+    std::vector<int> pids;
+    for (auto& p : ps) pids.push_back(p.pid);
+    seen.push_back(pids);
+  });
+  REQUIRE(s.schedule(proc(0xffff8880041b8000, 85, "sleep")));
+  REQUIRE(s.schedule(proc(0xffff888004a00000, 86, "sleep")));
+  CHECK_FALSE(s.schedule(proc(0xffff888003f00000, 2, "kthreadd", true)));  // refused: not told
+  SlowGuest guest;
+  s.run(guest, nullptr);
+  // Started, not yet answered: still to be kept across a crash.
+  REQUIRE(guest.waiting.size() == 2);
+  guest.waiting[0](ok_status());
+  guest.waiting[1](make_error(ESRCH, "it had already gone"));
+  CHECK(seen == std::vector<std::vector<int>>{{85}, {85, 86}, {86}, {}});
+}

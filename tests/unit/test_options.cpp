@@ -163,3 +163,17 @@ TEST_CASE("options: the command line's program is made absolute at startup") {
   // Only a program counts, not a directory or another file of that name.
   CHECK(absolute_program("passwd", "/etc", "/usr/bin") == "/usr/bin/passwd");  // /etc/passwd is no program
 }
+
+TEST_CASE("options: --state-dir DIR and --state-dir=DIR") {
+  auto o = parse_options({"--state-dir", "/tmp/s1", "--vm", "gdbstub=127.0.0.1:1234", ":1"});
+  REQUIRE(o.ok());
+  CHECK(o->state_dir == "/tmp/s1");
+  o = parse_options({"--state-dir=/tmp/s2", "--vm", "gdbstub=127.0.0.1:1234", ":1"});
+  REQUIRE(o.ok());
+  CHECK(o->state_dir == "/tmp/s2");
+  CHECK(parse_options({"--vm", "gdbstub=127.0.0.1:1234", ":1"})->state_dir.empty());
+  auto e = parse_options({"--state-dir"});
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message == "--state-dir needs a folder");
+  CHECK_FALSE(parse_options({"--state-dir=", ":1", "p"}).ok());
+}

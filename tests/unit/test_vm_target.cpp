@@ -375,7 +375,7 @@ TEST_CASE("vm target: a stub that stops answering is lost, within the deadline")
   CHECK_FALSE(vm.has_processes());
   auto again = vm.read_memory(0, 0, 4);  // fails at once, saying why: the VM and how long
   REQUIRE_FALSE(again.ok());
-  CHECK(again.error().message.find("VM vm (gdbstub 127.0.0.1:") != std::string::npos);
+  CHECK(again.error().message.find("the VM (gdbstub 127.0.0.1:") != std::string::npos);
   CHECK(again.error().message.find("has not answered for 0 s") != std::string::npos);
   // The debugger leaves; the next one gets a fresh connection.
   vm.release_all();
@@ -535,4 +535,26 @@ TEST_CASE("vm target description: registers numbered as gdb does") {
   REQUIRE(odd.size() == 1);
   CHECK(odd[0].name == "c");
   CHECK(odd[0].regno == 2);
+}
+
+TEST_CASE("vm target: the hold observer hears attach, breakpoints and the detach") {
+  FakeStub stub;
+  asio::io_context io;
+  VmTarget vm(io, "127.0.0.1", stub.port());
+  std::vector<VmHold> seen;
+  vm.set_hold_observer([&](const VmHold& h) { seen.push_back(h); });
+  REQUIRE(vm.connect().ok());
+  REQUIRE(vm.insert_breakpoint(0, BreakpointType::Software, 0x1234, 1).ok());
+  REQUIRE(vm.insert_breakpoint(0, BreakpointType::Hardware, 0xfe05b, 1).ok());
+  REQUIRE(vm.remove_breakpoint(0, BreakpointType::Software, 0x1234, 1).ok());
+  vm.release_all();
+  REQUIRE(seen.size() == 5);
+  CHECK(seen[0].attached);
+  CHECK(seen[0].breakpoints.empty());
+  CHECK(seen[2].breakpoints.size() == 2);
+  REQUIRE(seen[3].breakpoints.size() == 1);
+  CHECK(seen[3].breakpoints[0].addr == 0xfe05b);
+  CHECK(seen[3].breakpoints[0].type == BreakpointType::Hardware);
+  CHECK_FALSE(seen[4].attached);  // detached: the VM runs on
+  CHECK(seen[4].breakpoints.empty());
 }
