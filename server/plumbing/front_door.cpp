@@ -57,6 +57,9 @@ constexpr std::size_t kHighWater = 1 << 20;
 // answer to its next request. Not for resumes: gdb waits for a stop
 // without a timeout and reads a stray byte as a failed wait.
 constexpr std::chrono::milliseconds kKeepAlive{1000};
+// gdb waits `remotetimeout` (2 s) for an ack or a reply before it resends;
+// a copy sooner than this is not a resend (see is_retransmission).
+constexpr std::chrono::milliseconds kRetransmitAfter{1000};
 
 bool is_resume(std::string_view p) {
   if (p.empty()) return false;
@@ -182,12 +185,13 @@ class RelayCore : public std::enable_shared_from_this<RelayCore> {
       switch (e.kind) {
         case K::Packet:
           if (ack_mode_) front_queue("+", false);
-          if (outstanding_ && *outstanding_ == e.payload) {
+          if (is_retransmission(e.payload)) {
             spdlog::info("debugger sent '{}' again before its reply: a retransmission, not answered twice",
                          rsp::printable(e.payload, 64));
             break;
           }
           outstanding_ = e.payload;
+          outstanding_since_ = std::chrono::steady_clock::now();
           forward += rsp::frame_packet(e.payload);
           if (!is_resume(e.payload)) arm_keep_alive();
           break;
@@ -221,6 +225,15 @@ class RelayCore : public std::enable_shared_from_this<RelayCore> {
       }
     }
     return forward;
+  }
+
+  // A client resends a request only when it waited its timeout for the
+  // ack or the reply (gdb: `set remotetimeout`, 2 s), in ack mode, with
+  // nothing sent in between. The same request again sooner is a client
+  // that pipelines (asks again without waiting): each copy is answered.
+  bool is_retransmission(const std::string& payload) const {
+    return ack_mode_ && outstanding_ && *outstanding_ == payload &&
+           std::chrono::steady_clock::now() - outstanding_since_ >= kRetransmitAfter;
   }
 
   void arm_keep_alive() {
@@ -339,6 +352,7 @@ class RelayCore : public std::enable_shared_from_this<RelayCore> {
   std::array<char, 16384> rbuf_{};
   bool ack_mode_ = true;
   std::optional<std::string> outstanding_;  // forwarded, not yet answered
+  std::chrono::steady_clock::time_point outstanding_since_;
   std::string last_frame_;
   std::deque<Pending> wqueue_;
   bool writing_ = false;

@@ -152,7 +152,7 @@ std::string debug_text(const Sent& s) {
 // Recorded WinDbg requests (tests/data/kd/windbg-session.tsv) by API.
 std::filesystem::path capture_path() {
   if (const char* env = std::getenv("DBGSTUB_KD_VECTORS"); env && *env) return env;
-  return std::filesystem::absolute(__FILE__).parent_path().parent_path() / "data" / "kd" / "windbg-session.tsv";
+  return std::filesystem::path(DBGSTUB_SOURCE_DIR) / "tests" / "data" / "kd" / "windbg-session.tsv";
 }
 
 struct Recorded {

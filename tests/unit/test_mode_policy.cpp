@@ -166,7 +166,9 @@ namespace {
 // Answers only when told: the time between run() and the guest's answer.
 struct SlowGuest : RecordingGuest {
   std::vector<std::function<void(Status)>> waiting;
-  void terminate(const GuestProcess&, std::function<void(Status)> done) override { waiting.push_back(done); }
+  void terminate(const GuestProcess&, std::function<void(Status)> done, std::function<void(const std::string&)>) override {
+    waiting.push_back(done);
+  }
 };
 }  // namespace
 
