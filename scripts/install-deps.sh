@@ -10,6 +10,7 @@ packages=(
   clang-14 libclang-rt-14-dev
   qemu-system-x86 cpio
   gdb-source dejagnu
+  libvirt-dev libvirt-daemon-system libvirt-clients qemu-utils
 )
 missing=()
 for p in "${packages[@]}"; do

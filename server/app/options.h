@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "server/client_allow_list.h"
 #include "server/policy.h"
 
 namespace dbgstub {
@@ -45,6 +46,7 @@ struct Options {
   std::string config;          // --config FILE: a lab of VMs, or with [HOST]:PORT a user-mode session's policy
   bool lab = false;            // --config without [HOST]:PORT: the file is a lab of VMs
   SecurityPolicy policy;       // from --config (user mode), loaded by main
+  ClientAllowList clients;     // who may connect (a lab's "clients"); empty: anyone who reaches the port
   bool once = false;
   bool allow_run = false;      // accept vRun from the network
   bool allow_attach = false;   // accept vAttach from the network

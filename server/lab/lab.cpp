@@ -72,6 +72,7 @@ int serve_lab(const Options& opts) {
     c.options.host = v.host;
     c.options.port = v.port;
     c.options.kd = false;
+    c.options.clients = v.clients;
     c.gdb = v.gdb;
     c.kd = v.kd;
     c.kd_host = v.kd_host;

@@ -42,6 +42,20 @@ Status known_fields(const json& obj, const std::string& where, const std::set<st
   return ok_status();
 }
 
+// "clients": a non-empty array of addresses and CIDR ranges.
+Result<ClientAllowList> parse_clients(const json& v, const std::string& field) {
+  if (!v.is_array() || v.empty())
+    return field_error(field, "must be a non-empty array of addresses or CIDR ranges (\"10.1.0.0/16\", \"::1\")");
+  std::vector<std::string> entries;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (!v[i].is_string()) return field_error(field + "[" + std::to_string(i) + "]", "must be a string");
+    entries.push_back(v[i].get<std::string>());
+  }
+  auto list = ClientAllowList::parse(entries);
+  if (!list) return make_error(22, field + list.error().message);
+  return list;
+}
+
 Status parse_vms(const json& doc, LabConfig& cfg) {
   if (!doc["vms"].is_array() || doc["vms"].empty()) return field_error("vms", "must be a non-empty array");
   std::set<std::string> names;
@@ -50,7 +64,7 @@ Status parse_vms(const json& doc, LabConfig& cfg) {
     const json& v = doc["vms"][i];
     std::string where = "vms[" + std::to_string(i) + "]";
     if (!v.is_object()) return field_error(where, "must be an object");
-    if (auto st = known_fields(v, where, {"name", "listen", "kd", "gdbstub", "qga", "qmp"}); !st) return st;
+    if (auto st = known_fields(v, where, {"name", "listen", "kd", "gdbstub", "qga", "qmp", "clients"}); !st) return st;
     LabVm vm;
     auto name = string_field(v, where, "name", true);
     if (!name) return name.error();
@@ -82,6 +96,12 @@ Status parse_vms(const json& doc, LabConfig& cfg) {
     auto qmp = string_field(v, where, "qmp", false);
     if (!qmp) return qmp.error();
     vm.vm.qmp = *qmp;
+    vm.clients = cfg.clients;
+    if (v.contains("clients")) {
+      auto clients = parse_clients(v["clients"], where + ".clients");
+      if (!clients) return clients.error();
+      vm.clients = std::move(*clients);
+    }
     cfg.vms.push_back(std::move(vm));
   }
   return ok_status();
@@ -210,8 +230,14 @@ Result<LabConfig> parse_config(std::string_view text) {
   if (doc.is_discarded()) return make_error(22, "the configuration is not valid JSON");
   if (!doc.is_object())
     return make_error(22, "the configuration must be a JSON object with \"vms\" (a lab) or \"allow\"/\"files\"");
-  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir"}); !st) return st.error();
+  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir", "clients"}); !st) return st.error();
   LabConfig cfg;
+  if (doc.contains("clients")) {
+    if (!doc.contains("vms")) return field_error("clients", "applies to a lab of VMs (\"vms\")");
+    auto clients = parse_clients(doc["clients"], "clients");
+    if (!clients) return clients.error();
+    cfg.clients = std::move(*clients);
+  }
   if (doc.contains("vms")) {
     for (const char* k : {"allow", "files"})
       if (doc.contains(k))

@@ -7,6 +7,11 @@
 //
 //   {"vms": [{"name": "vm1", "listen": "127.0.0.1:2345", "kd": "127.0.0.1:50000",
 //             "gdbstub": "127.0.0.1:1234", "qga": "/run/lab/vm1-qga.sock"}]}
+//
+// "clients" (the lab's, or a VM's own, which replaces the lab's for that
+// VM): the addresses and CIDR ranges debuggers may connect from, on GDB and
+// KD ports alike (server/client_allow_list.h). Without it, anyone who can
+// reach the port.
 #pragma once
 #include <string>
 #include <string_view>
@@ -14,6 +19,7 @@
 
 #include "common/result.h"
 #include "server/app/options.h"
+#include "server/client_allow_list.h"
 #include "server/policy.h"
 
 namespace dbgstub {
@@ -27,10 +33,12 @@ struct LabVm {
   std::string kd_host;
   uint16_t kd_port = 0;
   VmOptions vm;
+  ClientAllowList clients;  // its own "clients", or else the lab's
 };
 
 struct LabConfig {
   std::vector<LabVm> vms;    // a lab ("vms")
+  ClientAllowList clients;   // the lab's "clients" (each VM's copy is in LabVm)
   SecurityPolicy policy;     // a user-mode session ("allow", "files")
   std::string state_dir;     // a lab's "state_dir" (server/lab/vm_state.h); empty: not given
 };

@@ -9,6 +9,7 @@
 #include "protocol/kd/framing.h"
 #include "protocol/kd/structs.h"
 #include "protocol/rsp/framing.h"
+#include "server/client_gate.h"
 #include "server/kd/kd_session.h"
 
 namespace dbgstub {
@@ -110,6 +111,7 @@ void Server::accept(Listener& l) {
       if (ec != asio::error::operation_aborted) spdlog::warn("accept: {}", ec.message());
       return;
     }
+    if (refuse_unlisted_client(options_.clients, socket, l.kd ? "KD" : "GDB")) return accept(l);
     asio::error_code e2;
     auto ep = socket.remote_endpoint(e2);
     std::string remote = e2 ? "?" : ep.address().to_string() + ", port " + std::to_string(ep.port());

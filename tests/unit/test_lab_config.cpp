@@ -33,7 +33,7 @@ TEST_CASE("lab config: errors name the field") {
   CHECK(error_of("[]").find("JSON object") != std::string::npos);
   CHECK(error_of("{}") == "vms: missing");
   CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
-  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, files, state_dir, vms)");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, clients, files, state_dir, vms)");
   CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
   CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
   CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") ==
