@@ -157,6 +157,8 @@ class GuestProcesses {
   // showing the debugger meanwhile (a busy guest agent); it may be empty.
   virtual void terminate(const GuestProcess& p, std::function<void(Status)> done,
                          std::function<void(const std::string&)> notice) = 0;
+  // Monitor commands on the guest OS (e.g. its kernel's symbols).
+  virtual std::vector<TargetCommand> commands() { return {}; }
 };
 
 class Target {

@@ -76,23 +76,21 @@ void VmHost::run() {
 // gdbstub while it is halted.
 bool VmHost::start_up() {
   std::string prefix = cfg_.lab ? cfg_.name + ": " : "";
-  if (!cfg_.vm.qga.empty()) {
-    VmTarget* vm = vm_.get();
-    guest_ = std::make_unique<guest::LinuxGuest>(
-        io_, cfg_.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
-  }
+  bool agent = !cfg_.vm.qga.empty();
+  // The guest view exists with or without an agent: without one, its
+  // symbols come from the kernel's memory (kernel_finder).
+  VmTarget* vm = vm_.get();
+  guest_ = std::make_unique<guest::LinuxGuest>(
+      io_, cfg_.vm.qga, [vm](uint64_t addr, std::size_t len) { return vm->read_memory(0, addr, len); });
   // First: a VM an earlier dbgstub left halted would keep the agent from
   // answering (issue #25).
-  if (auto st = recover_vm(io_, *vm_, *state_, prior_, guest_.get()); !st) {
+  if (auto st = recover_vm(io_, *vm_, *state_, prior_, agent ? guest_.get() : nullptr); !st) {
     std::cerr << "dbgstub: " + prefix + st.error().message + "\n" << std::flush;
     if (!cfg_.lab) return false;
   }
-  if (guest_) {
+  if (agent)
     if (auto st = guest_->fetch_symbols(std::chrono::seconds(20)); !st)
-      spdlog::warn("{}the guest's processes will not be available: {}", prefix, st.error().message);
-    else
-      vm_->set_guest(guest_.get());
-  }
+      spdlog::warn("{}no symbols through the guest agent: {}", prefix, st.error().message);
   if (auto st = vm_->connect(); !st) {
     if (!cfg_.lab) {
       std::cerr << "dbgstub: " + st.error().message + "\n" << std::flush;
@@ -104,9 +102,14 @@ bool VmHost::start_up() {
     return true;
   }
   std::cerr << prefix + (cfg_.lab ? "connected to the " : "Connected to the ") + vm_->describe() + "\n" << std::flush;
-  if (guest_ && guest_->ready())
+  // Halted now: the kernel's symbols from its memory (no agent needed).
+  if (auto st = guest_->find_symbols_in_memory(*vm_); !st)
+    spdlog::warn("{}the guest kernel's symbols were not found in its memory: {}", prefix, st.error().message);
+  if (guest_->ready()) {
+    vm_->set_guest(guest_.get());
     if (auto st = guest_->load_layout(); !st)
       spdlog::warn("{}the guest's processes will not be available: {}", prefix, st.error().message);
+  }
   // A lab VM runs on until its debugger comes; so does one recovered after
   // a crash: nobody asked for it to be halted this time.
   if (cfg_.lab || prior_.needs_recovery()) vm_->release_all();

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <chrono>
+
+#include "targets/guest/kernel_finder.h"
 
 
 namespace dbgstub::guest {
@@ -41,6 +44,57 @@ Status LinuxGuest::fetch_symbols(std::chrono::milliseconds timeout) {
   syms_ = *s;
   spdlog::info("guest: init_task at {:#x}, BTF {:#x}..{:#x}", s->init_task, s->start_btf, s->stop_btf);
   return ok_status();
+}
+
+Status LinuxGuest::find_symbols_in_memory(Target& vm) {
+  auto t0 = std::chrono::steady_clock::now();
+  // A vCPU in kernel mode (CS's privilege level 0) gives a RIP inside the
+  // kernel to walk back from; it is left selected, so memory is read in
+  // its (kernel) page tables. With none, the KASLR range is probed.
+  std::optional<uint64_t> pc;
+  for (ThreadRef t : vm.threads()) {
+    auto cs = vm.read_register(t, 18);  // QEMU x86-64: 16 rip, 17 eflags, 18 cs
+    auto rip = vm.read_register(t, 16);
+    if (!cs || !rip || cs->size() < 2 || rip->size() != 8) continue;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>((*rip)[static_cast<std::size_t>(i)]);
+    if ((static_cast<unsigned char>((*cs)[0]) & 3) == 0 && in_kernel_image_range(v)) {
+      pc = v;
+      break;
+    }
+  }
+  auto k = find_kernel(read_, pc, default_kallsyms_cache_dir());
+  if (!k) {
+    if (!syms_) symbols_error_ = "the guest kernel's symbols were not found in its memory: " + k.error().message;
+    return k.error();
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string text = kallsyms_text(k->symbols);
+  table_ = std::make_shared<lk::SymbolTable>(lk::SymbolTable::parse(text));
+  spdlog::info("guest: {} kallsyms symbols {} in {:.2f} s (kernel at {:#x}, slide {:#x}{})", k->symbols.size(),
+               k->from_cache ? "from the cache" : "from memory", secs, k->base, k->slide,
+               k->banner.empty() ? "" : ", " + k->banner.substr(0, k->banner.find(" (")));
+  auto s = guest_symbols_from_kallsyms(text);
+  if (!s) {
+    if (!syms_) symbols_error_ = s.error().message;
+    return s.error();
+  }
+  if (syms_ && syms_->init_task != s->init_task)
+    spdlog::warn("guest: init_task from memory ({:#x}) differs from the agent's ({:#x}); using memory's",
+                 s->init_task, syms_->init_task);
+  syms_ = *s;
+  return ok_status();
+}
+
+std::vector<TargetCommand> LinuxGuest::commands() {
+  if (!table_) return {};
+  std::shared_ptr<lk::SymbolTable> t = table_;
+  return {
+      {"ln", "ADDRESS|SYMBOL: nearest guest kernel symbols (kallsyms, read from guest memory)",
+       [t](const std::string& a) { return lk::list_nearest(*t, a); }},
+      {"x", "[module!]PATTERN: guest kernel symbols matching (* and ?)",
+       [t](const std::string& a) { return lk::examine_symbols(*t, a); }},
+  };
 }
 
 Status LinuxGuest::load_layout() {
@@ -111,6 +165,8 @@ Result<GuestProcess> LinuxGuest::current(unsigned cpu) {
 
 void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> done,
                            std::function<void(const std::string&)> notice) {
+  if (qga_.path().empty())
+    return done(make_error(95, "ending a guest process needs the guest agent for now (--vm ...,qga=PATH)"));
   // The pid is checked against the name first: a process that ended while
   // the VM was halted may have left its pid to another one. A zombie (it
   // has exited, its parent has not reaped it yet) has ended: it is not

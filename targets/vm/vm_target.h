@@ -95,6 +95,8 @@ class VmTarget : public Target {
   // Kernel mode's view of the guest OS (!process, .kill), when known.
   void set_guest(GuestProcesses* guest) { guest_ = guest; }
   GuestProcesses* guest_processes() override { return guest_; }
+  // The guest view's commands (ln, x): set_guest comes before serving.
+  std::vector<TargetCommand> commands() override { return guest_ ? guest_->commands() : std::vector<TargetCommand>{}; }
   // QEMU numbers its vCPU threads from 1.
   std::optional<unsigned> cpu_of(ThreadRef t) const override {
     if (t.tid <= 0) return std::nullopt;
