@@ -34,6 +34,15 @@ if compgen -G "$reports/*" >/dev/null; then
   status=1
 fi
 
+# The Debian package: a Release build in build-release/, made into a .deb,
+# installed, checked and removed (scripts/package-check.sh). About 800 s on
+# a loaded 2-core machine (a second, -O3 build), so not in every run:
+# DBGSTUB_PACKAGE_CHECK=1 runs it here; the install rules' unit of it (the
+# man page against --help, the example lab file) is in ctest.
+if [ "${DBGSTUB_PACKAGE_CHECK:-0}" = 1 ]; then
+  "$root/scripts/package-check.sh" || status=1
+fi
+
 # Fuzzing: every libFuzzer target briefly (clang build, ~10 s each, two at a
 # time); fails on any crash. DBGSTUB_SKIP_FUZZ=1 skips it.
 if [ "${DBGSTUB_SKIP_FUZZ:-0}" != 1 ]; then

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "common/program_search.h"
+#include "dbgstub_version.h"
 #include "server/plumbing/event_loop.h"
 #include "server/lab/lab.h"
 #include "server/lab/lab_config.h"
@@ -66,7 +67,7 @@ static int run_dbgstub(int argc, char** argv) {
     return 0;
   }
   if (opts->version) {
-    std::cout << "dbgstub 0.1\n";
+    std::cout << "dbgstub " DBGSTUB_VERSION "\n";
     return 0;
   }
   std::shared_ptr<spdlog::logger> logger;
