@@ -11,7 +11,7 @@
 set -euo pipefail
 # dpkg-dev (dpkg-shlibdeps, for the package) comes with build-essential.
 build=(build-essential cmake ninja-build pkg-config
-       libasio-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libbpf-dev libcli11-dev libvirt-dev)
+       libasio-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libbpf-dev libvirt-dev)
 demo=("${build[@]}" gdb)
 # doctest and python3: the unit and integration tests; groff-base: the
 # man page's check; the rest: what the integration tests drive.

@@ -140,6 +140,9 @@ struct GuestProcess {
   std::string name;
   bool kernel_thread = false;  // no user space: nothing to end
   bool idle = false;           // a CPU's idle task
+  // When it started, in ns since the guest booted, where known: with the
+  // pid, it names this process and no later one that reused the pid.
+  std::optional<uint64_t> start_ns;
 };
 
 // Capability of kernel-mode targets that see the processes of the guest's
@@ -174,6 +177,10 @@ class Target {
   virtual void set_stop_handler(StopHandler h) = 0;
 
   // --- processes and threads -------------------------------------------
+  // Asked when a debugger's session starts (its first packet): an error
+  // (a VM whose gdbstub does not answer) is that packet's reply, the one
+  // reply gdb shows whole, instead of a session of empty answers.
+  virtual Status reachable() { return ok_status(); }
   virtual std::vector<ProcessInfo> processes() const = 0;
   // Cheap "is anything being debugged": checked after every packet.
   virtual bool has_processes() const { return !processes().empty(); }

@@ -611,6 +611,12 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
 // Capabilities and flags
 
 std::string Dispatcher::on_supported(const rsp::QSupported& q) {
+  // "E.message" whatever the client offered: gdb shows a failed
+  // qSupported's reply whole ("Remote failure reply: E.…").
+  if (auto st = target_.reachable(); !st) {
+    spdlog::info("refused: {}", st.error().message);
+    return rsp::reply_error_message(st.error().code, st.error().message, true);
+  }
   for (auto& f : q.features) {
     if (f == "multiprocess+") multiprocess_ = true;
     if (f == "swbreak+") swbreak_ = true;

@@ -13,9 +13,8 @@ namespace dbgstub {
 
 VmHost::VmHost(FrontDoor& door, VmHostConfig cfg) : door_(door), cfg_(std::move(cfg)) {
   std::string where = cfg_.vm.gdbstub_host + ":" + std::to_string(cfg_.vm.gdbstub_port);
-  state_ = std::make_unique<VmStateFile>(cfg_.state_dir.empty() ? std::string(kDefaultStateDir) : cfg_.state_dir,
+  state_ = std::make_unique<VmStateFile>(cfg_.state_dir,
                                          VmIdentity{cfg_.state_name.empty() ? cfg_.name : cfg_.state_name, where});
-  prior_ = state_->load();
   vm_ = std::make_unique<VmTarget>(io_, cfg_.vm.gdbstub_host, cfg_.vm.gdbstub_port);
   if (cfg_.lab) vm_->set_name(cfg_.name);
   vm_->set_log_packets(cfg_.options.log_packets);
@@ -33,6 +32,10 @@ VmHost::~VmHost() {
 }
 
 Status VmHost::listen() {
+  // The state folder first: a VM another dbgstub serves is not served
+  // twice (each would undo the other's hold).
+  if (auto st = state_->lock(); !st) return st;
+  prior_ = state_->load();
   if (cfg_.gdb)
     if (auto st = server_->listen(false); !st) return st;
   if (cfg_.kd)

@@ -15,7 +15,7 @@ void record_hold(VmTarget& vm, VmStateFile& file) {
 void record_terminations(TerminationSchedule& schedule, VmStateFile& file) {
   schedule.set_observer([&file](const std::vector<GuestProcess>& ps) {
     std::vector<PendingTermination> out;
-    for (const auto& p : ps) out.push_back({p.address, p.pid, p.name, std::nullopt});
+    for (const auto& p : ps) out.push_back({p.address, p.pid, p.name, p.start_ns});
     file.set_terminations(std::move(out));
   });
 }
@@ -59,6 +59,7 @@ Status recover_vm(asio::io_context& io, VmTarget& vm, VmStateFile& file, const V
     p.address = t.address;
     p.pid = t.pid;
     p.name = t.name;
+    p.start_ns = t.start_time;
     if (auto r = schedule.schedule(p); !r) spdlog::warn("{}: recovery: {}", name, r.error().message);
   }
   schedule.run(*guest, [&name](const std::string& line) {

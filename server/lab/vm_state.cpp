@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -187,10 +189,47 @@ Status write_file_atomically(const std::string& path, const std::string& text) {
   return ok_status();
 }
 
+std::string default_state_dir() {
+  if (const char* d = std::getenv("STATE_DIRECTORY"); d && *d) {
+    std::string s = d;
+    return s.substr(0, s.find(':'));
+  }
+  return kDefaultStateDir;
+}
+
 VmStateFile::VmStateFile(std::string dir, VmIdentity id) : dir_(std::move(dir)), id_(std::move(id)) {
-  if (dir_.empty()) dir_ = kDefaultStateDir;
+  if (dir_.empty()) dir_ = default_state_dir();
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
   path_ = dir_ + "/" + vm_state_file_name(id_.name);
+}
+
+VmStateFile::~VmStateFile() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status VmStateFile::lock() {
+  if (lock_fd_ >= 0) return ok_status();
+  if (auto st = make_dir(dir_); !st) {
+    spdlog::warn("{}: {}; served without a state file", id_.name, st.error().message);
+    return ok_status();
+  }
+  std::string lock_path = dir_ + "/" + vm_state_file_name(id_.name) + ".lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    spdlog::warn("{}: cannot open {}: {}; served without a state file", id_.name, lock_path, std::strerror(errno));
+    return ok_status();
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK)
+      return make_error(EBUSY, "another dbgstub serves VM " + id_.name + " with the state folder " + dir_ + " (it holds " +
+                                   lock_path + "); give each dbgstub its own --state-dir, or each VM its own name");
+    spdlog::warn("{}: cannot lock {}: {}; served without a state file", id_.name, lock_path, std::strerror(e));
+    return ok_status();
+  }
+  lock_fd_ = fd;
+  return ok_status();
 }
 
 VmState VmStateFile::load() {

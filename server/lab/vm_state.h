@@ -38,7 +38,7 @@ struct PendingTermination {
   uint64_t address = 0;  // the guest's task_struct
   int pid = 0;
   std::string name;
-  std::optional<uint64_t> start_time;  // the task's start time, where known
+  std::optional<uint64_t> start_time;  // when the task started (ns since boot), where known
   bool operator==(const PendingTermination&) const = default;
 };
 
@@ -69,13 +69,26 @@ Result<VmState> parse_vm_state(std::string_view text, const VmIdentity& expected
 // anything else '_' (a name can't reach outside the folder).
 std::string vm_state_file_name(const std::string& vm_name);
 
-// The default state folder (the systemd unit's StateDirectory).
+// The default state folder: the systemd unit's StateDirectory, which
+// systemd passes as $STATE_DIRECTORY (the first, if it lists several);
+// /var/lib/dbgstub without it.
 constexpr const char* kDefaultStateDir = "/var/lib/dbgstub";
+std::string default_state_dir();
 
 // One VM's file. Not thread-safe: used from the event loop's thread.
 class VmStateFile {
  public:
   VmStateFile(std::string dir, VmIdentity id);
+  ~VmStateFile();
+  VmStateFile(const VmStateFile&) = delete;
+  VmStateFile& operator=(const VmStateFile&) = delete;
+
+  // Takes the VM's lock in the folder (NAME.lock, flock), held until this
+  // object goes: two dbgstubs serving one VM from one folder would each
+  // undo the other's hold and lose each other's kills. An error: another
+  // live dbgstub holds it. A folder that can't be written is logged and
+  // not an error (the VM is served without the safety net, as save()).
+  Status lock();
 
   const std::string& path() const { return path_; }
   const VmIdentity& identity() const { return id_; }
@@ -102,6 +115,7 @@ class VmStateFile {
   std::string path_;
   VmState state_;
   std::string last_error_;
+  int lock_fd_ = -1;
 };
 
 // Writes `text` to `path` atomically: a temporary file beside it, fsync,

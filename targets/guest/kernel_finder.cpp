@@ -108,6 +108,11 @@ Result<uint64_t> find_kernel_base(const ReadMemory& read, std::optional<uint64_t
 
 std::string default_kallsyms_cache_dir() {
   if (const char* d = std::getenv("DBGSTUB_KALLSYMS_CACHE")) return d;
+  // systemd's CacheDirectory= (the unit's), the first if it lists several.
+  if (const char* c = std::getenv("CACHE_DIRECTORY"); c && *c) {
+    std::string s = c;
+    return s.substr(0, s.find(':')) + "/kallsyms";
+  }
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/dbgstub/kallsyms";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/dbgstub/kallsyms";
   return "";

@@ -124,6 +124,7 @@ GuestProcess LinuxGuest::from_task(const GuestTask& t) {
   p.name = t.comm;
   p.kernel_thread = t.kernel_thread;
   p.idle = t.idle;
+  p.start_ns = t.start_ns;
   return p;
 }
 
@@ -173,8 +174,18 @@ void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> do
   // waited for, and not reported as still running.
   std::string pid = std::to_string(p.pid);
   std::string zombie = "grep -q '^State:[[:space:]]*Z' /proc/" + pid + "/status 2>/dev/null";
+  // With its start time known, the pid must also have started then:
+  // /proc/PID/stat's 22nd field, in clock ticks (USER_HZ, 100 on x86)
+  // since boot; a tick either way for rounding. After the command (field
+  // 2), which may hold spaces and parentheses, it is the 20th.
+  std::string started;
+  if (p.start_ns) {
+    long long ticks = static_cast<long long>(*p.start_ns / 10'000'000ull);
+    started = "s=$(sed 's/^.*) //' /proc/" + pid + "/stat 2>/dev/null | cut -d' ' -f20); [ -n \"$s\" ] || exit 3; "
+              "d=$((s - " + std::to_string(ticks) + ")); [ $d -ge -1 ] && [ $d -le 1 ] || exit 4; ";
+  }
   std::string script = "c=$(cat /proc/" + pid + "/comm 2>/dev/null) || exit 3; "
-                       "[ \"$c\" = \"$1\" ] || exit 4; " + zombie + " && exit 7; kill -9 " + pid + " || exit 5; "
+                       "[ \"$c\" = \"$1\" ] || exit 4; " + started + zombie + " && exit 7; kill -9 " + pid + " || exit 5; "
                        "i=0; while [ -e /proc/" + pid + " ] && ! " + zombie + " && [ $i -lt 100 ]; do "
                        "i=$((i+1)); sleep 0.05; done; "
                        "[ -e /proc/" + pid + " ] && ! " + zombie + " && exit 6; exit 0";
@@ -187,7 +198,7 @@ void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> do
           case 3: return done(make_error(ESRCH, "it had already gone"));
           case 4:
             return done(make_error(ESRCH, "it had already gone (pid " + std::to_string(p.pid) +
-                                              " is another program now)"));
+                                              " is another process now)"));
           case 7: return done(make_error(ESRCH, "it had already ended (a zombie its parent has not reaped yet)"));
           case 6: return done(make_error(EBUSY, "it was sent SIGKILL but has not ended yet"));
           default:

@@ -72,6 +72,9 @@ Result<TaskLayout> task_layout_from_btf(std::string_view raw) {
     if (!off) return make_error(2, std::string("struct task_struct has no member ") + f.name);
     *f.out = *off;
   }
+  l.start = member_offset(b.get(), task, "start_boottime");
+  if (!l.start) l.start = member_offset(b.get(), task, "real_start_time");
+  if (!l.start) l.start = member_offset(b.get(), task, "start_time");
   if (const btf_type* hot = find_struct("pcpu_hot")) l.pcpu_hot_current = member_offset(b.get(), hot, "current_task");
   return l;
 }
@@ -111,6 +114,10 @@ Result<GuestSymbols> guest_symbols_from_kallsyms(std::string_view text) {
 Result<GuestTask> read_task(const ReadMemory& read, uint64_t address, const TaskLayout& l) {
   uint32_t end = std::max({l.tasks + 16, l.pid + 4, l.tgid + 4, l.comm + 16, l.mm + 8, l.flags + 4});
   uint32_t start = std::min({l.tasks, l.pid, l.tgid, l.comm, l.mm, l.flags});
+  if (l.start) {
+    end = std::max(end, *l.start + 8);
+    start = std::min(start, *l.start);
+  }
   auto b = read(address + start, end - start);
   if (!b) return b.error();
   if (b->size() != end - start) return make_error(5, "short read of a task");
@@ -123,6 +130,7 @@ Result<GuestTask> read_task(const ReadMemory& read, uint64_t address, const Task
   t.comm = comm.substr(0, comm.find('\0'));
   uint64_t flags = le(*b, at(l.flags), 4);
   uint64_t mm = le(*b, at(l.mm), 8);
+  if (l.start) t.start_ns = le(*b, at(*l.start), 8);
   t.idle = t.pid == 0;
   t.kernel_thread = (flags & kPfKthread) != 0 || mm == 0;
   return t;

@@ -25,6 +25,10 @@ struct TaskLayout {
   uint32_t comm = 0;    // char comm[16]
   uint32_t mm = 0;      // struct mm_struct *
   uint32_t flags = 0;   // unsigned int (PF_*)
+  // u64 start_boottime (ns since boot, what /proc/PID/stat's starttime
+  // shows, from 5.5), or else start_time: tells a process from a later
+  // one that got its pid.
+  std::optional<uint32_t> start;
   // Newer kernels keep "current" in struct pcpu_hot; older ones in the
   // per-CPU variable current_task. Offset of current_task in pcpu_hot:
   std::optional<uint32_t> pcpu_hot_current;
@@ -55,6 +59,7 @@ struct GuestTask {
   std::string comm;
   bool kernel_thread = false;  // PF_KTHREAD: no user space to end
   bool idle = false;           // pid 0: a CPU's idle task
+  std::optional<uint64_t> start_ns;  // since boot (TaskLayout::start)
 };
 
 constexpr uint32_t kPfKthread = 0x00200000;

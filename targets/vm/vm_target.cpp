@@ -149,6 +149,10 @@ void VmTarget::set_stop_handler(StopHandler h) { impl_->on_stop = std::move(h); 
 
 bool VmTarget::has_processes() const { return impl_->link == Impl::Link::Attached; }
 
+// Connects again after a release, as the first queries would; a stub that
+// does not answer is lost at once (mark_lost) and named in the error.
+Status VmTarget::reachable() { return impl_->ensure_attached(); }
+
 // The queries a new debugger makes first: they connect again after a
 // release (failing quietly: an empty list is the answer then).
 std::vector<ThreadRef> VmTarget::threads() const {

@@ -65,6 +65,7 @@ class VmTarget : public Target {
   // stub, so the dispatcher never takes the empty process list for "nothing
   // left to debug". False once released, which also never reconnects.
   bool has_processes() const override;
+  Status reachable() override;
   std::vector<ThreadRef> threads() const override;   // {pid, vCPU}: pid 1 unless QEMU says otherwise
   bool thread_alive(ThreadRef t) const override;
   std::string thread_name(ThreadRef t) const override;

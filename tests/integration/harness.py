@@ -10,6 +10,17 @@ import time
 import unittest
 
 DBGSTUB = os.environ.get("DBGSTUB", "build/server/dbgstub")
+# Kernel mode keeps each VM's state file in $STATE_DIRECTORY (the systemd
+# unit's), else /var/lib/dbgstub: each test process gets a folder of its
+# own, so tests running side by side never share (or lock) a VM's file and
+# none writes to the machine's own folder. A test that restarts dbgstub on
+# the same state passes --state-dir itself.
+if "STATE_DIRECTORY" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+    os.environ["STATE_DIRECTORY"] = tempfile.mkdtemp(prefix="dbgstub-test-state-")
+    atexit.register(shutil.rmtree, os.environ["STATE_DIRECTORY"], True)
 PROGRAMS = os.environ.get("TEST_PROGRAMS", "build/test-programs")
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -146,8 +147,16 @@ class OneVm(unittest.TestCase):
         self.assert_vm_running()
 
     def test_outside_agent_client_is_answered_while_served_and_after_a_kill(self):
+        # A lab's VM runs until its debugger comes (a --vm one is held for
+        # its first debugger, as gdbserver holds a program it started).
         g = self.guest
-        proc, lines = start_dbgstub("--vm", f"gdbstub=127.0.0.1:{g.gdb_port},qga={g.qga_path}", "127.0.0.1:0")
+        d = tempfile.mkdtemp(prefix="dbgstub-lab-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "lab.json")
+        with open(path, "w") as f:
+            json.dump({"vms": [{"name": "solo", "listen": "127.0.0.1:0", "gdbstub": f"127.0.0.1:{g.gdb_port}",
+                                "qga": g.qga_path}]}, f)
+        proc, lines = start_dbgstub("--config", path)
         try:
             self.assertTrue(harness.eventually(lambda: any("Listening on port" in l for l in lines), timeout=90),
                             "".join(lines))

@@ -84,6 +84,24 @@ TEST_CASE("guest tasks: the list from init_task, kernel threads told apart") {
   CHECK((*tasks)[3].address == 0xffff888004200000);
 }
 
+TEST_CASE("guest tasks: the start time where the layout has one, none where it has not") {
+  FakeMemory m;
+  TaskLayout l = layout();
+  GuestSymbols s;
+  s.init_task = 0x10000;
+  add_task(m, l, 0x10000, 0x20000, 0, "swapper/0", true);
+  add_task(m, l, 0x20000, 0x10000, 85, "sleep", false);
+  auto without = walk_tasks(m.reader(), s, l);
+  REQUIRE(without);
+  CHECK_FALSE((*without)[1].start_ns);
+  l.start = 0x310;  // beyond comm: the read is widened to take it
+  m.put(0x20000 + 0x310, 12'340'000'000ull, 8);
+  auto with = walk_tasks(m.reader(), s, l);
+  REQUIRE(with);
+  REQUIRE((*with)[1].start_ns);
+  CHECK(*(*with)[1].start_ns == 12'340'000'000ull);
+}
+
 TEST_CASE("guest tasks: a broken or looping list is an error, not a hang") {
   FakeMemory m;
   TaskLayout l = layout();
@@ -150,6 +168,9 @@ TEST_CASE("task_struct offsets from this machine's kernel BTF") {
   CHECK(l->comm > l->pid);
   CHECK(l->tgid == l->pid + 4);
   CHECK(l->tasks > 0);
+  // start_boottime (5.5 and later) or start_time: every kernel has one.
+  REQUIRE(l->start);
+  CHECK(*l->start > 0);
   CHECK_FALSE(task_layout_from_btf("not btf at all, but long enough to look"));
   CHECK_FALSE(task_layout_from_btf(ss.str().substr(0, 100)));
 }

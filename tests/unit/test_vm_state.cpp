@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "server/lab/vm_state.h"
@@ -160,4 +161,29 @@ TEST_CASE("vm state: file names stay in the folder") {
   CHECK(vm_state_file_name("../etc/passwd") == "_.._etc_passwd.json");
   CHECK(vm_state_file_name("") == "_.json");
   CHECK(vm_state_file_name("gdbstub-127.0.0.1-1234") == "gdbstub-127.0.0.1-1234.json");
+}
+
+TEST_CASE("vm state: one dbgstub per VM and folder (the lock), released with the file") {
+  TempDir dir;
+  auto first = std::make_unique<VmStateFile>(dir.path, kVm1);
+  REQUIRE(first->lock());
+  CHECK(first->lock());  // again by its holder: fine
+  VmStateFile second(dir.path, kVm1);
+  auto refused = second.lock();
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("another dbgstub serves VM vm1") != std::string::npos);
+  VmStateFile other_vm(dir.path, VmIdentity{"vm2", "127.0.0.1:1235"});
+  CHECK(other_vm.lock());
+  first.reset();
+  CHECK(second.lock());
+}
+
+TEST_CASE("vm state: the default folder is systemd's StateDirectory, else /var/lib/dbgstub") {
+  const char* old = std::getenv("STATE_DIRECTORY");
+  std::string saved = old ? old : "";
+  ::setenv("STATE_DIRECTORY", "/var/lib/dbgstub/lab1:/var/lib/other", 1);
+  CHECK(default_state_dir() == "/var/lib/dbgstub/lab1");
+  ::unsetenv("STATE_DIRECTORY");
+  CHECK(default_state_dir() == "/var/lib/dbgstub");
+  if (old) ::setenv("STATE_DIRECTORY", saved.c_str(), 1);
 }
