@@ -55,7 +55,7 @@ struct ResumeAction {
   std::optional<uint64_t> addr;   // legacy "c ADDR": resume at ADDR
   // Range stepping (vCont;r): a Step that goes on stepping while the pc
   // stays in [range_start, range_end). Targets without range stepping
-  // (supports_range_step() false) take it as one step.
+  // (capabilities().range_step false) take it as one step.
   uint64_t range_start = 0, range_end = 0;
   bool ranged() const { return kind == Kind::Step && range_start < range_end; }
 };
@@ -164,6 +164,28 @@ class GuestProcesses {
   virtual std::vector<TargetCommand> commands() { return {}; }
 };
 
+// What a target implements of Target's optional methods, in one place.
+// The GDB front end offers a debugger a feature (qSupported, vCont?) only
+// if the target has it, as the Rust gdbstub crate derives its protocol
+// features from what a target implements: a VM then never offers a
+// process's executable or auxv, which gdb would ask for and get E5f.
+// A method whose flag is false keeps its default (error 95), for a
+// debugger that asks anyway. Optional interfaces (launcher(),
+// guest_processes()) say so by being there and are not repeated here.
+struct TargetCapabilities {
+  bool exec_file = false;       // exec_file(): qXfer:exec-file:read
+  bool auxv = false;            // auxv(): qXfer:auxv:read
+  bool libraries_svr4 = false;  // libraries_svr4(): qXfer:libraries-svr4:read
+  bool siginfo = false;         // siginfo(), write_siginfo(): qXfer:siginfo:read, :write
+  bool osdata = false;          // osdata(): qXfer:osdata:read
+  // set_child_policy() follows fork and vfork children and reports their
+  // stops (fork-events, vfork-events), and reports exec stops (exec-events).
+  bool fork_events = false;
+  bool exec_events = false;
+  bool catch_syscalls = false;  // set_catch_syscalls(): QCatchSyscalls
+  bool range_step = false;      // resume() honours a Step's range: vCont;r
+};
+
 class Target {
  public:
   using StopHandler = std::function<void(const StopEvent&)>;
@@ -171,6 +193,8 @@ class Target {
 
   virtual Mode mode() const = 0;
   virtual std::string describe() const = 0;
+  // Which optional methods below this target implements (none by default).
+  virtual TargetCapabilities capabilities() const { return {}; }
 
   // Stop events arrive asynchronously, on the event loop's thread, once
   // after every resume() or interrupt().
@@ -233,8 +257,6 @@ class Target {
 
   // --- execution control -----------------------------------------------
   virtual Status resume(const std::vector<ResumeAction>& actions) = 0;
-  // Whether resume() honours a Step's range (vCont;r is then announced).
-  virtual bool supports_range_step() const { return false; }
   virtual Status interrupt() = 0;
 
   // --- ending ------------------------------------------------------------
@@ -257,8 +279,7 @@ class Target {
   virtual void set_program_signals(const std::set<int>& /*signals*/) {}
   // Stop at the entry and return of system calls of process `pid` (gdb's
   // "catch syscall"): nullopt = none, an empty list = all, else these
-  // numbers. Targets that can't: error 95.
-  virtual bool supports_catch_syscalls() const { return false; }
+  // numbers. Targets that can't (capabilities().catch_syscalls false): error 95.
   virtual Status set_catch_syscalls(int /*pid*/, std::optional<std::vector<int>> /*syscalls*/) {
     return make_error(95, "catching system calls is not supported");
   }

@@ -446,7 +446,7 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::Resume& r) { return on_legacy_resume(r, deferred); },
           [&](const rsp::VContQuery&) {
             if (disabled("vCont")) return std::string();
-            return std::string(target_.supports_range_step() ? "vCont;c;C;s;S;t;r" : "vCont;c;C;s;S;t");
+            return std::string(target_.capabilities().range_step ? "vCont;c;C;s;S;t;r" : "vCont;c;C;s;S;t");
           },
           [&](const rsp::VCont& v) { return disabled("vCont") ? std::string() : on_vcont(v, deferred); },
           [&](const rsp::SetThread& h) { return on_set_thread(h); },
@@ -506,7 +506,7 @@ std::string Dispatcher::dispatch(const Req& req, bool& deferred) {
           [&](const rsp::SetFlag& f) { return on_flag(f); },
           [&](const rsp::CatchSyscalls& c) {
             // As gdbserver: for the current process (gdb's current inferior).
-            if (!target_.supports_catch_syscalls() || !target_.has_processes()) return rsp::reply_error(1);
+            if (!target_.capabilities().catch_syscalls || !target_.has_processes()) return rsp::reply_error(1);
             std::optional<std::vector<int>> list;
             if (c.enabled) list = c.syscalls;
             auto st = target_.set_catch_syscalls(current_pid(), std::move(list));
@@ -617,14 +617,27 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     spdlog::info("refused: {}", st.error().message);
     return rsp::reply_error_message(st.error().code, st.error().message, true);
   }
+  // What the target has decides what is offered: gdb asks for every
+  // document offered (a VM offering exec-file got two E5f's for it). The
+  // rest are the server's own and offered to every target. The order is
+  // the one a process session has always had: its reply is compared with
+  // gdbserver's and pinned by tests/unit/test_dispatcher_supported.cpp.
+  const TargetCapabilities caps = target_.capabilities();
+  // The environment, working directory and ASLR only set up the next
+  // program started (vRun, R): for targets that start programs.
+  const bool launches = target_.launcher() != nullptr;
+  // A kernel target with the guest's processes answers the "processes"
+  // document (guest_osdata_processes) itself.
+  const bool osdata = caps.osdata || (target_.mode() == Mode::Kernel && target_.guest_processes());
   for (auto& f : q.features) {
     if (f == "multiprocess+") multiprocess_ = true;
     if (f == "swbreak+") swbreak_ = true;
     if (f == "hwbreak+") hwbreak_ = true;
     if (f == "error-message+") error_strings_ = true;
-    if (f == "fork-events+") fork_events_ = true;
-    if (f == "vfork-events+") vfork_events_ = true;
-    if (f == "exec-events+") exec_events_ = true;
+    // Agreed (and offered back) only if the target has such stops.
+    if (f == "fork-events+" && caps.fork_events) fork_events_ = true;
+    if (f == "vfork-events+" && caps.fork_events) vfork_events_ = true;
+    if (f == "exec-events+" && caps.exec_events) exec_events_ = true;
     if (f == "no-resumed+") no_resumed_ = true;
     if (f == "binary-upload+") binary_upload_ = true;
   }
@@ -635,21 +648,18 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
       "QProgramSignals+",
       "QStartNoAckMode+",
       "qXfer:features:read+",
-      "qXfer:auxv:read+",
-      "qXfer:libraries-svr4:read+",
-      "qXfer:exec-file:read+",
-      disabled("threads") ? "qXfer:threads:read-" : "qXfer:threads:read+",
-      "qXfer:siginfo:read+",
-      "qXfer:osdata:read+",
-      "QDisableRandomization+",
-      "QEnvironmentHexEncoded+",
-      "QEnvironmentUnset+",
-      "QEnvironmentReset+",
-      "QSetWorkingDir+",
-      "vContSupported+",
-      "QThreadSuffixSupported+",
-      "QListThreadsInStopReply+",
   };
+  if (caps.auxv) out.push_back("qXfer:auxv:read+");
+  if (caps.libraries_svr4) out.push_back("qXfer:libraries-svr4:read+");
+  if (caps.exec_file) out.push_back("qXfer:exec-file:read+");
+  out.push_back(disabled("threads") ? "qXfer:threads:read-" : "qXfer:threads:read+");
+  if (caps.siginfo) out.push_back("qXfer:siginfo:read+");
+  if (osdata) out.push_back("qXfer:osdata:read+");
+  if (launches)
+    for (const char* f : {"QDisableRandomization+", "QEnvironmentHexEncoded+", "QEnvironmentUnset+",
+                          "QEnvironmentReset+", "QSetWorkingDir+"})
+      out.push_back(f);
+  for (const char* f : {"vContSupported+", "QThreadSuffixSupported+", "QListThreadsInStopReply+"}) out.push_back(f);
   if (!disabled("QNonStop")) out.push_back("QNonStop+");
   out.push_back("QThreadEvents+");
   if (multiprocess_) out.push_back("multiprocess+");
@@ -666,8 +676,8 @@ std::string Dispatcher::on_supported(const rsp::QSupported& q) {
     out.push_back("ConditionalBreakpoints+");
     out.push_back("BreakpointCommands+");
   }
-  out.push_back("qXfer:siginfo:write+");
-  if (target_.supports_catch_syscalls()) out.push_back("QCatchSyscalls+");
+  if (caps.siginfo) out.push_back("qXfer:siginfo:write+");
+  if (caps.catch_syscalls) out.push_back("QCatchSyscalls+");
   return rsp::build_supported(out);
 }
 

@@ -25,6 +25,8 @@ class LocalKernelTarget : public Target {
 
   Mode mode() const override { return Mode::LocalKernel; }
   std::string describe() const override;
+  // Only the OS data ("info os"): no process of its own to describe.
+  TargetCapabilities capabilities() const override { return {.osdata = true}; }
   void set_stop_handler(StopHandler h) override;
 
   std::vector<ProcessInfo> processes() const override;   // none: nothing is debugged

@@ -29,6 +29,11 @@ class ProcessTarget : public Target, public ProcessLauncher {
 
   Mode mode() const override { return Mode::User; }
   std::string describe() const override;
+  // Every optional feature: it is what gdbserver offers for a process.
+  TargetCapabilities capabilities() const override {
+    return {.exec_file = true, .auxv = true, .libraries_svr4 = true, .siginfo = true, .osdata = true,
+            .fork_events = true, .exec_events = true, .catch_syscalls = true, .range_step = true};
+  }
   void set_stop_handler(StopHandler h) override { on_stop_ = std::move(h); }
 
   std::vector<ProcessInfo> processes() const override;
@@ -56,7 +61,6 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Status remove_breakpoint(int pid, BreakpointType type, uint64_t addr, uint64_t kind) override;
 
   Status resume(const std::vector<ResumeAction>& actions) override;
-  bool supports_range_step() const override { return true; }
   Status interrupt() override;
 
   Status kill_process(int pid, const KillOptions& how = {}) override;
@@ -70,7 +74,6 @@ class ProcessTarget : public Target, public ProcessLauncher {
   Result<std::size_t> write_siginfo(ThreadRef t, uint64_t offset, const std::string& data) override;
   Result<uint64_t> tls_address(ThreadRef t, uint64_t offset, uint64_t lm) override;
   std::string set_thread_db_search_path(const std::string& path) override;
-  bool supports_catch_syscalls() const override { return true; }
   Status set_catch_syscalls(int pid, std::optional<std::vector<int>> syscalls) override;
   Result<std::string> exec_file(int pid) override;
   Result<std::string> libraries_svr4(int pid, const std::string& annex) override;

@@ -57,6 +57,9 @@ class VmTarget : public Target {
 
   Mode mode() const override { return Mode::Kernel; }
   std::string describe() const override;
+  // capabilities(): none, Target's default. A machine has no executable,
+  // auxv, shared libraries, siginfo or fork and exec of a process, and
+  // QEMU's gdbstub steps one instruction at a time (no range stepping).
   void set_stop_handler(StopHandler h) override;
 
   // No guest processes yet (that needs a walk of the guest's task list).

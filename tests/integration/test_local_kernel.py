@@ -141,6 +141,20 @@ class LocalKernelGdb(unittest.TestCase):
         self.assertIn("mode: local-kernel", out)
         self.assertIn("vFile refused: host file access (vFile) is for user-mode sessions only", self.stub.output())
 
+    def test_offers_nothing_of_a_process(self):
+        # Issue #22: offered a process's exec-file and auxv, gdb asked for
+        # both (exec-file twice) and got E5f. gdb's packet log on stderr.
+        out = gdb(["info os", "detach"], port=self.stub.port, pre=["set debug remote 1"])
+        reply = re.search(r"Sending packet: \$qSupported.*?Packet received: ([^\n]*)", out, re.S)
+        self.assertTrue(reply, out)
+        for feature in ["qXfer:exec-file", "qXfer:auxv", "qXfer:libraries-svr4", "qXfer:siginfo", "fork-events",
+                        "exec-events", "QDisableRandomization", "QCatchSyscalls"]:
+            self.assertNotIn(feature, reply.group(1))
+        self.assertIn("qXfer:osdata:read+", reply.group(1))  # what it has: "info os"
+        self.assertNotRegex(out, r"Sending packet: \$qXfer:(exec-file|auxv)")
+        self.assertNotRegex(out, r"Packet received: E5f")
+        self.assertRegex(out, r"(?m)^processes\s+Listing of all processes")
+
 
 class LocalKernelLldb(unittest.TestCase):
     def test_kill_refused_stub_keeps_serving(self):

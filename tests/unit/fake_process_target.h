@@ -21,9 +21,13 @@ class FakeProcessTarget : public Target {
   bool is_running = false;
   std::optional<StopEvent> last;
   int interrupts = 0;
+  // None of the optional features unless a test gives them (its optional
+  // methods keep Target's defaults).
+  TargetCapabilities caps;
 
   Mode mode() const override { return Mode::User; }
   std::string describe() const override { return "fake"; }
+  TargetCapabilities capabilities() const override { return caps; }
   void set_stop_handler(StopHandler) override {}
   // One process per thread group leader listed, numbered in order; the
   // first was started by the stub, the others attached.

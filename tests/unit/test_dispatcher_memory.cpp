@@ -17,7 +17,7 @@ namespace {
 
 class FakeProcess : public testing::FakeProcessTarget {
  public:
-  bool range_steps = true;
+  FakeProcess() { caps.range_step = true; }
   std::string memory = std::string("ab$#}*\x00\xff", 8);  // at 0x1000, with bytes framing escapes
   static constexpr uint64_t kBase = 0x1000;
 
@@ -25,7 +25,6 @@ class FakeProcess : public testing::FakeProcessTarget {
     if (addr < kBase || addr >= kBase + memory.size()) return make_error(14, "unmapped");
     return memory.substr(addr - kBase, len);
   }
-  bool supports_range_step() const override { return range_steps; }
 };
 
 struct Harness {
@@ -94,7 +93,7 @@ TEST_CASE("dispatcher: range stepping is announced and passed on with its range"
   CHECK_FALSE(h.target.resumes.back()[1].ranged());
 
   Harness plain;
-  plain.target.range_steps = false;
+  plain.target.caps.range_step = false;
   CHECK(plain.request("vCont?") == "vCont;c;C;s;S;t");
 }
 
