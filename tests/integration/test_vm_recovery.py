@@ -114,8 +114,12 @@ class VmRecovery(unittest.TestCase):
             st = self.state()
             self.assertTrue(st["held"], st)
             self.assertEqual(st["breakpoints"], [{"type": 0, "address": hex(getpid), "kind": 1}])
+            # With the task's start (ns since the guest booted), so that a
+            # later process given the same pid is not the one ended.
+            started = [t.pop("start_time", None) for t in st["terminations"]]
             self.assertEqual(st["terminations"], [{"address": "0x" + addr.lstrip("0"), "pid": victim,
                                                    "name": "sleep"}])
+            self.assertTrue(isinstance(started[0], int) and started[0] > 0, started)
             stub.proc.kill()
             stub.proc.wait()
         finally:
