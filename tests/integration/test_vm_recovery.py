@@ -173,6 +173,40 @@ class VmRecovery(unittest.TestCase):
         self.assertTrue(harness.eventually(lambda: self.status() == "running", timeout=10), self.status())
         self.assertFalse(os.path.exists(self.state_path))
 
+    def test_5_a_pending_kill_checks_the_start_time(self):
+        """A pending termination names its task by pid, name and start time:
+        a process with the same pid and name that started at another time
+        is not the one to end (the pid was reused); the one that did start
+        then is ended."""
+        g = self.guest
+        sleeps = sorted(p for p, comm in self.ps() if comm == "sleep")
+        self.assertGreaterEqual(len(sleeps), 2)
+        wrong, right = sleeps[0], sleeps[1]
+        with g.qga() as q:
+            ticks = {}
+            for pid in (wrong, right):
+                code, out, _ = q.sh(f"sed 's/^.*) //' /proc/{pid}/stat | cut -d' ' -f20")
+                self.assertEqual(code, 0)
+                ticks[pid] = int(out.strip())
+        with open(self.state_path, "w") as f:
+            json.dump({"version": 1, "name": f"gdbstub-127.0.0.1-{g.gdb_port}", "gdbstub": f"127.0.0.1:{g.gdb_port}",
+                       "held": False, "breakpoints": [],
+                       "terminations": [
+                           {"address": "0xffff888000001000", "pid": wrong, "name": "sleep",
+                            "start_time": (ticks[wrong] + 1000) * 10_000_000},
+                           {"address": "0xffff888000002000", "pid": right, "name": "sleep",
+                            "start_time": ticks[right] * 10_000_000 + 3_000_000}]}, f)
+        stub = self.stub()
+        self.assertTrue(harness.eventually(lambda: f"pid {right}) was terminated" in stub.output(), timeout=60),
+                        stub.output())
+        log = stub.output()
+        self.assertIn(f"pid {wrong}) was not terminated: it had already gone (pid {wrong} is another process now)",
+                      log)
+        stub.stop()
+        alive = [p for p, comm in self.ps() if comm == "sleep"]
+        self.assertIn(wrong, alive)
+        self.assertNotIn(right, alive)
+
     def test_4_a_lab_recovers_its_vm_too(self):
         """The same in a lab (--config, "state_dir" in the file): the VM's
         file is NAME.json."""
