@@ -39,14 +39,14 @@ std::string TerminationSchedule::pending_text() const {
   return t;
 }
 
-void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const std::string&)> report) {
+void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const std::string&)> report, Outcome outcome) {
   std::vector<GuestProcess> now;
   now.swap(pending_);
   in_flight_list_.insert(in_flight_list_.end(), now.begin(), now.end());
   for (auto& p : now) {
     spdlog::info("terminating {} in the guest", describe_guest_process(p));
     ++in_flight_;
-    guest.terminate(p, [this, p, report](Status st) {
+    guest.terminate(p, [this, p, report, outcome](Status st) {
       --in_flight_;
       for (auto it = in_flight_list_.begin(); it != in_flight_list_.end(); ++it)
         if (it->address == p.address && it->pid == p.pid) {
@@ -61,6 +61,7 @@ void TerminationSchedule::run(GuestProcesses& guest, std::function<void(const st
       spdlog::info("{}", line.substr(0, line.size() - 1));
       outcomes_.push_back(line);
       if (report) report(line);
+      if (outcome) outcome(p, st, line);
     }, report);
   }
 }

@@ -30,9 +30,13 @@ class TerminationSchedule {
   bool empty() const { return pending_.empty(); }
   // Terminations started and not yet answered by the guest.
   bool busy() const { return in_flight_ > 0; }
+  // Waiting for the machine's next run (not yet started).
+  const std::vector<GuestProcess>& pending() const { return pending_; }
   // The machine runs again: each pending process is ended inside the
-  // guest. `report` gets one line per outcome, when it is known.
-  void run(GuestProcesses& guest, std::function<void(const std::string&)> report);
+  // guest. `report` gets one line per outcome, when it is known;
+  // `outcome` (the control socket's kill) the outcome itself.
+  using Outcome = std::function<void(const GuestProcess&, const Status&, const std::string& line)>;
+  void run(GuestProcesses& guest, std::function<void(const std::string&)> report, Outcome outcome = nullptr);
   // Outcomes reported since the last call (for a debugger that was not
   // listening when they came).
   std::vector<std::string> take_outcomes();

@@ -19,6 +19,7 @@
 #include "server/plumbing/event_loop.h"
 #include "server/lab/lab.h"
 #include "server/lab/lab_config.h"
+#include "server/app/ctl.h"
 #include "server/app/options.h"
 #include "server/app/self_test.h"
 #include "server/plumbing/server.h"
@@ -57,6 +58,8 @@ static int run_dbgstub(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   std::vector<std::string> args(argv + 1, argv + argc);
+  // `dbgstub ctl ...`: a client of a running lab, nothing else (server/app/ctl.h).
+  if (!args.empty() && args[0] == "ctl") return run_ctl(std::vector<std::string>(args.begin() + 1, args.end()));
   auto opts = parse_options(args);
   if (!opts) {
     std::cerr << "dbgstub: " << opts.error().message << "\n\n" << usage();

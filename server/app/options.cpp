@@ -103,6 +103,8 @@ std::string usage() {
          "  dbgstub [OPTIONS] --config LAB.json             serve the VMs a lab file names, each on its port(s)\n"
          "  dbgstub [OPTIONS] --config POLICY.json [HOST]:PORT ...   a user-mode session with the file's\n"
          "                                                  allow-lists (vRun, vAttach) and vFile root\n"
+         "  dbgstub ctl --socket PATH status [--json] | kill VM PID | reload\n"
+         "                                                  control a running lab through its \"control\" socket\n"
          "\n"
          "Options:\n"
          "  --multi             keep serving when no process is left (extended-remote)\n"
@@ -123,6 +125,8 @@ std::string usage() {
          "  --wrapper WRAPPER... --   start programs through WRAPPER (e.g. env X=1)\n"
          "  --disable-packet=LIST     act as if these were unsupported: vCont,T,Tthread,qC,qfThreadInfo,threads\n"
          "  --selftest          check that this machine lets dbgstub work (codecs, ptrace) and exit\n"
+         "  --socket PATH       ctl: the lab's control socket (its \"control\" field)\n"
+         "  --json              ctl status: print the server's JSON reply as it came\n"
          "  --help, --version\n"
          "HOST defaults to 127.0.0.1; give 0.0.0.0 to listen on all interfaces.\n"
          "COMM may also be - (or stdio): speak over stdin/stdout, for gdb's \"target remote | dbgstub - PROG\".\n";

@@ -2,12 +2,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
+#include "server/lab/control_socket.h"
 #include "server/lab/lab_config.h"
 #include "server/lab/vm_host.h"
 
@@ -41,6 +50,304 @@ int run_hosts(FrontDoor& door, std::vector<std::unique_ptr<VmHost>>& hosts) {
   return all_started ? 0 : 1;
 }
 
+// How long `ctl status` waits for each VM's thread (all are asked at once),
+// and `ctl kill` for its VM (the guest agent's own limit is 30 s).
+constexpr auto kStatusWait = std::chrono::milliseconds(1500);
+constexpr auto kKillWait = std::chrono::seconds(45);
+
+// A lab file served: its VMs, its control socket, SIGHUP. The list of VMs
+// changes on reload, so it belongs to one thread, the front door's (which
+// also runs the control socket); the main thread only starts and ends it.
+class Lab {
+ public:
+  Lab(const Options& opts, LabConfig cfg) : opts_(opts), cfg_(std::move(cfg)) {
+    // A reload reads the same file even if something changes the working
+    // directory meanwhile.
+    char buf[PATH_MAX];
+    path_ = ::realpath(opts.config.c_str(), buf) ? std::string(buf) : opts.config;
+  }
+  int run();
+
+ private:
+  struct Entry {
+    uint64_t id;
+    LabVm vm;
+    std::unique_ptr<VmHost> host;
+  };
+
+  std::unique_ptr<VmHost> make_host(const LabVm& v, uint64_t id);
+  // On the front door's thread from here on.
+  void handle(const control::Request& req, ControlSocket::Respond respond);
+  void status(ControlSocket::Respond respond);
+  void kill(const control::Request& req, ControlSocket::Respond respond);
+  std::string reload();  // the reply line
+  void host_ended(uint64_t id);
+  void end();
+  void wait_for_signal();
+
+  const Options& opts_;
+  LabConfig cfg_;
+  std::string path_;  // the lab file
+  FrontDoor door_;
+  std::vector<Entry> entries_;
+  uint64_t next_id_ = 1;
+  std::unique_ptr<ControlSocket> control_;
+  std::unique_ptr<asio::signal_set> signals_;
+  // VMs a reload removed, ending on threads of their own (their ending
+  // waits on the front door's thread, which must not wait for them).
+  std::vector<std::thread> retiring_;
+  bool ending_ = false;  // the front door's copy of ended_: no reload then
+  std::mutex m_;
+  std::condition_variable ended_cv_;
+  bool ended_ = false;
+};
+
+std::unique_ptr<VmHost> Lab::make_host(const LabVm& v, uint64_t id) {
+  VmHostConfig c;
+  c.name = v.name;
+  c.options = opts_;
+  c.options.host = v.host;
+  c.options.port = v.port;
+  c.options.kd = false;
+  c.options.clients = v.clients;
+  c.gdb = v.gdb;
+  c.kd = v.kd;
+  c.kd_host = v.kd_host;
+  c.kd_port = v.kd_port;
+  c.vm = v.vm;
+  c.lab = true;
+  c.state_dir = !opts_.state_dir.empty() ? opts_.state_dir : cfg_.state_dir;
+  // One VM ending (monitor exit, a fatal error) ends the lab, as before
+  // there were reloads; one a reload removed does not.
+  c.on_ended = [this, id] { door_.post([this, id] { host_ended(id); }); };
+  return std::make_unique<VmHost>(door_, std::move(c));
+}
+
+int Lab::run() {
+  for (auto& v : cfg_.vms) {
+    uint64_t id = next_id_++;
+    entries_.push_back({id, v, make_host(v, id)});
+  }
+  for (auto& e : entries_)
+    if (auto st = e.host->listen(); !st) {
+      std::cerr << "dbgstub: " << (entries_.size() > 1 ? e.vm.name + ": " : "") << st.error().message << "\n";
+      return 1;
+    }
+  Status control_st = ok_status();
+  door_.run([&] {
+    if (!cfg_.control.empty()) {
+      control_ = std::make_unique<ControlSocket>(
+          door_.io(), [this](const control::Request& r, ControlSocket::Respond respond) { handle(r, respond); });
+      control_st = control_->open(cfg_.control, cfg_.control_group);
+    }
+    signals_ = std::make_unique<asio::signal_set>(door_.io(), SIGINT, SIGTERM, SIGHUP);
+    wait_for_signal();
+  });
+  if (!control_st) {
+    std::cerr << "dbgstub: " << control_st.error().message << "\n";
+    door_.run([&] {
+      signals_.reset();
+      control_.reset();
+    });
+    return 1;
+  }
+  door_.run([&] {
+    for (auto& e : entries_) e.host->start();
+  });
+  {
+    std::unique_lock lock(m_);
+    ended_cv_.wait(lock, [&] { return ended_; });
+  }
+  // Ending: the hosts are taken off the front door's thread and joined
+  // here; their last steps (closing listeners) run on the door meanwhile.
+  std::vector<Entry> entries;
+  std::vector<std::thread> retiring;
+  door_.run([&] {
+    if (control_) control_->close();
+    signals_->cancel();
+    entries.swap(entries_);
+    retiring.swap(retiring_);
+  });
+  bool all_started = true;
+  for (auto& e : entries) {
+    e.host->join();
+    all_started = all_started && e.host->started();
+  }
+  for (auto& t : retiring) t.join();
+  entries.clear();
+  door_.run([&] {
+    control_.reset();
+    signals_.reset();
+  });
+  std::cerr << "dbgstub: exiting" << std::endl;
+  return all_started ? 0 : 1;
+}
+
+void Lab::wait_for_signal() {
+  signals_->async_wait([this](const asio::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}: {}", path_, reload());
+      return wait_for_signal();
+    }
+    spdlog::info("signal {}: shutting down", sig);
+    end();
+  });
+}
+
+void Lab::end() {
+  ending_ = true;
+  for (auto& e : entries_) e.host->shutdown();
+  std::lock_guard lock(m_);
+  ended_ = true;
+  ended_cv_.notify_all();
+}
+
+void Lab::host_ended(uint64_t id) {
+  for (auto& e : entries_)
+    if (e.id == id) return end();
+}
+
+void Lab::handle(const control::Request& req, ControlSocket::Respond respond) {
+  switch (req.op) {
+    case control::Op::Status: return status(std::move(respond));
+    case control::Op::Kill: return kill(req, std::move(respond));
+    case control::Op::Reload: return respond(reload());
+  }
+}
+
+// Every VM is asked at once, on its own thread; the reply goes when all
+// have answered or the wait is over, a VM that has not answered by then
+// (its thread stuck on a frozen gdbstub) being "busy".
+void Lab::status(ControlSocket::Respond respond) {
+  struct Gather {
+    std::vector<control::VmStatus> vms;
+    std::size_t left = 0;
+    bool sent = false;
+    ControlSocket::Respond respond;
+    void send() {
+      if (sent) return;
+      sent = true;
+      respond(control::format_status(vms));
+    }
+  };
+  auto g = std::make_shared<Gather>();
+  g->respond = std::move(respond);
+  g->left = entries_.size();
+  for (auto& e : entries_) {
+    control::VmStatus s;
+    s.name = e.vm.name;
+    s.gdb_port = e.host->gdb_port();
+    s.kd_port = e.host->kd_port();
+    s.state = control::VmState::Busy;
+    g->vms.push_back(s);
+  }
+  if (entries_.empty()) return g->send();
+  asio::io_context& door = door_.io();
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    VmHost* h = entries_[i].host.get();
+    h->post([g, i, h, &door] {
+      auto s = h->status();
+      asio::post(door, [g, i, s = std::move(s)]() mutable {
+        if (g->sent) return;
+        g->vms[i] = std::move(s);
+        if (--g->left == 0) g->send();
+      });
+    });
+  }
+  auto timer = std::make_shared<asio::steady_timer>(door, kStatusWait);
+  timer->async_wait([g, timer](const asio::error_code&) {
+    if (!g->sent && g->left) spdlog::warn("control: status: {} VM(s) did not answer in time", g->left);
+    g->send();
+  });
+}
+
+void Lab::kill(const control::Request& req, ControlSocket::Respond respond) {
+  VmHost* h = nullptr;
+  std::string known;
+  for (auto& e : entries_) {
+    if (e.vm.name == req.vm) h = e.host.get();
+    known += (known.empty() ? "" : ", ") + e.vm.name;
+  }
+  if (!h) return respond(control::format_error("no VM '" + req.vm + "' (known: " + known + ")"));
+  spdlog::info("control: kill {} pid {}", req.vm, req.pid);
+  // Answered once: by the VM, or by the timer if the VM takes too long.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  auto reply = [once, respond](std::string line) {
+    if (!once->exchange(true)) respond(std::move(line));
+  };
+  auto timer = std::make_shared<asio::steady_timer>(door_.io(), kKillWait);
+  std::string vm = req.vm;
+  timer->async_wait([timer, reply, vm](const asio::error_code&) {
+    reply(control::format_error("VM " + vm + " did not answer within " +
+                                std::to_string(std::chrono::seconds(kKillWait).count()) + " s (busy)"));
+  });
+  int pid = req.pid;
+  h->post([h, pid, reply] {
+    h->kill(pid, [reply](Result<std::pair<control::KillOutcome, std::string>> r) {
+      if (!r) {
+        spdlog::info("control: kill: {}", r.error().message);
+        return reply(control::format_error(r.error().message));
+      }
+      reply(control::format_kill(r->first, r->second));
+    });
+  });
+}
+
+// Entries whose fingerprint is unchanged keep their VmHost (and so their
+// debugger's session); the others stop, and the new or changed ones start.
+std::string Lab::reload() {
+  if (ending_) return control::format_error("reload: dbgstub is ending");
+  auto cfg = load_lab_config(path_);
+  if (!cfg) {
+    spdlog::warn("reload: {} (nothing changed)", cfg.error().message);
+    return control::format_error("reload: " + cfg.error().message + " (nothing changed)");
+  }
+  if (cfg->control != cfg_.control || cfg->control_group != cfg_.control_group)
+    spdlog::warn("reload: a change of \"control\" or \"control_group\" takes a restart of dbgstub");
+  control::ReloadResult result;
+  std::vector<Entry> kept;
+  for (auto& e : entries_) {
+    bool same = false;
+    for (auto& v : cfg->vms) same = same || (v.name == e.vm.name && v.fingerprint == e.vm.fingerprint);
+    if (same) {
+      result.kept.push_back(e.vm.name);
+      kept.push_back(std::move(e));
+      continue;
+    }
+    result.stopped.push_back(e.vm.name);
+    spdlog::info("reload: stopping {}", e.vm.name);
+    // Its ports are free at once, for its new version to bind.
+    e.host->stop_listening();
+    retiring_.emplace_back([h = std::move(e.host)]() mutable {
+      h->shutdown();
+      h->join();
+      h.reset();
+    });
+  }
+  entries_ = std::move(kept);
+  std::string failures;
+  for (auto& v : cfg->vms) {
+    bool have = false;
+    for (auto& e : entries_) have = have || e.vm.name == v.name;
+    if (have) continue;
+    uint64_t id = next_id_++;
+    auto host = make_host(v, id);
+    if (auto st = host->listen(); !st) {
+      spdlog::error("reload: {}: {}", v.name, st.error().message);
+      failures += (failures.empty() ? "" : "; ") + v.name + ": " + st.error().message;
+      continue;
+    }
+    spdlog::info("reload: starting {}", v.name);
+    host->start();
+    result.started.push_back(v.name);
+    entries_.push_back({id, v, std::move(host)});
+  }
+  std::string line = control::format_reload(result);
+  if (!failures.empty()) return control::format_error("reload: " + failures + " (the other changes were made)");
+  return line;
+}
+
 }  // namespace
 
 int serve_vm(const Options& opts) {
@@ -63,27 +370,8 @@ int serve_lab(const Options& opts) {
     std::cerr << "dbgstub: " << cfg.error().message << "\n";
     return 2;
   }
-  FrontDoor door;
-  std::vector<std::unique_ptr<VmHost>> hosts;
-  for (auto& v : cfg->vms) {
-    VmHostConfig c;
-    c.name = v.name;
-    c.options = opts;
-    c.options.host = v.host;
-    c.options.port = v.port;
-    c.options.kd = false;
-    c.options.clients = v.clients;
-    c.gdb = v.gdb;
-    c.kd = v.kd;
-    c.kd_host = v.kd_host;
-    c.kd_port = v.kd_port;
-    c.vm = v.vm;
-    c.lab = true;
-    c.state_dir = !opts.state_dir.empty() ? opts.state_dir : cfg->state_dir;
-    c.on_ended = [&door, &hosts] { door.post([&hosts] { for (auto& h : hosts) h->shutdown(); }); };
-    hosts.push_back(std::make_unique<VmHost>(door, std::move(c)));
-  }
-  return run_hosts(door, hosts);
+  Lab lab(opts, std::move(*cfg));
+  return lab.run();
 }
 
 }  // namespace dbgstub

@@ -230,7 +230,9 @@ Result<LabConfig> parse_config(std::string_view text) {
   if (doc.is_discarded()) return make_error(22, "the configuration is not valid JSON");
   if (!doc.is_object())
     return make_error(22, "the configuration must be a JSON object with \"vms\" (a lab) or \"allow\"/\"files\"");
-  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir", "clients"}); !st) return st.error();
+  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir", "clients", "control", "control_group"});
+      !st)
+    return st.error();
   LabConfig cfg;
   if (doc.contains("clients")) {
     if (!doc.contains("vms")) return field_error("clients", "applies to a lab of VMs (\"vms\")");
@@ -250,9 +252,25 @@ Result<LabConfig> parse_config(std::string_view text) {
         return field_error("state_dir", "must be an absolute path (a string)");
       cfg.state_dir = d.get<std::string>();
     }
+    if (doc.contains("control")) {
+      const json& c = doc["control"];
+      if (!c.is_string() || c.get<std::string>().empty() || c.get<std::string>()[0] != '/')
+        return field_error("control", "must be an absolute path (a string): where the control socket goes");
+      cfg.control = c.get<std::string>();
+    }
+    if (doc.contains("control_group")) {
+      if (cfg.control.empty()) return field_error("control_group", "applies to a \"control\" socket: give one");
+      auto g = string_field(doc, "", "control_group", true);
+      if (!g) return field_error("control_group", "must be a group name (a non-empty string)");
+      cfg.control_group = *g;
+    }
+    // What every VM gets from the lab is part of each one's fingerprint.
+    std::string shared = (doc.contains("clients") ? doc["clients"].dump() : "") + "|" + cfg.state_dir;
+    for (std::size_t i = 0; i < cfg.vms.size(); ++i) cfg.vms[i].fingerprint = doc["vms"][i].dump() + "|" + shared;
     return cfg;
   }
-  if (doc.contains("state_dir")) return field_error("state_dir", "applies to a lab of VMs (\"vms\")");
+  for (const char* k : {"state_dir", "control", "control_group"})
+    if (doc.contains(k)) return field_error(k, "applies to a lab of VMs (\"vms\")");
   if (auto st = parse_policy(doc, cfg.policy); !st) return st.error();
   return cfg;
 }

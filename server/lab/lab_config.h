@@ -12,6 +12,10 @@
 // VM): the addresses and CIDR ranges debuggers may connect from, on GDB and
 // KD ports alike (server/client_allow_list.h). Without it, anyone who can
 // reach the port.
+//
+// "control" (a lab's): the path of a Unix socket for `dbgstub ctl` (status,
+// kill, reload; server/lab/control_socket.h), mode 0600, or 0660 with
+// "control_group" (a group name) as its group.
 #pragma once
 #include <string>
 #include <string_view>
@@ -34,6 +38,9 @@ struct LabVm {
   uint16_t kd_port = 0;
   VmOptions vm;
   ClientAllowList clients;  // its own "clients", or else the lab's
+  // The entry as written, with what the lab gives every VM ("clients",
+  // "state_dir"): a reload keeps a VM whose fingerprint did not change.
+  std::string fingerprint;
 };
 
 struct LabConfig {
@@ -41,6 +48,8 @@ struct LabConfig {
   ClientAllowList clients;   // the lab's "clients" (each VM's copy is in LabVm)
   SecurityPolicy policy;     // a user-mode session ("allow", "files")
   std::string state_dir;     // a lab's "state_dir" (server/lab/vm_state.h); empty: not given
+  std::string control;       // a lab's "control" socket path; empty: none
+  std::string control_group; // "control_group"; empty: only dbgstub's user
 };
 
 // Either kind; "vms" and the policy's fields don't go together.

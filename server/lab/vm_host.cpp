@@ -52,6 +52,91 @@ void VmHost::shutdown() {
   asio::post(io_, [this] { server_->shutdown(); });
 }
 
+void VmHost::post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+
+void VmHost::stop_listening() { server_->close_listeners(); }
+
+std::optional<uint16_t> VmHost::gdb_port() const {
+  if (!cfg_.gdb) return std::nullopt;
+  return server_->port();
+}
+
+std::optional<uint16_t> VmHost::kd_port() const {
+  if (!cfg_.kd) return std::nullopt;
+  return server_->kd_port();
+}
+
+control::VmStatus VmHost::status() const {
+  control::VmStatus s;
+  s.name = cfg_.name;
+  s.gdb_port = gdb_port();
+  s.kd_port = kd_port();
+  // started_ is set on this thread once start-up is done; a request that
+  // comes while start-up runs the loop (waiting on the agent) sees it unset.
+  if (!started_) s.state = control::VmState::Starting;
+  else if (vm_->unreachable()) s.state = control::VmState::Unreachable;
+  else if (server_->has_session() && vm_->has_processes() && !vm_->running()) s.state = control::VmState::Halted;
+  else s.state = control::VmState::Running;
+  s.debugger = server_->debugger_address();
+  for (const auto& p : server_->terminations().pending()) s.pending.push_back({p.pid, p.name, p.address});
+  return s;
+}
+
+void VmHost::kill(int pid, KillDone done) {
+  using control::KillOutcome;
+  const std::string vm = "VM " + cfg_.name;
+  if (!started_) return done(make_error(EBUSY, vm + " is still starting; try again"));
+  GuestProcesses* guest = vm_->guest_processes();
+  if (!guest) return done(make_error(95, vm + ": its guest's processes are not known (no symbols or task layout)"));
+  bool debugger = server_->has_session();
+  // Halted by its debugger: what .kill does, scheduled for its next resume.
+  bool held = debugger && vm_->has_processes() && !vm_->running();
+  if (debugger && !held && vm_->running())
+    // Its memory can't be read without a halt, and a halt now would be a
+    // stop its debugger did not ask for.
+    return done(make_error(EBUSY, vm + " runs under a debugger (" + server_->debugger_address().value_or("?") +
+                                      "): halt it there to have the kill scheduled, or use its \"monitor .kill\""));
+  // Not held: this reads the task list, which connects to the VM's gdbstub
+  // (halting it); release_target below lets it run again.
+  auto procs = guest->list();
+  auto let_go = [&] {
+    if (!held) server_->release_target();
+  };
+  if (!procs) {
+    let_go();
+    return done(make_error(procs.error().code, vm + ": cannot list its processes: " + procs.error().message));
+  }
+  const GuestProcess* found = nullptr;
+  for (const auto& p : *procs)
+    if (p.pid == pid && !p.idle) {
+      found = &p;
+      break;
+    }
+  if (!found) {
+    let_go();
+    return done(make_error(3, vm + " has no process with pid " + std::to_string(pid)));
+  }
+  GuestProcess target = *found;
+  auto text = server_->terminations().schedule(target);
+  if (!text) {
+    let_go();
+    return done(text.error());
+  }
+  if (held) {
+    spdlog::info("{}: control: {} scheduled (its debugger holds the VM halted)", cfg_.name,
+                 describe_guest_process(target));
+    return done(std::make_pair(KillOutcome::Scheduled, *text));
+  }
+  // Resumed, and ended from inside the guest: the reply waits for the
+  // agent's answer about this process (others pending run alongside).
+  server_->release_target([target, done](const GuestProcess& p, const Status& st, const std::string& line) {
+    if (p.pid != target.pid || p.address != target.address) return;
+    std::string msg = line.empty() || line.back() != '\n' ? line : line.substr(0, line.size() - 1);
+    if (st) done(std::make_pair(KillOutcome::Terminated, msg));
+    else done(make_error(st.error().code, msg));
+  });
+}
+
 void VmHost::join() {
   if (thread_.joinable()) thread_.join();
 }

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "server/app/options.h"
+#include "server/lab/control_protocol.h"
 #include "server/lab/vm_state.h"
 #include "server/plumbing/front_door.h"
 #include "server/plumbing/server.h"
@@ -60,6 +61,25 @@ class VmHost {
   // After join(): false when a single VM (not a lab's) could not be reached.
   bool started() const { return started_; }
   const std::string& name() const { return cfg_.name; }
+
+  // The control socket's way in (server/lab/control_socket.h): nothing
+  // touches a VM but its own thread, so the front door posts there.
+  void post(std::function<void()> fn);
+  // On the VM's thread: what `dbgstub ctl status` shows of it.
+  control::VmStatus status() const;
+  // The ports bound by listen() (set before start(): readable anywhere).
+  std::optional<uint16_t> gdb_port() const;
+  std::optional<uint16_t> kd_port() const;
+  // On the VM's thread: ends guest process `pid` as "monitor .kill" would,
+  // with the VM's termination schedule. At once (halt to find it, resume,
+  // end it through the guest agent) when no debugger holds the VM halted;
+  // scheduled for the debugger's next resume when one does. `done` is
+  // called once, on the VM's thread.
+  using KillDone = std::function<void(Result<std::pair<control::KillOutcome, std::string>>)>;
+  void kill(int pid, KillDone done);
+  // On the front door's thread: stop accepting debuggers now, so that a
+  // lab reload can bind the same port for the entry's new version.
+  void stop_listening();
 
  private:
   void run();

@@ -142,6 +142,11 @@ void Server::on_accepted(std::unique_ptr<Transport> transport, bool kd, const st
     return;
   }
   std::cerr << "Remote debugging from host " << remote << (kd && !options_.kd ? " (KD)" : "") << std::endl;
+  // `remote` is in gdbserver's words ("ADDRESS, port N"), which the
+  // console line above must keep; the control socket wants ADDRESS:N.
+  session_peer_ = remote;
+  if (auto at = remote.rfind(", port "); at != std::string::npos)
+    session_peer_ = remote.substr(0, at) + ":" + remote.substr(at + 7);
   start_session(std::move(transport), kd);
 }
 
@@ -358,10 +363,15 @@ void Server::shutdown() {
 
 // Lets the target go; a machine runs again, so what a debugger scheduled
 // for termination happens now (the outcome goes to the log).
-void Server::release_target() {
+void Server::release_target(TerminationSchedule::Outcome outcome) {
   target_.release_all();
   if (target_.mode() == Mode::Kernel && !terminations_.empty())
-    if (GuestProcesses* guest = target_.guest_processes()) terminations_.run(*guest, nullptr);
+    if (GuestProcesses* guest = target_.guest_processes()) terminations_.run(*guest, nullptr, std::move(outcome));
+}
+
+std::optional<std::string> Server::debugger_address() const {
+  if (!session_) return std::nullopt;
+  return session_peer_;
 }
 
 void Server::stop_when_released() {

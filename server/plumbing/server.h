@@ -6,6 +6,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,15 @@ class Server {
   // Kernel mode's scheduled terminations (main records them in the VM's
   // state file, server/lab/vm_state.h).
   TerminationSchedule& terminations() { return terminations_; }
+  // Whether a debugger is connected, and its address ("127.0.0.1:40412").
+  bool has_session() const { return session_ != nullptr; }
+  std::optional<std::string> debugger_address() const;
+  // Lets the target go (a machine runs again) and carries out the pending
+  // terminations: what a debugger's leaving does, and the control socket's
+  // kill of a VM no debugger holds. `outcome` as TerminationSchedule::run.
+  void release_target(TerminationSchedule::Outcome outcome = nullptr);
+  // Stops accepting debuggers (from any thread; at once on the front door's).
+  void close_listeners();
   // Release the target (kill launched, detach attached) and stop the loop.
   void shutdown();
   // After the loop has stopped: closes a session still open and runs what
@@ -81,7 +91,6 @@ class Server {
   std::string busy_reason(bool kd) const;
   void refuse_busy(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why);
   void refuse_busy_kd(std::unique_ptr<Transport> transport, const std::string& remote, const std::string& why);
-  void close_listeners();
   void on_session_closed();
   bool keeps_program_for_next_debugger(bool was_non_stop) const;
   void maybe_finish();
@@ -104,7 +113,7 @@ class Server {
   bool session_kd_ = false;  // the connected debugger speaks KD
   // Kernel mode: processes scheduled for termination; outlives sessions.
   TerminationSchedule terminations_;
-  void release_target();
+  std::string session_peer_;  // the connected debugger's "ADDRESS:PORT"
   uint16_t port_ = 0;
   uint16_t kd_port_ = 0;
   std::string kd_host_;

@@ -36,6 +36,7 @@ Status VmTarget::Impl::ensure_attached() {
 
 Status VmTarget::Impl::attach() {
   forget_session();
+  attach_failed = true;  // until the handshake is done
   if (auto st = conn.connect(host, port); !st)
     return make_error(st.error().code, "cannot connect to the VM's gdbstub at " + where() + ": " + st.error().message);
   if (auto st = handshake(); !st) {
@@ -52,6 +53,7 @@ Status VmTarget::Impl::attach() {
     return e;
   }
   link = Link::Attached;
+  attach_failed = false;
   lost_reason.clear();
   report_hold();
   spdlog::info("VM: attached to the gdbstub at {}: {} vCPU{}, {} registers; it offered '{}'", where(),

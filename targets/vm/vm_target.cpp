@@ -177,6 +177,8 @@ std::optional<StopEvent> VmTarget::last_stop() const {
 
 bool VmTarget::running() const { return impl_->running; }
 
+bool VmTarget::unreachable() const { return impl_->link == Impl::Link::Lost || impl_->attach_failed; }
+
 std::string VmTarget::target_xml() const {
   if (auto st = impl_->ensure_attached(); !st) return "";
   return impl_->target_xml;

@@ -74,6 +74,9 @@ class VmTarget : public Target {
   std::string thread_name(ThreadRef t) const override;
   std::optional<StopEvent> last_stop() const override;
   bool running() const override;
+  // Its gdbstub can't be reached: the last connect failed, or the link
+  // was lost mid-session (until the debugger leaves).
+  bool unreachable() const;
 
   std::string target_xml() const override;
   Result<std::string> read_registers(ThreadRef t) override;

@@ -54,6 +54,7 @@ struct VmTarget::Impl {
   // timeout: its deadline earlier than the loss).
   std::chrono::steady_clock::time_point silent_since;
   bool lost_to_timeout = false;
+  bool attach_failed = false;  // the last attach() failed (for a lab's status)
   StopHandler on_stop;
   HoldObserver on_hold;
 

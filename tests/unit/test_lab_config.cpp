@@ -33,7 +33,7 @@ TEST_CASE("lab config: errors name the field") {
   CHECK(error_of("[]").find("JSON object") != std::string::npos);
   CHECK(error_of("{}") == "vms: missing");
   CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
-  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, clients, files, state_dir, vms)");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, clients, control, control_group, files, state_dir, vms)");
   CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
   CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
   CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") ==
@@ -100,4 +100,36 @@ TEST_CASE("lab config: state_dir, an absolute folder, for a lab only") {
   auto policy = parse_config(R"({"state_dir": "/x", "files": {"root": "/tmp"}})");
   REQUIRE_FALSE(policy);
   CHECK(policy.error().message.find("state_dir") != std::string::npos);
+}
+
+TEST_CASE("lab config: control, a socket path, and control_group") {
+  const std::string vms = R"("vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"}])";
+  auto cfg = parse_lab_config("{\"control\": \"/run/dbgstub/lab.sock\", \"control_group\": \"lab\", " + vms + "}");
+  REQUIRE(cfg);
+  CHECK(cfg->control == "/run/dbgstub/lab.sock");
+  CHECK(cfg->control_group == "lab");
+  CHECK(parse_lab_config("{" + vms + "}")->control.empty());
+  CHECK(error_of("{\"control\": \"lab.sock\", " + vms + "}") ==
+        "control: must be an absolute path (a string): where the control socket goes");
+  CHECK(error_of("{\"control\": 1, " + vms + "}") ==
+        "control: must be an absolute path (a string): where the control socket goes");
+  CHECK(error_of("{\"control_group\": \"lab\", " + vms + "}") ==
+        "control_group: applies to a \"control\" socket: give one");
+  CHECK(error_of("{\"control\": \"/x.sock\", \"control_group\": 5, " + vms + "}") ==
+        "control_group: must be a group name (a non-empty string)");
+  auto policy = parse_config(R"({"control": "/x.sock", "files": {"root": "/tmp"}})");
+  REQUIRE(!policy);
+  CHECK(policy.error().message == "control: applies to a lab of VMs (\"vms\")");
+}
+
+TEST_CASE("lab config: a VM's fingerprint changes with its entry and what the lab gives it") {
+  auto a = parse_lab_config(R"({"vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"},
+                                        {"name": "w", "listen": ":3", "gdbstub": ":4"}]})");
+  auto b = parse_lab_config(R"({"vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"},
+                                        {"name": "w", "listen": ":3", "gdbstub": ":5"}]})");
+  auto c = parse_lab_config(R"({"clients": ["::1"], "vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"}]})");
+  REQUIRE((a && b && c));
+  CHECK(a->vms[0].fingerprint == b->vms[0].fingerprint);
+  CHECK(a->vms[1].fingerprint != b->vms[1].fingerprint);
+  CHECK(a->vms[0].fingerprint != c->vms[0].fingerprint);
 }
