@@ -14,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "server/lab/control_socket.h"
@@ -81,6 +83,7 @@ class Lab {
   void status(ControlSocket::Respond respond);
   void kill(const control::Request& req, ControlSocket::Respond respond);
   std::string reload();  // the reply line
+  void start_replacement(const LabVm& v);
   void host_ended(uint64_t id);
   void end();
   void wait_for_signal();
@@ -296,6 +299,19 @@ void Lab::kill(const control::Request& req, ControlSocket::Respond respond) {
 
 // Entries whose fingerprint is unchanged keep their VmHost (and so their
 // debugger's session); the others stop, and the new or changed ones start.
+void Lab::start_replacement(const LabVm& v) {
+  if (ending_) return;
+  uint64_t id = next_id_++;
+  auto host = make_host(v, id);
+  if (auto st = host->listen(); !st) {
+    spdlog::error("reload: {}: {}", v.name, st.error().message);
+    return;
+  }
+  spdlog::info("reload: starting {} again", v.name);
+  host->start();
+  entries_.push_back({id, v, std::move(host)});
+}
+
 std::string Lab::reload() {
   if (ending_) return control::format_error("reload: dbgstub is ending");
   auto cfg = load_lab_config(path_);
@@ -307,6 +323,7 @@ std::string Lab::reload() {
     spdlog::warn("reload: a change of \"control\" or \"control_group\" takes a restart of dbgstub");
   control::ReloadResult result;
   std::vector<Entry> kept;
+  std::set<std::string> replacing;
   for (auto& e : entries_) {
     bool same = false;
     for (auto& v : cfg->vms) same = same || (v.name == e.vm.name && v.fingerprint == e.vm.fingerprint);
@@ -319,10 +336,18 @@ std::string Lab::reload() {
     spdlog::info("reload: stopping {}", e.vm.name);
     // Its ports are free at once, for its new version to bind.
     e.host->stop_listening();
-    retiring_.emplace_back([h = std::move(e.host)]() mutable {
+    // A VM whose entry changed starts again only once its old version has
+    // let it go: both would be the gdbstub's client, and the VM's state
+    // file (and its lock) is one.
+    std::optional<LabVm> next;
+    for (auto& v : cfg->vms)
+      if (v.name == e.vm.name) next = v;
+    if (next) replacing.insert(next->name);
+    retiring_.emplace_back([this, h = std::move(e.host), next]() mutable {
       h->shutdown();
       h->join();
       h.reset();
+      if (next) door_.post([this, v = *next] { start_replacement(v); });
     });
   }
   entries_ = std::move(kept);
@@ -331,6 +356,10 @@ std::string Lab::reload() {
     bool have = false;
     for (auto& e : entries_) have = have || e.vm.name == v.name;
     if (have) continue;
+    if (replacing.count(v.name)) {
+      result.started.push_back(v.name);  // once its old version has ended
+      continue;
+    }
     uint64_t id = next_id_++;
     auto host = make_host(v, id);
     if (auto st = host->listen(); !st) {
