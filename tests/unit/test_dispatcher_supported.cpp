@@ -124,13 +124,28 @@ TEST_CASE("qSupported: the process target's reply is unchanged, byte for byte") 
 
 TEST_CASE("qSupported: a VM offers none of a process's documents or events") {
   asio::io_context io;
-  // Never connected: qSupported and vCont? ask only what the target is.
-  VmTarget target(io, "127.0.0.1", 9);
+  // What a VM can do, asked without connecting: nothing optional.
+  VmTarget vm(io, "127.0.0.1", 9);
+  TargetCapabilities caps = vm.capabilities();
+  CHECK_FALSE((caps.exec_file || caps.auxv || caps.libraries_svr4 || caps.siginfo || caps.osdata ||
+               caps.fork_events || caps.exec_events || caps.catch_syscalls || caps.range_step));
+  CHECK(vm.launcher() == nullptr);
+  // The dispatcher's reply for such a machine (a fake, reachable).
+  FakeMachine target;
   Session s(target);
   std::string reply = s.request(kGdbSupported);
   check_offers_nothing_of_a_process(reply);
   CHECK_FALSE(offers(reply, "qXfer:osdata:read+"));  // no guest view: no "processes" document
-  CHECK(s.request("vCont?") == "vCont;c;C;s;S;t");   // QEMU's stub: no range stepping
+}
+
+TEST_CASE("qSupported: a VM that cannot be reached says so in the reply, naming its gdbstub") {
+  asio::io_context io;
+  VmTarget target(io, "127.0.0.1", 9);  // nothing listens on the discard port
+  Session s(target);
+  std::string reply = s.request(kGdbSupported);
+  CHECK(reply.rfind("E.", 0) == 0);
+  CHECK(reply.find("gdbstub") != std::string::npos);
+  CHECK(reply.find("127.0.0.1:9") != std::string::npos);
 }
 
 TEST_CASE("qSupported: a VM with the guest's processes offers their osdata document") {
