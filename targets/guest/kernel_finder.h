@@ -40,7 +40,8 @@ struct FoundKernel {
   bool from_cache = false;
 };
 
-// Where the cache lives: $DBGSTUB_KALLSYMS_CACHE, else
+// Where the cache lives: $DBGSTUB_KALLSYMS_CACHE, else $CACHE_DIRECTORY/kallsyms
+// (systemd's CacheDirectory=), else
 // $XDG_CACHE_HOME/dbgstub/kallsyms, else ~/.cache/dbgstub/kallsyms; "" off.
 std::string default_kallsyms_cache_dir();
 

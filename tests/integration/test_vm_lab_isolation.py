@@ -146,9 +146,10 @@ class OneVm(unittest.TestCase):
             stop_dbgstub(proc)
         self.assert_vm_running()
 
-    def test_outside_agent_client_is_answered_while_served_and_after_a_kill(self):
-        # A lab's VM runs until its debugger comes (a --vm one is held for
-        # its first debugger, as gdbserver holds a program it started).
+    def serve_in_a_lab(self):
+        """dbgstub serving the guest as a lab of one: (proc, lines, port).
+        A lab's VM runs until its debugger comes (a --vm one is held for
+        its first debugger, as gdbserver holds a program it started)."""
         g = self.guest
         d = tempfile.mkdtemp(prefix="dbgstub-lab-")
         self.addCleanup(shutil.rmtree, d, True)
@@ -157,28 +158,65 @@ class OneVm(unittest.TestCase):
             json.dump({"vms": [{"name": "solo", "listen": "127.0.0.1:0", "gdbstub": f"127.0.0.1:{g.gdb_port}",
                                 "qga": g.qga_path}]}, f)
         proc, lines = start_dbgstub("--config", path)
-        try:
-            self.assertTrue(harness.eventually(lambda: any("Listening on port" in l for l in lines), timeout=90),
-                            "".join(lines))
-            port = int(re.search(r"Listening on port (\d+)", "".join(lines)).group(1))
-            # dbgstub idle beside it: the agent answers another client.
-            with g.qga(timeout=15) as q:
-                code, text, _ = q.exec(["/bin/echo", "before"], timeout=15)
-            self.assertEqual((code, text), (0, "before\n"))
-            out = gdb(["monitor !process 0 0 sleep"], port=port, timeout=120)
-            victims = PROCESS_LINE.findall(out)
-            self.assertTrue(victims, out)
-            addr, pid, _ = victims[0]
-            out = gdb([f"monitor .kill {addr}", "detach"], port=port, timeout=120)
-            self.assertIn("will be terminated the next time the target runs", out)
-            self.assertTrue(harness.eventually(lambda: "was terminated" in "".join(lines), timeout=60, interval=0.5),
-                            "".join(lines))
-            with g.qga(timeout=15) as q:
-                code, text, _ = q.exec(["/bin/echo", "after"], timeout=15)
-            self.assertEqual((code, text), (0, "after\n"))
-            self.assertNotIn(int(pid), [p for p, _ in g.ps()])
-        finally:
-            stop_dbgstub(proc)
+        self.addCleanup(stop_dbgstub, proc)
+        self.assertTrue(harness.eventually(lambda: any("Listening on port" in l for l in lines), timeout=90),
+                        "".join(lines))
+        port = int(re.search(r"Listening on port (\d+)", "".join(lines)).group(1))
+        return proc, lines, port
+
+    def test_a_kill_of_a_zombie_says_it_had_ended(self):
+        g = self.guest
+        with g.qga() as q:
+            # A parent that never reaps: its child exits and stays a zombie.
+            parent = q.call("guest-exec", {"path": "/bin/sh",
+                                           "arg": ["-c", "(exec sleep 0.2) & exec sleep 100000"]})["pid"]
+            def end_parent():
+                with g.qga() as q2:
+                    q2.sh(f"kill -9 {parent}")
+            self.addCleanup(end_parent)
+            found = {}
+
+            def zombie():
+                code, out, _ = q.sh("for s in /proc/[0-9]*/status; do grep -q '^State:.*Z' $s && "
+                                    "grep -q \"^PPid:[[:space:]]*%d$\" $s && echo ${s#/proc/}; done; true" % parent)
+                pids = [int(x.split("/")[0]) for x in out.split()]
+                if pids:
+                    found["pid"] = pids[0]
+                return bool(pids)
+            self.assertTrue(harness.eventually(zombie, timeout=20, interval=0.5), "no zombie appeared")
+        z = found["pid"]
+        proc, lines, port = self.serve_in_a_lab()
+        out = gdb(["monitor !process 0 0 sleep"], port=port, timeout=120)
+        addr = [a for a, pid, _ in PROCESS_LINE.findall(out) if int(pid) == z]
+        self.assertTrue(addr, f"zombie {z} not listed:\n{out}")
+        out = gdb([f"monitor .kill {addr[0]}", "detach"], port=port, timeout=120)
+        self.assertTrue(harness.eventually(lambda: f"pid {z}) was" in "".join(lines), timeout=60, interval=0.5),
+                        "".join(lines))
+        log = "".join(lines)
+        self.assertIn(f"(sleep, pid {z}) was not terminated: it had already ended (a zombie its parent has not "
+                      "reaped yet)", log)
+        self.assertNotIn("has not ended yet", log)
+        self.assert_vm_running()
+
+    def test_outside_agent_client_is_answered_while_served_and_after_a_kill(self):
+        g = self.guest
+        proc, lines, port = self.serve_in_a_lab()
+        # dbgstub idle beside it: the agent answers another client.
+        with g.qga(timeout=15) as q:
+            code, text, _ = q.exec(["/bin/echo", "before"], timeout=15)
+        self.assertEqual((code, text), (0, "before\n"))
+        out = gdb(["monitor !process 0 0 sleep"], port=port, timeout=120)
+        victims = PROCESS_LINE.findall(out)
+        self.assertTrue(victims, out)
+        addr, pid, _ = victims[0]
+        out = gdb([f"monitor .kill {addr}", "detach"], port=port, timeout=120)
+        self.assertIn("will be terminated the next time the target runs", out)
+        self.assertTrue(harness.eventually(lambda: "was terminated" in "".join(lines), timeout=60, interval=0.5),
+                        "".join(lines))
+        with g.qga(timeout=15) as q:
+            code, text, _ = q.exec(["/bin/echo", "after"], timeout=15)
+        self.assertEqual((code, text), (0, "after\n"))
+        self.assertNotIn(int(pid), [p for p, _ in g.ps()])
         self.assert_vm_running()
 
 
