@@ -132,7 +132,11 @@ Result<GuestTask> read_task(const ReadMemory& read, uint64_t address, const Task
   uint64_t mm = le(*b, at(l.mm), 8);
   if (l.start) t.start_ns = le(*b, at(*l.start), 8);
   t.idle = t.pid == 0;
-  t.kernel_thread = (flags & kPfKthread) != 0 || mm == 0;
+  // No mm: a kernel thread, or a process that is exiting or has exited
+  // (a zombie keeps its task_struct until its parent reaps it, but exit_mm
+  // has let its memory go); PF_EXITING tells the two apart.
+  t.exiting = (flags & kPfExiting) != 0;
+  t.kernel_thread = (flags & kPfKthread) != 0 || (mm == 0 && !t.exiting);
   return t;
 }
 

@@ -59,10 +59,12 @@ struct GuestTask {
   std::string comm;
   bool kernel_thread = false;  // PF_KTHREAD: no user space to end
   bool idle = false;           // pid 0: a CPU's idle task
+  bool exiting = false;        // PF_EXITING: exiting, or exited and not yet reaped
   std::optional<uint64_t> start_ns;  // since boot (TaskLayout::start)
 };
 
 constexpr uint32_t kPfKthread = 0x00200000;
+constexpr uint32_t kPfExiting = 0x00000004;
 
 Result<GuestTask> read_task(const ReadMemory& read, uint64_t address, const TaskLayout& layout);
 // Every thread-group leader on the task list, init_task (pid 0) first.

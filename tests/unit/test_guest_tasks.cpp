@@ -84,6 +84,25 @@ TEST_CASE("guest tasks: the list from init_task, kernel threads told apart") {
   CHECK((*tasks)[3].address == 0xffff888004200000);
 }
 
+TEST_CASE("guest tasks: a zombie (no mm, PF_EXITING) is a process, not a kernel thread") {
+  FakeMemory m;
+  TaskLayout l = layout();
+  GuestSymbols s;
+  s.init_task = 0x10000;
+  add_task(m, l, 0x10000, 0x20000, 0, "swapper/0", true);
+  add_task(m, l, 0x20000, 0x10000, 105, "sleep", false);
+  m.put(0x20000 + l.mm, 0, 8);              // exit_mm let its memory go
+  m.put(0x20000 + l.flags, 0x400004, 4);    // PF_EXITING
+  auto tasks = walk_tasks(m.reader(), s, l);
+  REQUIRE(tasks);
+  CHECK((*tasks)[1].exiting);
+  CHECK_FALSE((*tasks)[1].kernel_thread);
+  m.put(0x20000 + l.flags, 0x400000, 4);    // no mm and not exiting: a kernel thread
+  tasks = walk_tasks(m.reader(), s, l);
+  REQUIRE(tasks);
+  CHECK((*tasks)[1].kernel_thread);
+}
+
 TEST_CASE("guest tasks: the start time where the layout has one, none where it has not") {
   FakeMemory m;
   TaskLayout l = layout();
