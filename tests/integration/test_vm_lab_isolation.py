@@ -260,6 +260,17 @@ class FrozenNeighbour(unittest.TestCase):
                         time.sleep(1.0)  # a's debugger is waiting on the frozen stub
                         frozen = [self.short_session(ports["b"]) for _ in range(3)]
                         ta.join(150)
+                        # A client that sends its request again (as gdb does
+                        # after 2 s with no reply) while the first is still
+                        # being answered gets one reply: the session stays
+                        # in step.
+                        with harness.RspClient(ports["a"], timeout=20) as c:
+                            c.send("qSupported:multiprocess+")
+                            time.sleep(1.3)
+                            c.send("qSupported:multiprocess+")
+                            first = c.read_packet(timeout=15)
+                            self.assertTrue(first.startswith("E."), first)
+                            self.assertEqual(c.request("vMustReplyEmpty", timeout=10), "")
                     finally:
                         os.kill(a.proc.pid, signal.SIGCONT)
                     ratio = statistics.median(frozen) / statistics.median(healthy)
