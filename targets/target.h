@@ -160,6 +160,11 @@ class GuestProcesses {
   // showing the debugger meanwhile (a busy guest agent); it may be empty.
   virtual void terminate(const GuestProcess& p, std::function<void(Status)> done,
                          std::function<void(const std::string&)> notice) = 0;
+  // terminate() wants the machine halted, and leaves it halted (it runs
+  // the machine itself for a moment: a call into the guest kernel, no
+  // agent): it is asked just before the machine is resumed or let go,
+  // rather than just after.
+  virtual bool terminates_while_halted() const { return false; }
   // Monitor commands on the guest OS (e.g. its kernel's symbols).
   virtual std::vector<TargetCommand> commands() { return {}; }
 };

@@ -854,12 +854,13 @@ std::string Dispatcher::on_resume(const std::vector<ResumeAction>& actions, bool
   // Waiting before the call: a target may report the stop at once.
   waiting_for_stop_ = true;
   last_resume_ = actions;
+  if (target_.mode() == Mode::Kernel) run_terminations(true);  // those that want the machine halted
   auto st = target_.resume(actions);
   if (!st) {
     waiting_for_stop_ = false;
     return refuse(st.error().code, st.error().message);
   }
-  if (target_.mode() == Mode::Kernel) run_terminations();  // the machine runs: now they happen
+  if (target_.mode() == Mode::Kernel) run_terminations(false);  // the machine runs: now they happen
   deferred = true;
   return "";
 }

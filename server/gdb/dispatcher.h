@@ -111,7 +111,7 @@ class Dispatcher {
   MonitorResult cmd_bang_process(const std::string& args);
   Result<GuestProcess> guest_current_process();
   Result<std::string> schedule_current_process();
-  void run_terminations();
+  void run_terminations(bool halted);
   Result<std::string> guest_osdata_processes();
   void apply_child_policy();
 

@@ -79,10 +79,13 @@ Result<std::string> Dispatcher::schedule_current_process() {
 // The machine runs again: pending terminations happen now. Their outcome
 // reaches the console while gdb still waits for the stop (the one time it
 // takes console output), and the log always.
-void Dispatcher::run_terminations() {
+void Dispatcher::run_terminations(bool halted) {
   TerminationSchedule* schedule = config_.terminations;
   GuestProcesses* guest = target_.guest_processes();
   if (!schedule || !guest || schedule->empty()) return;
+  // Through the guest agent, once the machine runs; without one, just
+  // before (the guest kernel does it, called through the VM).
+  if (guest->terminates_while_halted() != halted) return;
   auto alive = alive_;
   schedule->run(*guest, [this, alive](const std::string& line) {
     if (*alive && waiting_for_stop_) hooks_.send(rsp::reply_console_output(line));

@@ -195,6 +195,8 @@ bool VmHost::start_up() {
     spdlog::warn("{}the guest kernel's symbols were not found in its memory: {}", prefix, st.error().message);
   if (guest_->ready()) {
     vm_->set_guest(guest_.get());
+    // No agent: the guest kernel ends processes, called through the VM.
+    if (!agent) guest_->set_kernel_caller(vm_.get());
     if (auto st = guest_->load_layout(); !st)
       spdlog::warn("{}the guest's processes will not be available: {}", prefix, st.error().message);
   }

@@ -364,9 +364,13 @@ void Server::shutdown() {
 // Lets the target go; a machine runs again, so what a debugger scheduled
 // for termination happens now (the outcome goes to the log).
 void Server::release_target(TerminationSchedule::Outcome outcome) {
+  GuestProcesses* guest = target_.mode() == Mode::Kernel ? target_.guest_processes() : nullptr;
+  // Without a guest agent the guest kernel ends them, called through the
+  // VM before it is let go.
+  if (guest && guest->terminates_while_halted() && !terminations_.empty())
+    terminations_.run(*guest, nullptr, outcome);
   target_.release_all();
-  if (target_.mode() == Mode::Kernel && !terminations_.empty())
-    if (GuestProcesses* guest = target_.guest_processes()) terminations_.run(*guest, nullptr, std::move(outcome));
+  if (guest && !terminations_.empty()) terminations_.run(*guest, nullptr, std::move(outcome));
 }
 
 std::optional<std::string> Server::debugger_address() const {

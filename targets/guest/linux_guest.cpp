@@ -166,8 +166,11 @@ Result<GuestProcess> LinuxGuest::current(unsigned cpu) {
 
 void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> done,
                            std::function<void(const std::string&)> notice) {
-  if (qga_.path().empty())
-    return done(make_error(95, "ending a guest process needs the guest agent for now (--vm ...,qga=PATH)"));
+  if (qga_.path().empty()) {
+    if (!caller_)
+      return done(make_error(95, "ending a guest process needs the guest agent or the VM's gdbstub (--vm ...)"));
+    return done(kill_by_kernel_call(p));
+  }
   // The pid is checked against the name first: a process that ended while
   // the VM was halted may have left its pid to another one. A zombie (it
   // has exited, its parent has not reaped it yet) has ended: it is not
@@ -207,6 +210,58 @@ void LinuxGuest::terminate(const GuestProcess& p, std::function<void(Status)> do
         }
       },
       std::move(notice));
+}
+
+Status LinuxGuest::still_there(const GuestProcess& p) {
+  auto all = list();
+  if (!all) return make_error(all.error().code, "its task could not be checked: " + all.error().message);
+  for (auto& q : *all) {
+    if (q.address != p.address) continue;
+    if (q.pid != p.pid || q.name != p.name)
+      return make_error(ESRCH, "it had already gone (its task is " + q.name + ", pid " + std::to_string(q.pid) +
+                                   " now)");
+    if (p.start_ns && q.start_ns && *p.start_ns != *q.start_ns)
+      return make_error(ESRCH, "it had already gone (its task is a later process with the same pid)");
+    return ok_status();
+  }
+  return make_error(ESRCH, "it had already gone");
+}
+
+// SIGKILL from the guest kernel: send_sig(9, task, 1), SEND_SIG_PRIV (the
+// kernel's own signal, no permission check), from a vCPU borrowed at the
+// entry of schedule (process context, interrupts on, no spinlock held),
+// returning to startup_64 (boot code, never run again). The task is
+// checked at that moment, the VM halted, so a pid reused meanwhile is
+// never hit.
+Status LinuxGuest::kill_by_kernel_call(const GuestProcess& p) {
+  if (!table_) return make_error(ENOENT, symbols_error_);
+  auto sym = [this](std::initializer_list<const char*> names) -> std::optional<uint64_t> {
+    for (const char* n : names)
+      for (const auto* s : table_->find(n))
+        if (s->module.empty() && s->addr != 0) return s->addr;
+    return std::nullopt;
+  };
+  auto schedule = sym({"schedule"});
+  auto send_sig = sym({"send_sig"});
+  auto trap = sym({"startup_64", "_text"});
+  if (!schedule || !send_sig || !trap)
+    return make_error(ENOENT, std::string("the guest kernel's symbol ") +
+                                  (!schedule ? "schedule" : !send_sig ? "send_sig" : "startup_64") +
+                                  " was not found in its kallsyms");
+  KernelCall call;
+  call.safe_point = *schedule;
+  call.function = *send_sig;
+  call.args = {9, p.address, 1};  // SIGKILL, the task, SEND_SIG_PRIV
+  call.return_trap = *trap;
+  call.wait = std::chrono::seconds(10);
+  call.check = [this, p] { return still_there(p); };
+  spdlog::info("guest: send_sig(SIGKILL, {:#x}) through the VM (pid {}, {})", p.address, p.pid, p.name);
+  auto r = caller_->call_kernel(call);
+  if (!r) return r.error();
+  auto rc = static_cast<int64_t>(static_cast<int32_t>(*r & 0xffffffffu));  // int
+  if (rc == -ESRCH) return make_error(ESRCH, "it had already gone (send_sig: no such process)");
+  if (rc != 0) return make_error(EIO, "the guest kernel's send_sig returned " + std::to_string(rc));
+  return ok_status();
 }
 
 }  // namespace dbgstub::guest

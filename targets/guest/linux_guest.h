@@ -15,6 +15,7 @@
 #include "targets/guest/linux_tasks.h"
 #include "targets/local_kernel/local_kernel_internal.h"
 #include "targets/guest/qga_client.h"
+#include "targets/kernel_call.h"
 #include "targets/target.h"
 
 namespace dbgstub::guest {
@@ -45,17 +46,27 @@ class LinuxGuest : public GuestProcesses {
   Result<GuestProcess> current(unsigned cpu) override;
   void terminate(const GuestProcess& p, std::function<void(Status)> done,
                  std::function<void(const std::string&)> notice) override;
+  bool terminates_while_halted() const override { return qga_.path().empty() && caller_ != nullptr; }
+  // Without an agent: processes are ended by the guest kernel itself,
+  // called through the VM (send_sig(SIGKILL, task, 1) from a vCPU borrowed
+  // at schedule's entry; targets/vm/vm_kernel_call.h).
+  void set_kernel_caller(KernelCaller* caller) { caller_ = caller; }
   // ln and x on the kernel's symbols, once found in memory.
   std::vector<TargetCommand> commands() override;
 
  private:
   static GuestProcess from_task(const GuestTask& t);
+  Status kill_by_kernel_call(const GuestProcess& p);
+  // Still p: on the task list at its address, with its pid, name and (if
+  // known) start time; ESRCH otherwise.
+  Status still_there(const GuestProcess& p);
 
   QgaClient qga_;
   ReadMemory read_;
   std::optional<GuestSymbols> syms_;
   std::optional<TaskLayout> layout_;
-  std::shared_ptr<lk::SymbolTable> table_;  // from memory; null until found
+  std::shared_ptr<lk::SymbolTable> table_;
+  KernelCaller* caller_ = nullptr;  // from memory; null until found
   std::string symbols_error_ = "the guest's symbols were not fetched";
 };
 

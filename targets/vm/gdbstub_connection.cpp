@@ -219,6 +219,21 @@ Result<std::string> GdbstubConnection::next_packet() {
   return wait_packet(Clock::now() + timeout_);
 }
 
+Result<std::optional<std::string>> GdbstubConnection::next_packet_until(Clock::time_point deadline) {
+  if (!is_open()) return make_error(ENOTCONN, "not connected to the gdbstub");
+  while (true) {
+    auto p = take_packet();
+    if (!p) return lost(p.error());
+    if (*p) return std::optional<std::string>(std::move(**p));
+    if (auto st = wait_ready(Wait::Read, deadline); !st) {
+      if (st.error().code == ETIMEDOUT) return std::optional<std::string>();
+      return lost(st.error());
+    }
+    Error err;
+    if (!read_available(err)) return lost(err);
+  }
+}
+
 void GdbstubConnection::async_next_packet(PacketHandler handler) {
   cancel_async();
   async_handler_ = std::move(handler);

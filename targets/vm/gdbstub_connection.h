@@ -58,6 +58,9 @@ class GdbstubConnection {
   Status send_interrupt();
   // Synchronous wait for the stub's next packet (bounded by the timeout).
   Result<std::string> next_packet();
+  // The same until `deadline`, which may be long (a VM left running for a
+  // while): nullopt when nothing came by then, the connection kept.
+  Result<std::optional<std::string>> next_packet_until(std::chrono::steady_clock::time_point deadline);
 
   // Calls `handler` on the loop with the next packet from the stub, or an
   // error if the connection fails. One wait at a time.

@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "targets/kernel_call.h"
 #include "targets/target.h"
 
 namespace dbgstub {
@@ -37,7 +38,9 @@ struct VmHold {
   std::vector<Breakpoint> breakpoints;
 };
 
-class VmTarget : public Target {
+class VmCallControl;
+
+class VmTarget : public Target, public KernelCaller {
  public:
   using HoldObserver = std::function<void(const VmHold&)>;
 
@@ -110,7 +113,13 @@ class VmTarget : public Target {
     return static_cast<unsigned>(t.tid - 1);
   }
 
+  // A call into the guest kernel from a safe point (vm_kernel_call.h),
+  // while the VM is halted (a running one is stopped first: only when its
+  // debugger has gone). The debugger's breakpoints are out meanwhile.
+  Result<uint64_t> call_kernel(const KernelCall& call) override;
+
  private:
+  friend class VmCallControl;
   struct Impl;
   // The const queries above may connect again after a release (the next
   // debugger's first request): that state lives behind this pointer.
