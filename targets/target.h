@@ -140,6 +140,7 @@ struct GuestProcess {
   std::string name;
   bool kernel_thread = false;  // no user space: nothing to end
   bool idle = false;           // a CPU's idle task
+  bool exiting = false;        // exiting, or exited and not yet reaped (a zombie)
   // When it started, in ns since the guest booted, where known: with the
   // pid, it names this process and no later one that reused the pid.
   std::optional<uint64_t> start_ns;

@@ -125,6 +125,7 @@ GuestProcess LinuxGuest::from_task(const GuestTask& t) {
   p.kernel_thread = t.kernel_thread;
   p.idle = t.idle;
   p.start_ns = t.start_ns;
+  p.exiting = t.exiting;
   return p;
 }
 
@@ -222,6 +223,8 @@ Status LinuxGuest::still_there(const GuestProcess& p) {
                                    " now)");
     if (p.start_ns && q.start_ns && *p.start_ns != *q.start_ns)
       return make_error(ESRCH, "it had already gone (its task is a later process with the same pid)");
+    // Sending it SIGKILL would change nothing: it has ended.
+    if (q.exiting) return make_error(ESRCH, "it had already ended (a zombie its parent has not reaped yet)");
     return ok_status();
   }
   return make_error(ESRCH, "it had already gone");
