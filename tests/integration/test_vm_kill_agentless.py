@@ -45,6 +45,22 @@ def symbol(out, name):
     return int(m.group(1), 16) if m else None
 
 
+def rcmd(client, text):
+    """`monitor TEXT` by hand: its output, from the O packets and the reply."""
+    client.send("qRcmd," + text.encode().hex())
+    out = ""
+    while True:
+        p = client.read_packet(timeout=120, skip_console=False)
+        if p.startswith("O") and p != "OK":
+            out += bytes.fromhex(p[1:]).decode("latin-1")
+        elif p == "OK":
+            return out
+        elif re.fullmatch(r"(?:[0-9a-f]{2})+", p):
+            return out + bytes.fromhex(p).decode("latin-1")
+        else:
+            return out + p
+
+
 @unittest.skipIf(guest.qemu_path() is None,
                  "qemu-system-x86_64 is not installed (scripts/install-deps.sh installs qemu-system-x86)")
 class VmKillWithoutAgent(unittest.TestCase):
@@ -180,6 +196,34 @@ class VmKillWithoutAgent(unittest.TestCase):
         self.assertTrue(harness.eventually(lambda: not (set(self.pids("sleep")) & set(new)), timeout=60, interval=1),
                         self.ps())
         self.assertEqual(set(self.pids("sleep")), before)
+        self.assert_healthy()
+
+    def test_6_a_debugger_that_vanishes_with_a_kill_pending(self):
+        """The debugger hangs up (no detach) with the VM halted, a
+        breakpoint in and a .kill pending: the kill is carried out through
+        the guest kernel as dbgstub lets the VM go, the borrowed vCPU is put
+        back, and the guest runs on healthy."""
+        sleeps = self.pids("sleep")
+        self.assertGreaterEqual(len(sleeps), 2)
+        with self.stub() as stub:
+            c = harness.RspClient(stub.port, timeout=60)
+            try:
+                c.handshake()
+                self.assertEqual(c.request("Hgp0.0"), "OK")
+                out = rcmd(c, "!process 0 0 sleep")
+                addr = [a for a, p, n, _ in processes(out) if p == sleeps[0]][0]
+                getpid = symbol(rcmd(c, "x __x64_sys_getpid"), "__x64_sys_getpid")
+                self.assertIsNotNone(getpid)
+                self.assertIn("will be terminated the next time the target runs", rcmd(c, f".kill {addr}"))
+                self.assertEqual(c.request(f"Z0,{getpid:x},1"), "OK")
+            finally:
+                c.close()  # gone, mid-session
+            done = harness.eventually(lambda: f"(sleep, pid {sleeps[0]}) was terminated." in stub.output(),
+                                      timeout=60, interval=0.5)
+            log = stub.output()
+        self.assertTrue(done, log)
+        self.assertTrue(self.wait_gone(sleeps[0]), log)
+        self.assertIn(sleeps[1], self.pids("sleep"))
         self.assert_healthy()
 
 
