@@ -21,14 +21,18 @@ class Backlog {
     for (auto& e : events) pending_.push_back(std::move(e));
   }
 
-  // Hands events to `handle` while `go_on()` holds, for at most kSlice.
-  // True when the backlog is empty; false when the rest must wait (the
-  // caller defers another call to the loop's next turn) or go_on() failed.
+  // Hands events to `handle` while `go_on()` holds, for at most `slice`
+  // (at least one event each call, so a loop whose thread was descheduled
+  // still makes progress). True when the backlog is empty; false when the
+  // rest must wait (the caller defers another call to the loop's next turn)
+  // or go_on() failed.
   template <class Handle, class GoOn>
-  bool drain(Handle&& handle, GoOn&& go_on) {
-    auto until = std::chrono::steady_clock::now() + kSlice;
+  bool drain(Handle&& handle, GoOn&& go_on, std::chrono::steady_clock::duration slice = kSlice) {
+    auto until = std::chrono::steady_clock::now() + slice;
+    bool first = true;
     while (!pending_.empty()) {
-      if (!go_on() || std::chrono::steady_clock::now() >= until) return false;
+      if (!go_on() || (!first && std::chrono::steady_clock::now() >= until)) return false;
+      first = false;
       Event e = std::move(pending_.front());
       pending_.pop_front();
       handle(e);
