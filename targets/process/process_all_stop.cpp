@@ -19,6 +19,7 @@ namespace dbgstub {
 
 using process_impl::peek_pc;
 using process_impl::poke_pc;
+using procfs::task_state;
 
 // ---------------------------------------------------------------------------
 // All-stop
@@ -192,15 +193,8 @@ void ProcessTarget::resume_thread(Thread& t, bool step, int sig) {
 bool ProcessTarget::leader_zombie(Thread& t) {
   if (t.tid != t.pid || t.stopped) return false;
   if (t.zombie) return true;
-  std::string path = "/proc/" + std::to_string(t.pid) + "/task/" + std::to_string(t.tid) + "/stat";
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (!f) return false;
-  char buf[512];
-  std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-  std::fclose(f);
-  buf[n] = '\0';
-  const char* close = std::strrchr(buf, ')');
-  if (close && close[1] == ' ' && (close[2] == 'Z' || close[2] == 'X')) {
+  char state = task_state(t.pid, t.tid);
+  if (state == 'Z' || state == 'X') {
     bool others = false;
     for (auto& [tid, o] : threads_)
       if (o.pid == t.pid && tid != t.tid) others = true;

@@ -14,18 +14,11 @@
 #include <cerrno>
 #include <cstddef>
 
-#include "targets/process/process_target.h"
+#include "targets/process/process_target_impl.h"
 
 namespace dbgstub {
-namespace {
 
-uint64_t pc_of(pid_t tid) {
-  errno = 0;
-  long v = ptrace(PTRACE_PEEKUSER, tid, offsetof(struct user_regs_struct, rip), nullptr);
-  return errno ? 0 : static_cast<uint64_t>(v);
-}
-
-}  // namespace
+using process_impl::peek_pc;
 
 // Called for a SIGTRAP about to be reported; true if it was consumed.
 bool ProcessTarget::filtered_out(Thread& t, const StopEvent& ev) {
@@ -33,7 +26,7 @@ bool ProcessTarget::filtered_out(Thread& t, const StopEvent& ev) {
   if (ev.reason != StopEvent::Reason::SwBreak && ev.reason != StopEvent::Reason::HwBreak) return false;
   // A software breakpoint's stop filled the register cache (pc already
   // back on the int3): no PEEKUSER needed.
-  uint64_t addr = ev.reason == StopEvent::Reason::HwBreak ? ev.data_addr : t.regs ? t.regs->pc() : pc_of(t.tid);
+  uint64_t addr = ev.reason == StopEvent::Reason::HwBreak ? ev.data_addr : t.regs ? t.regs->pc() : peek_pc(t.tid);
   if (ev.reason == StopEvent::Reason::SwBreak && step_over_) {
     // Another thread's step-over is under way: this one waits at the
     // breakpoint (pc is back on it) and meets it again once resumed, when
