@@ -30,13 +30,34 @@ constexpr uint64_t kKernelSpaceStart = 0xFFFF800000000000ull;
 constexpr uint32_t kQueryMemoryProcess = 0, kQueryMemoryKernel = 2;
 constexpr uint32_t kQueryMemoryRead = 1, kQueryMemoryWrite = 2, kQueryMemoryExecute = 4;
 
-const char* const kGpr[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                              "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+// The CONTEXT fields that are one register each, listed once for both
+// directions (kd_context_from_registers, kd_registers_from_context):
+// fn(register name, the CONTEXT_* flags a SetContext carries it under, what
+// a GetContext says when the target has no such register, the field).
+template <class C, class F>
+void each_register_field(C& c, F&& fn) {
+  fn("rax", kContextInteger, 0, c.rax); fn("rcx", kContextInteger, 0, c.rcx); fn("rdx", kContextInteger, 0, c.rdx);
+  fn("rbx", kContextInteger, 0, c.rbx); fn("rsi", kContextInteger, 0, c.rsi); fn("rdi", kContextInteger, 0, c.rdi);
+  fn("r8", kContextInteger, 0, c.r8); fn("r9", kContextInteger, 0, c.r9); fn("r10", kContextInteger, 0, c.r10);
+  fn("r11", kContextInteger, 0, c.r11); fn("r12", kContextInteger, 0, c.r12); fn("r13", kContextInteger, 0, c.r13);
+  fn("r14", kContextInteger, 0, c.r14); fn("r15", kContextInteger, 0, c.r15);
+  // rsp and rbp are CONTEXT_CONTROL's, not CONTEXT_INTEGER's.
+  fn("rsp", kContextControl, 0, c.rsp); fn("rbp", kContextControl, 0, c.rbp); fn("rip", kContextControl, 0, c.rip);
+  fn("eflags", kContextControl, 0, c.eflags); fn("cs", kContextControl, 0, c.seg_cs);
+  fn("ss", kContextControl, 0, c.seg_ss);
+  fn("ds", kContextSegments, 0, c.seg_ds); fn("es", kContextSegments, 0, c.seg_es);
+  fn("fs", kContextSegments, 0, c.seg_fs); fn("gs", kContextSegments, 0, c.seg_gs);
+  fn("fctrl", kContextFloatingPoint, 0x37F, c.flt_save.control_word);
+  fn("fstat", kContextFloatingPoint, 0, c.flt_save.status_word);
+  fn("mxcsr", kContextFloatingPoint, 0x1F80, c.flt_save.mx_csr);
+}
 
-uint64_t* gpr_field(Context& c, int i) {
-  uint64_t* f[16] = {&c.rax, &c.rcx, &c.rdx, &c.rbx, &c.rsp, &c.rbp, &c.rsi, &c.rdi,
-                     &c.r8,  &c.r9,  &c.r10, &c.r11, &c.r12, &c.r13, &c.r14, &c.r15};
-  return f[i];
+// The x87 and SSE registers of the FXSAVE area, as raw bytes:
+// fn(register name, the field).
+template <class X, class F>
+void each_vector_register(X& f, F&& fn) {
+  for (std::size_t i = 0; i < 8; ++i) fn("st" + std::to_string(i), f.float_registers[i]);
+  for (std::size_t i = 0; i < 16; ++i) fn("xmm" + std::to_string(i), f.xmm_registers[i]);
 }
 
 std::string m128_bytes(const M128A& m) {
@@ -117,78 +138,49 @@ bool KdRegisterMap::set(std::string& g, std::string_view name, uint64_t value) c
 Context kd_context_from_registers(const KdRegisterMap& map, const std::string& g) {
   Context c;
   c.context_flags = kContextControl | kContextInteger | kContextSegments;
-  for (int i = 0; i < 16; ++i) *gpr_field(c, i) = map.get(g, kGpr[i]).value_or(0);
-  c.rip = map.get(g, "rip").value_or(0);
-  c.eflags = static_cast<uint32_t>(map.get(g, "eflags").value_or(0));
-  c.seg_cs = static_cast<uint16_t>(map.get(g, "cs").value_or(0));
-  c.seg_ds = static_cast<uint16_t>(map.get(g, "ds").value_or(0));
-  c.seg_es = static_cast<uint16_t>(map.get(g, "es").value_or(0));
-  c.seg_fs = static_cast<uint16_t>(map.get(g, "fs").value_or(0));
-  c.seg_gs = static_cast<uint16_t>(map.get(g, "gs").value_or(0));
-  c.seg_ss = static_cast<uint16_t>(map.get(g, "ss").value_or(0));
-  if (map.has("xmm0") || map.has("st0")) {
-    c.context_flags |= kContextFloatingPoint;
+  bool fp = map.has("xmm0") || map.has("st0");
+  if (fp) c.context_flags |= kContextFloatingPoint;
+  each_register_field(c, [&](const char* reg, uint32_t group, uint64_t fallback, auto& field) {
+    if (group == kContextFloatingPoint && !fp) return;
+    field = static_cast<std::remove_reference_t<decltype(field)>>(map.get(g, reg).value_or(fallback));
+  });
+  if (fp) {
     auto& f = c.flt_save;
-    f.control_word = static_cast<uint16_t>(map.get(g, "fctrl").value_or(0x37F));
-    f.status_word = static_cast<uint16_t>(map.get(g, "fstat").value_or(0));
     // gdb's ftag is the full tag word; FXSAVE keeps one "not empty" bit each.
     uint64_t ftag = map.get(g, "ftag").value_or(0xFFFF);
     uint8_t abridged = 0;
     for (int i = 0; i < 8; ++i)
       if (((ftag >> (2 * i)) & 3) != 3) abridged = static_cast<uint8_t>(abridged | (1u << i));
     f.tag_word = abridged;
+    // GetContext only: a SetContext leaves these registers alone.
     f.error_opcode = static_cast<uint16_t>(map.get(g, "fop").value_or(0));
     f.error_offset = static_cast<uint32_t>(map.get(g, "fioff").value_or(0));
     f.error_selector = static_cast<uint16_t>(map.get(g, "fiseg").value_or(0));
     f.data_offset = static_cast<uint32_t>(map.get(g, "fooff").value_or(0));
     f.data_selector = static_cast<uint16_t>(map.get(g, "foseg").value_or(0));
-    f.mx_csr = static_cast<uint32_t>(map.get(g, "mxcsr").value_or(0x1F80));
     f.mx_csr_mask = 0xFFFF;
     c.mx_csr = f.mx_csr;
-    for (int i = 0; i < 8; ++i)
-      if (auto st = map.get_raw(g, "st" + std::to_string(i))) f.float_registers[static_cast<std::size_t>(i)] = m128_from(*st);
-    for (int i = 0; i < 16; ++i)
-      if (auto x = map.get_raw(g, "xmm" + std::to_string(i))) f.xmm_registers[static_cast<std::size_t>(i)] = m128_from(*x);
+    each_vector_register(f, [&](const std::string& reg, M128A& field) {
+      if (auto raw = map.get_raw(g, reg)) field = m128_from(*raw);
+    });
   }
   return c;
 }
 
-void kd_registers_from_context(const KdRegisterMap& map, const Context& ctx, std::string& g) {
-  Context c = ctx;
+void kd_registers_from_context(const KdRegisterMap& map, const Context& c, std::string& g) {
   uint32_t flags = c.context_flags;
   bool all = (flags & kContextAmd64) == 0;  // no architecture bit: take everything
-  if (all || (flags & kContextInteger) == kContextInteger) {
-    for (int i = 0; i < 16; ++i)
-      if (i != 4 && i != 5) map.set(g, kGpr[i], *gpr_field(c, i));  // rsp, rbp are CONTEXT_CONTROL
-    if (all || (flags & kContextControl) == kContextControl) map.set(g, "rbp", c.rbp);
-  }
-  if (all || (flags & kContextControl) == kContextControl) {
-    map.set(g, "rip", c.rip);
-    map.set(g, "rsp", c.rsp);
-    map.set(g, "rbp", c.rbp);
-    map.set(g, "eflags", c.eflags);
-    map.set(g, "cs", c.seg_cs);
-    map.set(g, "ss", c.seg_ss);
-  }
-  if (all || (flags & kContextSegments) == kContextSegments) {
-    map.set(g, "ds", c.seg_ds);
-    map.set(g, "es", c.seg_es);
-    map.set(g, "fs", c.seg_fs);
-    map.set(g, "gs", c.seg_gs);
-  }
-  if (all || (flags & kContextFloatingPoint) == kContextFloatingPoint) {
+  auto carried = [&](uint32_t group) { return all || (flags & group) == group; };
+  each_register_field(c, [&](const char* reg, uint32_t group, uint64_t, const auto& field) {
+    if (carried(group)) map.set(g, reg, field);
+  });
+  if (carried(kContextFloatingPoint)) {
     const auto& f = c.flt_save;
-    map.set(g, "fctrl", f.control_word);
-    map.set(g, "fstat", f.status_word);
     uint64_t ftag = 0;
     for (int i = 0; i < 8; ++i)
       if (!(f.tag_word & (1u << i))) ftag |= 3ull << (2 * i);
     map.set(g, "ftag", ftag);
-    map.set(g, "mxcsr", f.mx_csr);
-    for (int i = 0; i < 8; ++i)
-      map.set_raw(g, "st" + std::to_string(i), m128_bytes(f.float_registers[static_cast<std::size_t>(i)]));
-    for (int i = 0; i < 16; ++i)
-      map.set_raw(g, "xmm" + std::to_string(i), m128_bytes(f.xmm_registers[static_cast<std::size_t>(i)]));
+    each_vector_register(f, [&](const std::string& reg, const M128A& field) { map.set_raw(g, reg, m128_bytes(field)); });
   }
 }
 
