@@ -19,16 +19,19 @@
 #include "server/kd/kd_dispatcher.h"
 #include "targets/local_kernel/local_kernel_target.h"
 #include "targets/process/x86_registers.h"
+#include "tests/unit/fake_process_target.h"
 
 using namespace dbgstub;
 using namespace dbgstub::kd;
 
 namespace {
 
-// A stopped two-vCPU kernel with x86-64 registers and a little memory.
-class FakeKernel : public Target {
+// A stopped two-vCPU kernel with x86-64 registers and a little memory;
+// resuming and interrupting as the user-mode fake (resumes, interrupts).
+class FakeKernel : public testing::FakeProcessTarget {
  public:
   FakeKernel() : map(x86::target_xml()) {
+    listed = {{1, 1}, {1, 2}};
     const auto& last = x86::registers().back();
     std::size_t size = static_cast<std::size_t>(last.offset + last.bitsize / 8);
     for (int i = 0; i < 2; ++i) g[i] = std::string(size, '\0');
@@ -45,12 +48,10 @@ class FakeKernel : public Target {
   }
   Mode mode() const override { return Mode::Kernel; }
   std::string describe() const override { return "fake kernel"; }
-  void set_stop_handler(StopHandler) override {}
+  TargetCapabilities capabilities() const override { return {}; }
   std::vector<ProcessInfo> processes() const override { return {}; }
-  std::vector<ThreadRef> threads() const override { return {{1, 1}, {1, 2}}; }
+  bool has_processes() const override { return false; }
   bool thread_alive(ThreadRef) const override { return true; }
-  std::optional<StopEvent> last_stop() const override { return std::nullopt; }
-  bool running() const override { return is_running; }
   std::string target_xml() const override {
     ++xml_calls;
     return x86::target_xml();
@@ -63,7 +64,6 @@ class FakeKernel : public Target {
   }
   Result<std::string> read_register(ThreadRef, int) override { return make_error(95, "no"); }
   Status write_register(ThreadRef, int, const std::string&) override { return make_error(95, "no"); }
-  std::vector<int> expedited_registers() const override { return {}; }
   Result<std::string> read_memory(int, uint64_t addr, std::size_t len) override {
     std::string out;
     for (std::size_t i = 0; i < len; ++i) {
@@ -85,27 +85,13 @@ class FakeKernel : public Target {
     breakpoints.erase(addr);
     return ok_status();
   }
-  Status resume(const std::vector<ResumeAction>& actions) override {
-    resumes.push_back(actions);
-    is_running = true;
-    return ok_status();
-  }
-  Status interrupt() override {
-    ++interrupts;
-    return ok_status();
-  }
   Status kill_process(int, const KillOptions&) override { return make_error(1, "no"); }
-  Status detach_process(int) override { return ok_status(); }
-  void release_all() override {}
   std::optional<uint64_t> kernel_base() override { return 0xffffffff81000000ull; }
 
   KdRegisterMap map;
   std::string g[2];
   std::map<uint64_t, char> mem;
   std::set<uint64_t> breakpoints;
-  std::vector<std::vector<ResumeAction>> resumes;
-  bool is_running = false;
-  int interrupts = 0;
   int register_writes = 0;
   mutable int xml_calls = 0;
 };
