@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "common/overloaded.h"
 #include "protocol/rsp/hex.h"
 #include "protocol/rsp/reply.h"
 #include "protocol/rsp/signals.h"
@@ -17,13 +18,6 @@ extern char** environ;
 
 namespace dbgstub {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 constexpr const char* kTriple = "x86_64-pc-linux-gnu";
 

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/overloaded.h"
 #include "protocol/rsp/framing.h"
 #include "protocol/rsp/hex.h"
 #include "protocol/rsp/reply.h"
@@ -17,15 +18,9 @@
 #include "protocol/rsp/signals.h"
 
 namespace rsp = dbgstub::rsp;
+using dbgstub::Overloaded;
 
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // A stand-in document (the dispatcher's target.xml, auxv, ...).
 constexpr std::string_view kDocument =
