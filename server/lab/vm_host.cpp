@@ -171,7 +171,15 @@ bool VmHost::open_libvirt_gdbstub() {
   if (!cfg_.libvirt) return true;
   std::string prefix = cfg_.lab ? cfg_.name + ": " : "";
   const std::string& dom = cfg_.vm.libvirt_domain;
-  if (auto st = cfg_.libvirt->open_gdbstub(dom, cfg_.vm.gdbstub_port); !st) {
+  auto st = cfg_.libvirt->open_gdbstub(dom, cfg_.vm.gdbstub_port);
+  if (!st) {
+    // A dbgstub that was killed (SIGKILL) left the stub open: QEMU refuses
+    // a second one. Closed, and opened again here.
+    spdlog::info("{}libvirt domain {}: {}; closing its gdbstub and trying again", prefix, dom, st.error().message);
+    (void)cfg_.libvirt->close_gdbstub(dom);
+    st = cfg_.libvirt->open_gdbstub(dom, cfg_.vm.gdbstub_port);
+  }
+  if (!st) {
     std::cerr << "dbgstub: " + prefix + "cannot open the gdbstub of libvirt domain " + dom + ": " +
                      st.error().message + "\n"
               << std::flush;
