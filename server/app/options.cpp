@@ -63,8 +63,8 @@ Status parse_host_port(const std::string& value, std::string& host, uint16_t& po
 
 Result<VmOptions> parse_vm_spec(const std::string& spec) {
   VmOptions vm;
-  bool have_gdbstub = false, have_qga = false, have_qmp = false;
-  if (spec.empty()) return make_error(22, "--vm needs gdbstub=HOST:PORT");
+  bool have_gdbstub = false, have_qga = false, have_qmp = false, have_libvirt = false, have_uri = false;
+  if (spec.empty()) return make_error(22, "--vm needs gdbstub=HOST:PORT or libvirt=DOMAIN");
   for (std::size_t b = 0; b <= spec.size();) {
     std::size_t e = spec.find(',', b);
     if (e == std::string::npos) e = spec.size();
@@ -72,20 +72,39 @@ Result<VmOptions> parse_vm_spec(const std::string& spec) {
     b = e + 1;
     auto eq = item.find('=');
     if (eq == std::string::npos)
-      return make_error(22, "--vm: field '" + item + "' needs a value (gdbstub=HOST:PORT, qga=PATH, qmp=PATH)");
+      return make_error(22, "--vm: field '" + item +
+                                "' needs a value (gdbstub=HOST:PORT, qga=PATH, qmp=PATH, libvirt=DOMAIN, uri=URI)");
     std::string name = item.substr(0, eq), value = item.substr(eq + 1);
-    bool* seen = name == "gdbstub" ? &have_gdbstub : name == "qga" ? &have_qga : name == "qmp" ? &have_qmp : nullptr;
-    if (!seen) return make_error(22, "--vm: unknown field '" + name + "' (known: gdbstub, qga, qmp)");
+    bool* seen = name == "gdbstub" ? &have_gdbstub
+                 : name == "qga"   ? &have_qga
+                 : name == "qmp"   ? &have_qmp
+                 : name == "libvirt" ? &have_libvirt
+                 : name == "uri"     ? &have_uri
+                                     : nullptr;
+    if (!seen) return make_error(22, "--vm: unknown field '" + name + "' (known: gdbstub, qga, qmp, libvirt, uri)");
     if (*seen) return make_error(22, "--vm: field '" + name + "' given twice");
     *seen = true;
     if (value.empty()) return make_error(22, "--vm: field '" + name + "' has an empty value");
     if (name == "gdbstub") {
       if (auto st = parse_endpoint(name, value, vm.gdbstub_host, vm.gdbstub_port); !st) return st.error();
+    } else if (name == "libvirt") {
+      vm.libvirt_domain = value;
+    } else if (name == "uri") {
+      vm.libvirt_uri = value;
     } else {
       (name == "qga" ? vm.qga : vm.qmp) = value;
     }
   }
-  if (!have_gdbstub) return make_error(22, "--vm: missing field gdbstub=HOST:PORT");
+  if (have_libvirt) {
+    if (have_gdbstub || have_qga || have_qmp)
+      return make_error(22, "--vm: libvirt=DOMAIN goes alone (with uri=URI): dbgstub opens the domain's gdbstub "
+                            "itself, and its agent goes through libvirt");
+    if (!have_uri) vm.libvirt_uri = "qemu:///system";
+    vm.gdbstub_host = "127.0.0.1";  // the port is chosen when dbgstub starts
+    return vm;
+  }
+  if (have_uri) return make_error(22, "--vm: uri= goes with libvirt=DOMAIN");
+  if (!have_gdbstub) return make_error(22, "--vm: missing field gdbstub=HOST:PORT (or libvirt=DOMAIN)");
   return vm;
 }
 
@@ -97,6 +116,10 @@ std::string usage() {
          "  dbgstub [OPTIONS] --local-kernel [HOST]:PORT    inspect this machine's kernel (read-only)\n"
          "  dbgstub [OPTIONS] --vm gdbstub=HOST:PORT[,qga=PATH][,qmp=PATH] [HOST]:PORT\n"
          "                                                  debug a QEMU VM's kernel through its gdbstub\n"
+         "  dbgstub [OPTIONS] --vm libvirt=DOMAIN[,uri=URI] [HOST]:PORT\n"
+         "                                                  the same for a libvirt domain (default URI\n"
+         "                                                  qemu:///system): its gdbstub is opened on a free\n"
+         "                                                  loopback port through libvirt, closed at exit\n"
          "  dbgstub --kd [HOST]:PORT (--local-kernel | --vm SPEC) [OPTIONS]\n"
          "                                                  serve WinDbg (KD over a TCP serial stream):\n"
          "                                                  windbg -k com:ipport=PORT,port=HOST\n"

@@ -24,9 +24,15 @@ struct VmOptions {
   uint16_t gdbstub_port = 0;
   std::string qga;            // guest agent socket path (optional)
   std::string qmp;            // QMP socket path (optional)
+  // libvirt=DOMAIN[,uri=URI]: a libvirt domain, whose gdbstub dbgstub opens
+  // on a free loopback port (gdbstub_host:gdbstub_port, chosen at start)
+  // through libvirt and closes when it is done (server/lab/libvirt_source.h).
+  std::string libvirt_domain;
+  std::string libvirt_uri;    // default qemu:///system
 };
 
-// Parses the value of --vm ("gdbstub=HOST:PORT,qga=PATH,qmp=PATH"); errors
+// Parses the value of --vm ("gdbstub=HOST:PORT,qga=PATH,qmp=PATH", or
+// "libvirt=DOMAIN[,uri=URI]"); errors
 // name the field that is wrong or missing.
 Result<VmOptions> parse_vm_spec(const std::string& spec);
 // "HOST:PORT" ("[::1]:PORT", "localhost" and an empty host are 127.0.0.1;

@@ -107,6 +107,53 @@ Status parse_vms(const json& doc, LabConfig& cfg) {
   return ok_status();
 }
 
+// "FIRST-LAST": a range of ports, FIRST <= LAST, none 0.
+Status parse_port_range(const json& v, const std::string& field, uint16_t& first, uint16_t& last) {
+  if (!v.is_string()) return field_error(field, "must be a string \"FIRST-LAST\" (\"2400-2499\")");
+  std::string text = v.get<std::string>();
+  auto dash = text.find('-');
+  auto number = [](const std::string& t) -> long {
+    if (t.empty() || t.size() > 5 || t.find_first_not_of("0123456789") != std::string::npos) return -1;
+    return std::stol(t);
+  };
+  long a = dash == std::string::npos ? number(text) : number(text.substr(0, dash));
+  long b = dash == std::string::npos ? a : number(text.substr(dash + 1));
+  if (a <= 0 || b <= 0 || a > 65535 || b > 65535 || a > b)
+    return field_error(field, "'" + text + "' is not a range of ports FIRST-LAST (1-65535, FIRST <= LAST)");
+  first = static_cast<uint16_t>(a);
+  last = static_cast<uint16_t>(b);
+  return ok_status();
+}
+
+Status parse_libvirt(const json& v, LabConfig& cfg) {
+  if (!v.is_object()) return field_error("libvirt", "must be an object with \"ports\" (and \"uri\", \"kd_ports\")");
+  if (auto st = known_fields(v, "libvirt", {"uri", "ports", "kd_ports", "host"}); !st) return st;
+  LabLibvirt lv;
+  auto uri = string_field(v, "libvirt", "uri", false);
+  if (!uri) return uri.error();
+  if (!uri->empty()) lv.uri = *uri;
+  auto host = string_field(v, "libvirt", "host", false);
+  if (!host) return host.error();
+  if (!host->empty()) lv.host = *host == "localhost" ? "127.0.0.1" : *host;
+  if (!v.contains("ports")) return field_error("libvirt.ports", "missing (\"FIRST-LAST\": the domains' GDB ports)");
+  if (auto st = parse_port_range(v["ports"], "libvirt.ports", lv.first, lv.last); !st) return st;
+  if (v.contains("kd_ports")) {
+    lv.kd = true;
+    if (auto st = parse_port_range(v["kd_ports"], "libvirt.kd_ports", lv.kd_first, lv.kd_last); !st) return st;
+    if (lv.kd_first <= lv.last && lv.first <= lv.kd_last)
+      return field_error("libvirt.kd_ports", "overlaps libvirt.ports");
+  }
+  for (std::size_t i = 0; i < cfg.vms.size(); ++i) {
+    const LabVm& vm = cfg.vms[i];
+    for (uint16_t p : {vm.gdb ? vm.port : uint16_t(0), vm.kd ? vm.kd_port : uint16_t(0)})
+      if (p != 0 && ((p >= lv.first && p <= lv.last) || (lv.kd && p >= lv.kd_first && p <= lv.kd_last)))
+        return field_error("libvirt", "its port ranges hold port " + std::to_string(p) + " of vms[" +
+                                          std::to_string(i) + "] (" + vm.name + ")");
+  }
+  cfg.libvirt = lv;
+  return ok_status();
+}
+
 // An absolute path, resolved (symlinks, "..") now: what is checked later is
 // the resolved form.
 Result<std::string> existing_path(const json& v, const std::string& field) {
@@ -230,21 +277,26 @@ Result<LabConfig> parse_config(std::string_view text) {
   if (doc.is_discarded()) return make_error(22, "the configuration is not valid JSON");
   if (!doc.is_object())
     return make_error(22, "the configuration must be a JSON object with \"vms\" (a lab) or \"allow\"/\"files\"");
-  if (auto st = known_fields(doc, "", {"vms", "allow", "files", "state_dir", "clients", "control", "control_group"});
+  if (auto st = known_fields(doc, "",
+                             {"vms", "libvirt", "allow", "files", "state_dir", "clients", "control", "control_group"});
       !st)
     return st.error();
   LabConfig cfg;
   if (doc.contains("clients")) {
-    if (!doc.contains("vms")) return field_error("clients", "applies to a lab of VMs (\"vms\")");
+    if (!doc.contains("vms") && !doc.contains("libvirt"))
+      return field_error("clients", "applies to a lab of VMs (\"vms\")");
     auto clients = parse_clients(doc["clients"], "clients");
     if (!clients) return clients.error();
     cfg.clients = std::move(*clients);
   }
-  if (doc.contains("vms")) {
+  if (doc.contains("vms") || doc.contains("libvirt")) {
     for (const char* k : {"allow", "files"})
       if (doc.contains(k))
         return field_error(k, "applies to a user-mode session, not to a lab of VMs (\"vms\")");
-    if (auto st = parse_vms(doc, cfg); !st) return st.error();
+    if (doc.contains("vms"))
+      if (auto st = parse_vms(doc, cfg); !st) return st.error();
+    if (doc.contains("libvirt"))
+      if (auto st = parse_libvirt(doc["libvirt"], cfg); !st) return st.error();
     // Where the VMs' state files go (server/lab/vm_state.h).
     if (doc.contains("state_dir")) {
       const json& d = doc["state_dir"];
@@ -277,11 +329,11 @@ Result<LabConfig> parse_config(std::string_view text) {
 
 Result<LabConfig> parse_lab_config(std::string_view text) {
   auto cfg = parse_config(text);
-  if (cfg && cfg->vms.empty()) {
+  if (cfg && cfg->vms.empty() && !cfg->libvirt) {
     if (!cfg->policy.empty())
       return make_error(22, "vms: missing (\"allow\" and \"files\" are for a user-mode session: give [HOST]:PORT and "
                             "a program or --multi)");
-    return field_error("vms", "missing");
+    return field_error("vms", "missing (or \"libvirt\": a libvirt's running domains)");
   }
   return cfg;
 }
@@ -302,7 +354,7 @@ Result<LabConfig> load_policy_config(const std::string& path) {
   auto text = read_file(path);
   if (!text) return text.error();
   auto cfg = parse_config(*text);
-  if (cfg && !cfg->vms.empty())
+  if (cfg && (!cfg->vms.empty() || cfg->libvirt))
     return make_error(22, path + ": vms: a lab of VMs is served alone: give --config without [HOST]:PORT");
   return with_path(path, std::move(cfg));
 }

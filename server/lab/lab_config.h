@@ -17,6 +17,7 @@
 // kill, reload; server/lab/control_socket.h), mode 0600, or 0660 with
 // "control_group" (a group name) as its group.
 #pragma once
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,8 +44,21 @@ struct LabVm {
   std::string fingerprint;
 };
 
+// A lab's "libvirt": every running domain of one libvirt, served (and
+// those that start later), each on the next free port of "ports" (GDB) and,
+// with "kd_ports", of that range (WinDbg):
+//   "libvirt": {"uri": "qemu:///system", "ports": "2400-2499", "kd_ports": "50000-50099"}
+struct LabLibvirt {
+  std::string uri = "qemu:///system";
+  std::string host = "127.0.0.1";  // where the domains' debuggers connect
+  uint16_t first = 0, last = 0;
+  bool kd = false;
+  uint16_t kd_first = 0, kd_last = 0;
+};
+
 struct LabConfig {
   std::vector<LabVm> vms;    // a lab ("vms")
+  std::optional<LabLibvirt> libvirt;  // a lab's "libvirt" source, with or without "vms"
   ClientAllowList clients;   // the lab's "clients" (each VM's copy is in LabVm)
   SecurityPolicy policy;     // a user-mode session ("allow", "files")
   std::string state_dir;     // a lab's "state_dir" (server/lab/vm_state.h); empty: not given

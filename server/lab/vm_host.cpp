@@ -12,7 +12,11 @@
 namespace dbgstub {
 
 VmHost::VmHost(FrontDoor& door, VmHostConfig cfg) : door_(door), cfg_(std::move(cfg)) {
-  std::string where = cfg_.vm.gdbstub_host + ":" + std::to_string(cfg_.vm.gdbstub_port);
+  // A libvirt domain's gdbstub port is new every time: the domain is what
+  // its state file belongs to.
+  std::string where = !cfg_.vm.libvirt_domain.empty()
+                          ? "libvirt:" + cfg_.vm.libvirt_uri + "/" + cfg_.vm.libvirt_domain
+                          : cfg_.vm.gdbstub_host + ":" + std::to_string(cfg_.vm.gdbstub_port);
   state_ = std::make_unique<VmStateFile>(cfg_.state_dir,
                                          VmIdentity{cfg_.state_name.empty() ? cfg_.name : cfg_.state_name, where});
   vm_ = std::make_unique<VmTarget>(io_, cfg_.vm.gdbstub_host, cfg_.vm.gdbstub_port);
@@ -69,6 +73,7 @@ std::optional<uint16_t> VmHost::kd_port() const {
 control::VmStatus VmHost::status() const {
   control::VmStatus s;
   s.name = cfg_.name;
+  s.source = cfg_.source;
   s.gdb_port = gdb_port();
   s.kd_port = kd_port();
   // started_ is set on this thread once start-up is done; a request that
@@ -146,7 +151,8 @@ void VmHost::run() {
   // the VM's loop would have no work and return at once. It ends when the
   // server stops it (shutdown).
   auto work = asio::make_work_guard(io_);
-  if (!start_up()) {
+  if (!open_libvirt_gdbstub() || !start_up()) {
+    close_libvirt_gdbstub();
     if (cfg_.on_ended) cfg_.on_ended();
     return;
   }
@@ -155,7 +161,46 @@ void VmHost::run() {
   server_->set_ready();
   run_event_loop(io_, std::chrono::microseconds(cfg_.options.spin_us));
   server_->finish();
+  close_libvirt_gdbstub();
   if (cfg_.on_ended) cfg_.on_ended();
+}
+
+// QEMU listens on the port only while dbgstub serves the domain: nothing
+// is left open for anyone else once it is done.
+bool VmHost::open_libvirt_gdbstub() {
+  if (!cfg_.libvirt) return true;
+  std::string prefix = cfg_.lab ? cfg_.name + ": " : "";
+  const std::string& dom = cfg_.vm.libvirt_domain;
+  auto st = cfg_.libvirt->open_gdbstub(dom, cfg_.vm.gdbstub_port);
+  if (!st) {
+    // A dbgstub that was killed (SIGKILL) left the stub open: QEMU refuses
+    // a second one. Closed, and opened again here.
+    spdlog::info("{}libvirt domain {}: {}; closing its gdbstub and trying again", prefix, dom, st.error().message);
+    (void)cfg_.libvirt->close_gdbstub(dom);
+    st = cfg_.libvirt->open_gdbstub(dom, cfg_.vm.gdbstub_port);
+  }
+  if (!st) {
+    std::cerr << "dbgstub: " + prefix + "cannot open the gdbstub of libvirt domain " + dom + ": " +
+                     st.error().message + "\n"
+              << std::flush;
+    return false;
+  }
+  libvirt_open_ = true;
+  spdlog::info("{}libvirt domain {}: gdbstub opened on 127.0.0.1:{}", prefix, dom, cfg_.vm.gdbstub_port);
+  return true;
+}
+
+void VmHost::close_libvirt_gdbstub() {
+  if (!cfg_.libvirt || !libvirt_open_) return;
+  libvirt_open_ = false;
+  std::string prefix = cfg_.lab ? cfg_.name + ": " : "";
+  // Our connection first, so QEMU's stub has no client to drop (and the VM
+  // is not left halted by it).
+  vm_->release_all();
+  if (auto st = cfg_.libvirt->close_gdbstub(cfg_.vm.libvirt_domain); !st)
+    spdlog::info("{}libvirt domain {}: closing its gdbstub: {}", prefix, cfg_.vm.libvirt_domain, st.error().message);
+  else
+    spdlog::info("{}libvirt domain {}: gdbstub closed", prefix, cfg_.vm.libvirt_domain);
 }
 
 // What a debugger's first requests must not race: the symbols come through

@@ -14,6 +14,7 @@
 
 #include "server/app/options.h"
 #include "server/lab/control_protocol.h"
+#include "server/lab/libvirt_source.h"
 #include "server/lab/vm_state.h"
 #include "server/plumbing/front_door.h"
 #include "server/plumbing/server.h"
@@ -38,6 +39,11 @@ struct VmHostConfig {
   // there: a lab entry's name, or "gdbstub-HOST-PORT" for --vm.
   std::string state_dir;
   std::string state_name;
+  // A libvirt domain (vm.libvirt_domain): its gdbstub is opened through
+  // `libvirt` on vm.gdbstub_port when the VM's thread starts, and closed
+  // when it stops serving (shutdown, the domain gone, start-up failed).
+  std::shared_ptr<LibvirtSource> libvirt;
+  std::string source = "file";  // `ctl status`'s "source"
 };
 
 class VmHost {
@@ -84,6 +90,8 @@ class VmHost {
  private:
   void run();
   bool start_up();
+  bool open_libvirt_gdbstub();
+  void close_libvirt_gdbstub();
 
   FrontDoor& door_;
   VmHostConfig cfg_;
@@ -96,6 +104,7 @@ class VmHost {
   std::unique_ptr<Server> server_;
   std::thread thread_;
   std::atomic<bool> started_{false};
+  bool libvirt_open_ = false;  // on the VM's thread
 };
 
 }  // namespace dbgstub

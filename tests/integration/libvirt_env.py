@@ -103,7 +103,8 @@ class Domain:
         path = os.path.join(self.dir, "domain.xml")
         with open(path, "w") as f:
             f.write(self.xml())
-        virsh("create", path)
+        # libvirtd may take a while to start QEMU on a loaded machine.
+        virsh("create", path, timeout=240)
 
     def console(self):
         try:

@@ -31,9 +31,9 @@ TEST_CASE("lab config: two VMs, each on its port") {
 TEST_CASE("lab config: errors name the field") {
   CHECK(error_of("{") == "the configuration is not valid JSON");
   CHECK(error_of("[]").find("JSON object") != std::string::npos);
-  CHECK(error_of("{}") == "vms: missing");
+  CHECK(error_of("{}") == "vms: missing (or \"libvirt\": a libvirt's running domains)");
   CHECK(error_of(R"({"vms": []})") == "vms: must be a non-empty array");
-  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, clients, control, control_group, files, state_dir, vms)");
+  CHECK(error_of(R"({"vms": [], "extra": 1})") == "extra: unknown field (known: allow, clients, control, control_group, files, libvirt, state_dir, vms)");
   CHECK(error_of(R"({"vms": [5]})") == "vms[0]: must be an object");
   CHECK(error_of(R"({"vms": [{"listen": ":1", "gdbstub": ":2"}]})") == "vms[0].name: missing");
   CHECK(error_of(R"({"vms": [{"name": "a", "gdbstub": ":2"}]})") ==
@@ -132,4 +132,37 @@ TEST_CASE("lab config: a VM's fingerprint changes with its entry and what the la
   CHECK(a->vms[0].fingerprint == b->vms[0].fingerprint);
   CHECK(a->vms[1].fingerprint != b->vms[1].fingerprint);
   CHECK(a->vms[0].fingerprint != c->vms[0].fingerprint);
+}
+
+TEST_CASE("lab config: a libvirt source, alone or beside vms") {
+  auto a = parse_lab_config(R"({"libvirt": {"ports": "2400-2409"}})");
+  REQUIRE(a);
+  REQUIRE(a->libvirt);
+  CHECK(a->vms.empty());
+  CHECK(a->libvirt->uri == "qemu:///system");
+  CHECK(a->libvirt->host == "127.0.0.1");
+  CHECK(a->libvirt->first == 2400);
+  CHECK(a->libvirt->last == 2409);
+  CHECK(!a->libvirt->kd);
+  auto b = parse_lab_config(R"({"vms": [{"name": "v", "listen": ":1", "gdbstub": ":2"}],
+      "libvirt": {"uri": "qemu+ssh://h/system", "ports": "2400-2409", "kd_ports": "50000-50001"}})");
+  REQUIRE(b);
+  CHECK(b->vms.size() == 1);
+  CHECK(b->libvirt->uri == "qemu+ssh://h/system");
+  CHECK(b->libvirt->kd);
+  CHECK(b->libvirt->kd_first == 50000);
+  CHECK(b->libvirt->kd_last == 50001);
+  CHECK(error_of(R"({"libvirt": {"ports": "2400-2409", "port": 1}})") ==
+        "libvirt.port: unknown field (known: host, kd_ports, ports, uri)");
+  CHECK(error_of(R"({"libvirt": {}})") == "libvirt.ports: missing (\"FIRST-LAST\": the domains' GDB ports)");
+  CHECK(error_of(R"({"libvirt": 5})") == "libvirt: must be an object with \"ports\" (and \"uri\", \"kd_ports\")");
+  CHECK(error_of(R"({"libvirt": {"ports": "2409-2400"}})") ==
+        "libvirt.ports: '2409-2400' is not a range of ports FIRST-LAST (1-65535, FIRST <= LAST)");
+  CHECK(error_of(R"({"libvirt": {"ports": 5}})") == "libvirt.ports: must be a string \"FIRST-LAST\" (\"2400-2499\")");
+  CHECK(error_of(R"({"libvirt": {"ports": "2400-2409", "kd_ports": "2405-2410"}})") ==
+        "libvirt.kd_ports: overlaps libvirt.ports");
+  CHECK(error_of(R"({"vms": [{"name": "v", "listen": ":2401", "gdbstub": ":2"}], "libvirt": {"ports": "2400-2409"}})") ==
+        "libvirt: its port ranges hold port 2401 of vms[0] (v)");
+  CHECK(error_of(R"({"libvirt": {"ports": "2400-2409"}, "allow": {}})") ==
+        "allow: applies to a user-mode session, not to a lab of VMs (\"vms\")");
 }

@@ -85,6 +85,24 @@ TEST_CASE("options: --vm") {
   CHECK(nohost->gdbstub_port == 7);
 }
 
+TEST_CASE("options: --vm libvirt=DOMAIN") {
+  auto o = parse_options({"--vm", "libvirt=web1", ":2000"});
+  REQUIRE(o.ok());
+  REQUIRE(o->vm);
+  CHECK(o->vm->libvirt_domain == "web1");
+  CHECK(o->vm->libvirt_uri == "qemu:///system");
+  CHECK(o->vm->gdbstub_host == "127.0.0.1");
+  CHECK(o->port == 2000);
+  auto uri = parse_vm_spec("uri=qemu:///session,libvirt=d");
+  REQUIRE(uri.ok());
+  CHECK(uri->libvirt_uri == "qemu:///session");
+  CHECK(uri->libvirt_domain == "d");
+  CHECK(parse_vm_spec("libvirt=d,gdbstub=:1").error().message.find("libvirt=DOMAIN goes alone") != std::string::npos);
+  CHECK(parse_vm_spec("libvirt=d,qga=/x").error().message.find("libvirt=DOMAIN goes alone") != std::string::npos);
+  CHECK(parse_vm_spec("gdbstub=:1,uri=qemu:///system").error().message == "--vm: uri= goes with libvirt=DOMAIN");
+  CHECK(parse_vm_spec("libvirt=").error().message == "--vm: field 'libvirt' has an empty value");
+}
+
 TEST_CASE("options: --vm errors name the field") {
   auto error_of = [](std::vector<std::string> args) {
     auto o = parse_options(args);

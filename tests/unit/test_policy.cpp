@@ -75,7 +75,7 @@ TEST_CASE("policy config: errors name the field") {
   CHECK(error_of(R"({"files": {"root": "relative"}})") == "files.root: 'relative' must be an absolute path");
   CHECK(error_of(R"({"files": {"write": "yes"}})") == "files.write: must be true or false");
   CHECK(error_of(R"({"files": {"roots": "/"}})") == "files.roots: unknown field (known: root, write)");
-  CHECK(error_of(R"({"policy": {}})") == "policy: unknown field (known: allow, clients, control, control_group, files, state_dir, vms)");
+  CHECK(error_of(R"({"policy": {}})") == "policy: unknown field (known: allow, clients, control, control_group, files, libvirt, state_dir, vms)");
   CHECK(error_of(R"({"vms": [{"name": "a", "listen": ":1", "gdbstub": ":2"}], "files": {"root": "/"}})") ==
         "files: applies to a user-mode session, not to a lab of VMs (\"vms\")");
 }
