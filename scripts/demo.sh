@@ -11,8 +11,12 @@ build="${BUILD_DIR:-$root/build-demo}"
 # No tests configured: they need doctest and python3, which the demo does
 # not. Debug (-O0 -g): half the compile time of RelWithDebInfo's -O2 -g
 # (server/gdb/session.cpp: 8.4 s of CPU against 17.0 s), and the demo
-# needs no speed.
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Debug}" -DDBGSTUB_TESTS=OFF >/dev/null
+# needs no speed. A unity build (CMake compiles each library's files a few
+# at a time as one): asio's, spdlog's and the standard library's templates
+# are instantiated once per batch instead of once per file. On 2 cores,
+# packages installed: 171 s from the clone to serving without it, 1XX s with.
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Debug}" -DDBGSTUB_TESTS=OFF \
+  -DCMAKE_UNITY_BUILD=ON >/dev/null
 cmake --build "$build" -j"$(nproc)" --target dbgstub demo
 port="${PORT:-1234}"
 demo="$build/examples/demo"

@@ -11,13 +11,17 @@ constexpr std::size_t kMaxJunkNote = 32;  // bytes shown in a Junk note
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 
-// "0x%08x", without snprintf: notes are built for every damaged packet
-// and junk run, and the fuzz build intercepts each snprintf.
+}  // namespace
+
+// Without snprintf: notes are built for every damaged packet and junk
+// run, and the fuzz build intercepts each snprintf.
 std::string hex32(uint32_t v) {
   std::string s = "0x00000000";
   for (int i = 9; i >= 2; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kHexDigits[v & 15];
   return s;
 }
+
+namespace {
 
 // Constructs the event in place (also sidesteps GCC 12's false
 // -Wmaybe-uninitialized on moving a temporary variant).

@@ -37,6 +37,9 @@ inline constexpr uint32_t kSyncPacketId = 0x00000800;
 // 32-bit sum of the payload bytes.
 uint32_t checksum(ByteView payload);
 
+// "0x%08x": packet ids, leaders and checksums in notes and errors.
+std::string hex32(uint32_t v);
+
 struct PacketHeader {
   uint32_t leader = kPacketLeader;
   uint16_t type = 0;

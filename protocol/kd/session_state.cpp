@@ -3,18 +3,6 @@
 #include <type_traits>
 
 namespace dbgstub::kd {
-namespace {
-
-// "0x%08x" without snprintf (as in framing.cpp): every event's note has one.
-std::string hex32(uint32_t v) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s = "0x00000000";
-  for (int i = 9; i >= 2; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kDigits[v & 15];
-  return s;
-}
-
-}  // namespace
-
 Result<Bytes> SessionState::send(uint16_t type, ByteView payload) {
   if (pending_) return make_error(16, "KD: packet " + hex32(send_id_) + " not yet acknowledged");
   auto framed = frame_data_packet(type, send_id_, payload);

@@ -51,6 +51,12 @@ inline constexpr char kInterruptByte = 0x03;
 
 // ---- replies -------------------------------------------------------------
 
+// "O<hex>": console output the stub sends while the target runs ("OK" is
+// not one).
+inline bool is_console_output(std::string_view reply) {
+  return reply.size() > 1 && reply[0] == 'O' && reply != "OK";
+}
+
 // "Enn" or "E.message" as an Error; nullopt for anything else.
 std::optional<Error> error_reply(std::string_view reply);
 

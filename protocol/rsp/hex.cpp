@@ -62,6 +62,8 @@ std::string hex_u64(uint64_t v) {
   return out;
 }
 
+std::string hex_0x(uint64_t v) { return "0x" + hex_u64(v); }
+
 std::string hex_u8(uint8_t v) {
   return std::string{kDigits[v >> 4], kDigits[v & 0xf]};
 }

@@ -14,6 +14,7 @@ std::optional<std::string> from_hex(std::string_view hex);  // nullopt on odd le
 // Rejects empty input, bad digits, and values wider than 64 bits.
 std::optional<uint64_t> parse_hex_u64(std::string_view s);
 std::string hex_u64(uint64_t v);        // minimal digits, lowercase
+std::string hex_0x(uint64_t v);         // "0x" and minimal digits, as logs and notes show addresses
 std::string hex_u8(uint8_t v);          // exactly two digits
 // Little-endian target byte order: value -> bytes of given size.
 std::string le_bytes(uint64_t v, std::size_t size);

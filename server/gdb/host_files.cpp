@@ -36,7 +36,7 @@ int openat2_beneath(int dirfd, const std::string& rel, int flags, mode_t mode) {
 
 // `path` relative to `root` ("." for the root itself), or nothing when it
 // is not lexically beneath it.
-std::optional<std::string> beneath(const std::string& root, const std::string& path) {
+std::optional<std::string> relative_below(const std::string& root, const std::string& path) {
   if (path.empty()) return std::nullopt;
   if (path[0] != '/') return path;  // relative: from the root
   std::string prefix = root == "/" ? "/" : root + "/";
@@ -67,7 +67,7 @@ int HostFiles::open_confined(const std::string& path, int flags, mode_t mode) {
     return -1;
   };
   if (root_fd_ < 0) return refuse("cannot open");
-  auto rel = beneath(root_, path);
+  auto rel = relative_below(root_, path);
   if (!rel) return refuse("outside");
   int fd = openat2_beneath(root_fd_, *rel, flags, mode);
   if (fd < 0 && errno == EXDEV) {
@@ -86,7 +86,7 @@ int HostFiles::open_confined(const std::string& path, int flags, mode_t mode) {
     if (!::realpath(dir.c_str(), real)) return refuse("escapes");
     std::string resolved = real;
     if (creating) resolved += (resolved == "/" ? "" : "/") + name;
-    auto rel2 = beneath(root_, resolved);
+    auto rel2 = relative_below(root_, resolved);
     if (!rel2 || (*rel2)[0] == '/') return refuse("leads out of");
     fd = openat2_beneath(root_fd_, *rel2, flags, mode);
     if (fd < 0 && errno == EXDEV) return refuse("leads out of");

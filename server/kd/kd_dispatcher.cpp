@@ -8,6 +8,7 @@
 
 #include "server/mode_policy.h"
 #include "targets/vm/target_description.h"
+#include "protocol/rsp/hex.h"
 
 namespace dbgstub {
 
@@ -80,8 +81,6 @@ M128A m128_from(const std::string& s) {
 }
 
 Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
-
-std::string hex(uint64_t v) { return fmt::format("{:#x}", v); }
 
 }  // namespace
 
@@ -418,7 +417,7 @@ void KdDispatcher::on_read_virtual(const ManipulateRequest& r, const req::ReadVi
     if (first < len) data = target_.read_memory(t.pid, m.address, first);
   }
   if (!data) {
-    spdlog::debug("kd: read of {} bytes at {}: {}", len, hex(m.address), data.error().message);
+    spdlog::debug("kd: read of {} bytes at {}: {}", len, rsp::hex_0x(m.address), data.error().message);
     reply(reply_read_memory(r.header, kStatusUnsuccessful, {}));
     return;
   }
@@ -432,7 +431,7 @@ void KdDispatcher::on_write_virtual(const ManipulateRequest& r, const req::Write
   std::size_t n = std::min<std::size_t>(m.transfer_count, m.data.size());
   auto st = target_.write_memory(t.pid, m.address, std::string(m.data.begin(), m.data.begin() + static_cast<std::ptrdiff_t>(n)));
   if (!st) {
-    spdlog::debug("kd: write of {} bytes at {}: {}", n, hex(m.address), st.error().message);
+    spdlog::debug("kd: write of {} bytes at {}: {}", n, rsp::hex_0x(m.address), st.error().message);
     reply(reply_write_memory(r.header, kStatusUnsuccessful, 0));
     return;
   }
@@ -580,7 +579,7 @@ void KdDispatcher::on_write_breakpoint(const ManipulateRequest& r, uint64_t addr
   }
   ThreadRef t = thread_for(r.header.processor);
   if (auto st = target_.insert_breakpoint(t.pid, BreakpointType::Software, address, 1); !st) {
-    spdlog::info("kd: breakpoint at {}: {}", hex(address), st.error().message);
+    spdlog::info("kd: breakpoint at {}: {}", rsp::hex_0x(address), st.error().message);
     reply(reply_write_breakpoint(r.header, kStatusUnsuccessful, 0));
     return;
   }
@@ -710,7 +709,7 @@ void KdDispatcher::apply_dr7(uint64_t dr7) {
     Status st = ModePolicy::allows(target_.mode(), op);
     if (st) st = target_.insert_breakpoint(pid, b.type, b.addr, b.len);
     if (!st) {
-      print("dbgstub: debug register breakpoint at " + hex(b.addr) + " not set: " + st.error().message + "\n");
+      print("dbgstub: debug register breakpoint at " + rsp::hex_0x(b.addr) + " not set: " + st.error().message + "\n");
       continue;
     }
     hw_.insert(b);

@@ -1,4 +1,5 @@
 #include "server/lab/vm_state.h"
+#include "protocol/rsp/hex.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -22,12 +23,6 @@ using json = nlohmann::json;
 // A state file is a few hundred bytes; anything this large is not one.
 constexpr std::size_t kMaxStateFile = 1 << 20;
 constexpr std::size_t kMaxEntries = 4096;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 Result<uint64_t> parse_hex_field(const json& obj, const char* key) {
   if (!obj.contains(key) || !obj[key].is_string()) return make_error(EINVAL, std::string(key) + " is not a hex string");
@@ -79,10 +74,10 @@ Status make_dir(const std::string& dir) {
 
 std::string serialize_vm_state(const VmState& state, const VmIdentity& id) {
   json bps = json::array();
-  for (const auto& b : state.breakpoints) bps.push_back({{"type", b.type}, {"address", hex(b.address)}, {"kind", b.kind}});
+  for (const auto& b : state.breakpoints) bps.push_back({{"type", b.type}, {"address", rsp::hex_0x(b.address)}, {"kind", b.kind}});
   json terms = json::array();
   for (const auto& t : state.terminations) {
-    json j = {{"address", hex(t.address)}, {"pid", t.pid}, {"name", t.name}};
+    json j = {{"address", rsp::hex_0x(t.address)}, {"pid", t.pid}, {"name", t.name}};
     if (t.start_time) j["start_time"] = *t.start_time;
     terms.push_back(std::move(j));
   }

@@ -1,4 +1,5 @@
 #include "targets/guest/kernel_finder.h"
+#include "protocol/rsp/hex.h"
 
 #include <spdlog/spdlog.h>
 
@@ -23,12 +24,6 @@ bool mapped(const ReadMemory& read, uint64_t addr) {
   return r && r->size() == 1;
 }
 
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 const KallsymsEntry* by_name(const std::vector<KallsymsEntry>& syms, const std::string& name) {
   for (auto& e : syms)
     if (e.name == name) return &e;
@@ -39,12 +34,12 @@ Result<std::string> read_banner(const ReadMemory& read, uint64_t addr) {
   auto r = read(addr, 256);
   if (!r) return r.error();
   std::string s = r->substr(0, r->find('\0'));
-  if (s.rfind("Linux version ", 0) != 0) return make_error(22, "no kernel banner at " + hex(addr));
+  if (s.rfind("Linux version ", 0) != 0) return make_error(22, "no kernel banner at " + rsp::hex_u64(addr));
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
 }
 
-std::string cache_file(const std::string& dir, uint64_t base) { return dir + "/" + hex(base) + ".kallsyms"; }
+std::string cache_file(const std::string& dir, uint64_t base) { return dir + "/" + rsp::hex_u64(base) + ".kallsyms"; }
 
 // The cache file: magic, the banner's address and text, then kallsyms lines.
 std::optional<FoundKernel> load_cache(const ReadMemory& read, const std::string& dir, uint64_t base) {
@@ -83,7 +78,7 @@ void save_cache(const std::string& dir, const FoundKernel& k, uint64_t banner_at
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) return;
-    out << kCacheMagic << "\n" << hex(banner_at) << "\n" << k.banner << "\n" << kallsyms_text(k.symbols);
+    out << kCacheMagic << "\n" << rsp::hex_u64(banner_at) << "\n" << k.banner << "\n" << kallsyms_text(k.symbols);
     if (!out) return;
   }
   std::filesystem::rename(tmp, path, ec);
@@ -150,8 +145,8 @@ Result<FoundKernel> find_kernel(const ReadMemory& read, std::optional<uint64_t> 
   // The tables must describe this image: their _text is the base found.
   const KallsymsEntry* text = by_name(k.symbols, "_text");
   if (!text || text->addr != *base)
-    return make_error(22, "the kallsyms found do not match the kernel at " + hex(*base) +
-                              (text ? " (their _text is " + hex(text->addr) + ")" : " (no _text)"));
+    return make_error(22, "the kallsyms found do not match the kernel at " + rsp::hex_u64(*base) +
+                              (text ? " (their _text is " + rsp::hex_u64(text->addr) + ")" : " (no _text)"));
   const KallsymsEntry* banner = by_name(k.symbols, "linux_banner");
   if (banner)
     if (auto b = read_banner(read, banner->addr)) k.banner = *b;

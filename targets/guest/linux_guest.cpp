@@ -6,16 +6,11 @@
 #include <chrono>
 
 #include "targets/guest/kernel_finder.h"
+#include "protocol/rsp/hex.h"
 
 
 namespace dbgstub::guest {
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // A BTF blob is a few MiB; the gdbstub answers in packets of a few KiB.
 constexpr std::size_t kReadChunk = 0x10000;
@@ -146,7 +141,7 @@ Result<GuestProcess> LinuxGuest::at(uint64_t address) {
   if (!all) return all.error();
   for (auto& p : *all)
     if (p.address == address) return p;
-  return make_error(ESRCH, "no process at " + hex(address) + " (\"monitor !process 0 0\" lists them)");
+  return make_error(ESRCH, "no process at " + rsp::hex_u64(address) + " (\"monitor !process 0 0\" lists them)");
 }
 
 Result<GuestProcess> LinuxGuest::current(unsigned cpu) {

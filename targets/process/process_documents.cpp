@@ -1,4 +1,5 @@
 #include "targets/process/process_documents.h"
+#include "protocol/rsp/hex.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -103,12 +104,6 @@ std::string read_c_string(const MemoryReader& read, uint64_t addr) {
   return out;
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
 // gdbserver's xml_escape_text_append escapes ' " & < >. In addition, tab,
 // newline and CR become character references (a raw one would be turned
 // into a space by attribute-value normalization), and other C0 control
@@ -163,7 +158,7 @@ Result<uint64_t> find_r_debug(const std::string& auxv, const MemoryReader& read)
   if (ai.phnum > kMaxPhdrs) return make_error(EINVAL, "implausible AT_PHNUM " + std::to_string(ai.phnum));
 
   auto phdrs = read_exact(read, ai.phdr, ai.phnum * sizeof(Elf64_Phdr));
-  if (!phdrs) return make_error(EIO, "cannot read program headers at " + hex(ai.phdr));
+  if (!phdrs) return make_error(EIO, "cannot read program headers at " + rsp::hex_0x(ai.phdr));
   auto phdr_at = [&](uint64_t i) {
     Elf64_Phdr p;
     std::memcpy(&p, phdrs->data() + i * sizeof p, sizeof p);
@@ -320,8 +315,8 @@ struct LinkMapWalk {
       if (!name.empty()) {
         libs += "<library name=\"";
         xml_escape_append(libs, name);
-        libs += "\" lm=\"" + hex(lm_addr) + "\" l_addr=\"" + hex(l_addr) + "\" l_ld=\"" + hex(l_ld) +
-                "\" lmid=\"" + hex(lmid) + "\"/>";
+        libs += "\" lm=\"" + rsp::hex_0x(lm_addr) + "\" l_addr=\"" + rsp::hex_0x(l_addr) + "\" l_ld=\"" + rsp::hex_0x(l_ld) +
+                "\" lmid=\"" + rsp::hex_0x(lmid) + "\"/>";
       }
       lm_prev = lm_addr;
       lm_addr = l_next;
@@ -387,7 +382,7 @@ Result<std::string> libraries_svr4(const std::string& auxv, const MemoryReader& 
   }
 
   std::string doc = "<library-list-svr4 version=\"1.0\"";
-  if (main_lm) doc += " main-lm=\"" + hex(*main_lm) + "\"";
+  if (main_lm) doc += " main-lm=\"" + rsp::hex_0x(*main_lm) + "\"";
   if (walk.libs.empty()) return doc + "/>";
   return doc + ">" + walk.libs + "</library-list-svr4>";
 }

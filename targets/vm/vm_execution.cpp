@@ -16,9 +16,6 @@ namespace {
 
 namespace client = rsp::client;
 
-// Console output ("O" + hex) may precede a stop reply.
-bool is_console_output(const std::string& p) { return p.size() > 1 && p[0] == 'O' && p != "OK"; }
-
 // The stop reply after an interrupt on release: a few console packets may
 // come first, never many.
 constexpr int kMaxPacketsBeforeStop = 16;
@@ -125,7 +122,7 @@ void VmTarget::Impl::on_stop_packet(Result<std::string> packet) {
     mark_lost(packet.error());
     ev.kind = StopEvent::Kind::Terminated;
     ev.signal = SIGHUP;
-  } else if (is_console_output(*packet)) {
+  } else if (client::is_console_output(*packet)) {
     if (auto text = rsp::from_hex(std::string_view(*packet).substr(1))) spdlog::info("VM: stub says: {}", *text);
     wait_for_stop();
     return;
@@ -205,7 +202,7 @@ Status VmTarget::Impl::stop_running_vm() {
   for (int i = 0; i < kMaxPacketsBeforeStop; ++i) {
     auto p = conn.next_packet();
     if (!p) return p.error();
-    if (is_console_output(*p)) continue;
+    if (client::is_console_output(*p)) continue;
     auto reply = client::parse_stop_reply(*p);
     if (!reply) return reply.error();
     running = false;

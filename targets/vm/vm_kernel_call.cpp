@@ -13,12 +13,6 @@
 namespace dbgstub::vm {
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // Runs the VM until `stopped` says a stop is the one awaited; other stops
 // (a vCPU that hit the safe point's breakpoint together with the first one
 // and is reported late) are resumed from. Nullopt: none by the deadline
@@ -57,7 +51,7 @@ Result<uint64_t> call_kernel_function(CallControl& vm, const KernelCall& call, c
   Status removed = vm.remove_breakpoint(call.safe_point);
   if (!at_safe_point) return at_safe_point.error();
   if (!*at_safe_point)
-    return make_error(ETIMEDOUT, "no vCPU reached the safe point (" + hex(call.safe_point) + ") within " +
+    return make_error(ETIMEDOUT, "no vCPU reached the safe point (" + rsp::hex_0x(call.safe_point) + ") within " +
                                      std::to_string(secs).substr(0, 4) + " s");
   if (!removed) return make_error(removed.error().code, "removing the safe point's breakpoint: " + removed.error().message);
   ThreadRef t = **at_safe_point;
@@ -73,7 +67,7 @@ Result<uint64_t> call_kernel_function(CallControl& vm, const KernelCall& call, c
   const uint64_t frame = *rsp - 16;
   auto old_stack = vm.read_memory(t, frame, 16);
   if (!old_stack) return old_stack.error();
-  if (old_stack->size() != 16) return make_error(EIO, "the vCPU's stack at " + hex(frame) + " is not readable");
+  if (old_stack->size() != 16) return make_error(EIO, "the vCPU's stack at " + rsp::hex_0x(frame) + " is not readable");
   bool trap_in = false;
   // Puts everything back; the first failure is kept.
   auto undo = [&]() -> Status {
@@ -111,7 +105,7 @@ Result<uint64_t> call_kernel_function(CallControl& vm, const KernelCall& call, c
   });
   if (!returned) return fail(returned.error());
   if (!*returned)
-    return fail(make_error(ETIMEDOUT, "the call of " + hex(call.function) + " did not return within " +
+    return fail(make_error(ETIMEDOUT, "the call of " + rsp::hex_0x(call.function) + " did not return within " +
                                           std::to_string(secs).substr(0, 4) + " s"));
   auto rax = vm.read_register(t, regs.rax);
   if (!rax) return fail(rax.error());
@@ -126,8 +120,6 @@ namespace dbgstub {
 namespace {
 
 namespace client = rsp::client;
-
-bool is_console_output(const std::string& p) { return p.size() > 1 && p[0] == 'O' && p != "OK"; }
 
 }  // namespace
 
@@ -187,7 +179,7 @@ class VmCallControl : public vm::CallControl {
         return p.error();
       }
       if (!*p) return std::optional<ThreadRef>();
-      if (is_console_output(**p)) continue;
+      if (client::is_console_output(**p)) continue;
       auto reply = client::parse_stop_reply(**p);
       if (!reply) return reply.error();
       if (reply->kind != client::StopReply::Kind::Signal) {
@@ -210,7 +202,7 @@ class VmCallControl : public vm::CallControl {
         m_.mark_lost(p.error());
         return p.error();
       }
-      if (is_console_output(*p)) continue;
+      if (client::is_console_output(*p)) continue;
       m_.g_thread.reset();
       return ok_status();
     }
