@@ -14,7 +14,8 @@ build="${BUILD_DIR:-$root/build-demo}"
 # needs no speed. A unity build (CMake compiles each library's files a few
 # at a time as one): asio's, spdlog's and the standard library's templates
 # are instantiated once per batch instead of once per file. On 2 cores,
-# packages installed: 171 s from the clone to serving without it, 1XX s with.
+# packages installed, quiet machine: 171 s from the clone to serving without
+# it (2026-12-07); with it not yet measured on a quiet machine (#26).
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Debug}" -DDBGSTUB_TESTS=OFF \
   -DCMAKE_UNITY_BUILD=ON >/dev/null
 cmake --build "$build" -j"$(nproc)" --target dbgstub demo
