@@ -24,6 +24,21 @@ if "STATE_DIRECTORY" not in os.environ:
 PROGRAMS = os.environ.get("TEST_PROGRAMS", "build/test-programs")
 
 
+def ctl(sock, *args, timeout=60):
+    """`dbgstub ctl --socket SOCK ARGS...`: (exit code, stdout, stderr)."""
+    r = subprocess.run([DBGSTUB, "ctl", "--socket", sock, *args], capture_output=True, text=True,
+                       timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
+
+
+def ctl_status(sock):
+    """`ctl status --json`'s VMs by name; asserts that it succeeded."""
+    import json
+    code, out, err = ctl(sock, "status", "--json")
+    assert code == 0, (code, out, err)
+    return {v["name"]: v for v in json.loads(out)["vms"]}
+
+
 def program(name):
     return os.path.join(PROGRAMS, name)
 

@@ -31,16 +31,8 @@ import harness  # noqa: E402
 import guest  # noqa: E402
 
 
-def ctl(sock, *args, timeout=60):
-    r = subprocess.run([harness.DBGSTUB, "ctl", "--socket", sock, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
-
-
-def status(sock):
-    code, out, err = ctl(sock, "status", "--json")
-    assert code == 0, (code, out, err)
-    return {v["name"]: v for v in json.loads(out)["vms"]}
+ctl = harness.ctl
+status = harness.ctl_status
 
 
 class FrozenStub:

@@ -43,16 +43,8 @@ def processes(out):
     return [(a, int(p), n) for a, p, n in PROCESS_LINE.findall(out)]
 
 
-def ctl(sock, *args, timeout=60):
-    r = subprocess.run([harness.DBGSTUB, "ctl", "--socket", sock, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
-
-
-def status(sock):
-    code, out, err = ctl(sock, "status", "--json")
-    assert code == 0, (code, out, err)
-    return {v["name"]: v for v in json.loads(out)["vms"]}
+ctl = harness.ctl
+status = harness.ctl_status
 
 
 def port_range(n):
